@@ -136,6 +136,23 @@ class Features(_Strict):
     debug_logging: bool = False
 
 
+class Checkout(_Strict):
+    """Free text shown to shoppers at checkout. It is data: escaped wherever it lands, never code."""
+
+    title: str = Field("Pay by card or bank", min_length=1, max_length=200)
+    description: str = Field("You will be redirected to our secure payment page.", max_length=1000)
+
+    @field_validator("title", "description")
+    @classmethod
+    def _printable(cls, value: str, info: Any) -> str:
+        allowed_breaks = "\n" if info.field_name == "description" else ""
+        bad = [c for c in value if (ord(c) < 32 and c not in allowed_breaks) or ord(c) == 127]
+        if bad:
+            what = "a line break" if bad[0] in "\r\n" else f"control character U+{ord(bad[0]):04X}"
+            raise ValueError(f"contains {what}; use plain text" + (" on one line" if not allowed_breaks else ""))
+        return value
+
+
 class Webhooks(_Strict):
     tolerance_seconds: int = Field(300, ge=30, le=3600, description="Accepted clock skew of signed webhooks.")
 
@@ -154,6 +171,7 @@ class ClientConfig(_Strict):
     currencies: list[str] = Field(min_length=1, description="ISO 4217 currency codes.")
     payment_methods: list[Literal[PAYMENT_METHODS]] = Field(min_length=1)  # type: ignore[valid-type]
     features: Features = Field(default_factory=Features)
+    checkout: Checkout = Field(default_factory=Checkout)
     webhooks: Webhooks = Field(default_factory=Webhooks)
     platforms: Platforms
 

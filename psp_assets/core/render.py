@@ -167,6 +167,7 @@ def render_context(template: Template, config: ClientConfig, catalog: Catalog) -
 
 
 _VALUE_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+_VALUE_ENV.filters["re"] = re.escape
 
 
 def render_string(text: str, context: Mapping[str, Any]) -> str:
