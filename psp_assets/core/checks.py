@@ -6,9 +6,20 @@ gate in front of `built_artifact`: a failing check means no artifact for that pa
 
 from __future__ import annotations
 
+import csv
+import fnmatch
+import io
 import json
+import re
+import xml.dom.minidom
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from .i18n import Catalog, parse_po
+from .php import PhpRuntime
+from .templates import Rule, Template
 
 
 @dataclass(frozen=True)
@@ -56,3 +67,173 @@ class TestReport:
         for derived in ("passed", "counts"):
             data.pop(derived, None)
         return cls(results=results, **data)
+
+
+# --- the checks -------------------------------------------------------------------------------------
+
+
+TEXT_SUFFIXES = (
+    ".php",
+    ".phtml",
+    ".js",
+    ".json",
+    ".xml",
+    ".txt",
+    ".md",
+    ".po",
+    ".pot",
+    ".csv",
+    ".toml",
+    ".html",
+    ".css",
+    ".yml",
+    ".yaml",
+)
+
+SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
+    "private key block": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "live API key": re.compile(r"\b(?:sk|rk)_live_[0-9A-Za-z]{16,}"),
+    "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
+    "Slack token": re.compile(r"\bxox[abpr]-[0-9A-Za-z-]{10,}"),
+}
+GETTEXT_CALL = re.compile(
+    r"(?<![\w>$])(?:__|_e|esc_html__|esc_html_e|esc_attr__|esc_attr_e|\$t)\(\s*'((?:[^'\\]|\\.)*)'"
+)
+
+
+def match_glob(path: str, pattern: str) -> bool:
+    """Glob where `**/` also matches zero folders (so `**/*.php` includes top-level files)."""
+    return fnmatch.fnmatch(path, pattern) or (pattern.startswith("**/") and fnmatch.fnmatch(path, pattern[3:]))
+
+
+def _text(files: Mapping[str, bytes], path: str) -> str | None:
+    data = files.get(path)
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
+def check_lint(root: Path, files: Iterable[str], template: Template, php: PhpRuntime) -> list[CheckResult]:
+    targets = [f for f in files if any(match_glob(f, g) for g in template.spec.lint_globs)]
+    if not targets:
+        return [CheckResult("lint", "(php files)", False, "no PHP file matched lint_globs", php.version)]
+    return [CheckResult("lint", r.path, r.ok, r.message, php.version) for r in php.lint(root, targets)]
+
+
+def _rule_result(rule: Rule, files: Mapping[str, bytes], render: Callable[[str], str]) -> CheckResult:
+    name = f"{rule.rule}: {rule.message}"
+
+    def fail(detail: str) -> CheckResult:
+        return CheckResult("packaging", name, False, detail)
+
+    if rule.rule == "required":
+        missing = [p for p in (render(f) for f in rule.files) if p not in files]
+        return fail(f"missing: {', '.join(missing)}") if missing else CheckResult("packaging", name, True)
+    if rule.rule == "every":
+        pattern = re.compile(render(rule.pattern or ""), re.M)
+        matched = [p for p in sorted(files) if match_glob(p, render(rule.glob or ""))]
+        bad = [p for p in matched if not pattern.search(_text(files, p) or "")]
+        if not matched:
+            return fail(f"no file matches {rule.glob}")
+        return fail(f"not in: {', '.join(bad[:10])}") if bad else CheckResult("packaging", name, True)
+    if rule.rule == "xml_wellformed":
+        bad = []
+        for p in sorted(files):
+            if match_glob(p, render(rule.glob or "")):
+                try:
+                    xml.dom.minidom.parseString(files[p])
+                except Exception as exc:
+                    bad.append(f"{p}: {exc}")
+        return fail("; ".join(bad[:5])) if bad else CheckResult("packaging", name, True)
+    path = render(rule.file or "")
+    text = _text(files, path)
+    if text is None:
+        return fail(f"{path} is missing")
+    if rule.rule == "matches":
+        ok = re.search(render(rule.pattern or ""), text, re.M) is not None
+        return CheckResult("packaging", name, ok, "" if ok else f"{path} does not match {render(rule.pattern or '')!r}")
+    if rule.rule == "same":
+        first = re.search(render(rule.pattern or ""), text, re.M)
+        other_path = render(rule.other_file or "")
+        other_text = _text(files, other_path) or ""
+        second = re.search(render(rule.other_pattern or ""), other_text, re.M)
+        if not first or not second:
+            return fail(f"value not found in {path if not first else other_path}")
+        ok = first.group(1).strip() == second.group(1).strip()
+        detail = f"{path}: {first.group(1).strip()!r} != {other_path}: {second.group(1).strip()!r}"
+        return CheckResult("packaging", name, ok, "" if ok else detail)
+    if rule.rule == "json_equals":
+        try:
+            value: object = json.loads(text)
+            for key in (rule.field or "").split("."):
+                value = value[key] if isinstance(value, dict) else None
+        except json.JSONDecodeError as exc:
+            return fail(f"{path}: invalid JSON: {exc}")
+        expected = render(rule.equals or "")
+        ok = value == expected
+        return CheckResult(
+            "packaging", name, ok, "" if ok else f"{path}: {rule.field} is {value!r}, expected {expected!r}"
+        )
+    return fail(f"unknown rule {rule.rule}")
+
+
+def check_packaging(template: Template, files: Mapping[str, bytes], render: Callable[[str], str]) -> list[CheckResult]:
+    return [_rule_result(rule, files, render) for rule in template.spec.rules]
+
+
+def check_translations(files: Mapping[str, bytes], catalog: Catalog, locales: Iterable[str]) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    known = set(catalog.messages)
+    for path in sorted(files):
+        if path.endswith((".php", ".phtml", ".js")):
+            text = _text(files, path) or ""
+            used = {m.replace("\\'", "'") for m in GETTEXT_CALL.findall(text)}
+            unknown = sorted(used - known)
+            results.append(
+                CheckResult(
+                    "translations",
+                    f"strings in {path}",
+                    not unknown,
+                    "" if not unknown else "not in the message catalog: " + "; ".join(map(repr, unknown[:10])),
+                )
+            )
+    for locale in locales:
+        for path in sorted(files):
+            name = path.rsplit("/", 1)[-1]
+            if not (name.endswith(f"{locale}.po") or name == f"{locale}.csv"):
+                continue
+            text = _text(files, path) or ""
+            table = parse_po(text) if name.endswith(".po") else _parse_csv(text)
+            missing = [m for m in catalog.messages if not table.get(m)]
+            results.append(
+                CheckResult(
+                    "translations",
+                    f"{locale}: {path}",
+                    not missing,
+                    "" if not missing else f"{locale}: untranslated message ids: " + "; ".join(map(repr, missing[:10])),
+                )
+            )
+    return results
+
+
+def _parse_csv(text: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in csv.reader(io.StringIO(text)) if len(row) >= 2}
+
+
+def check_secrets(
+    files: Mapping[str, bytes], secret_values: Iterable[str], forbidden_paths: Iterable[str]
+) -> list[CheckResult]:
+    findings: list[str] = []
+    secrets = [s for s in secret_values if len(s) >= 8]
+    paths = sorted({p.rstrip("/") for p in forbidden_paths if len(p.rstrip("/")) > 1}, key=len, reverse=True)
+    for path in sorted(files):
+        text = files[path].decode("utf-8", errors="replace")
+        for label, pattern in SECRET_PATTERNS.items():
+            if pattern.search(text):
+                findings.append(f"{path}: {label}")
+        if any(s in text for s in secrets):
+            findings.append(f"{path}: a configured secret value")  # never echo the value itself
+        for forbidden in paths:
+            if forbidden + "/" in text or text.endswith(forbidden):
+                findings.append(f"{path}: absolute build path {forbidden}")
+                break
+    return [CheckResult("secrets", "no secrets or build paths in the tree", not findings, "; ".join(findings[:20]))]

@@ -352,7 +352,9 @@ def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
             continue
         if config.id in fleet.clients:
             first = _label(fleet.clients[config.id].path, directory)
-            fleet.problems[label] = [f"{label}: id: {config.id!r} is already used by {first}; client ids must be unique"]
+            fleet.problems[label] = [
+                f"{label}: id: {config.id!r} is already used by {first}; client ids must be unique"
+            ]
             continue
         fleet.clients[config.id] = LoadedClient(config, path)
     return fleet

@@ -66,7 +66,13 @@ def json_value(value: Any) -> Escaped:
     if isinstance(value, str) and "\x00" in value:
         raise RenderError(f"{_field(value)}: contains a NUL byte; not allowed in JSON/JS output")
     text = json.dumps(value, ensure_ascii=False, sort_keys=isinstance(value, Mapping))
-    for char, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, esc in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, esc)
     return Escaped(text)
 
@@ -76,7 +82,11 @@ def xml(value: Any) -> Escaped:
     text = str(value)
     _reject_control(text, "XML")
     return Escaped(
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&apos;")
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&apos;")
     )
 
 

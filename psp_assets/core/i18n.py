@@ -46,7 +46,9 @@ def load_catalog(i18n_dir: Path, locales: list[str]) -> Catalog:
         path = i18n_dir / f"{locale}.yaml"
         if not path.is_file():
             available = sorted(p.stem for p in i18n_dir.glob("*_*.yaml")) + [source_locale]
-            problems.append(f"locales: {locale!r} has no translation catalog {path.name} (available: {', '.join(sorted(available))})")
+            problems.append(
+                f"locales: {locale!r} has no translation catalog {path.name} (available: {', '.join(sorted(available))})"
+            )
             continue
         try:
             table = read_yaml_mapping(path)

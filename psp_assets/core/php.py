@@ -80,7 +80,16 @@ class NativePhp:
 
     def run(self, script: Path, args: list[str], cwd: Path, timeout: float = 60) -> RunResult:
         proc = subprocess.run(
-            [self.binary, "-n", "-d", "display_errors=stderr", "-d", "error_reporting=-1", str(script), *args],
+            [
+                self.binary,
+                "-n",
+                "-d",
+                "display_errors=stderr",
+                "-d",
+                "error_reporting=-1",
+                str(script),
+                *args,
+            ],
             cwd=cwd,
             capture_output=True,
             text=True,

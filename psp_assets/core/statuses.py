@@ -59,8 +59,7 @@ def validate_status_map(status_map: Mapping[str, str], where: str) -> list[str]:
         problems.append(f"{where}: status_map: missing canonical statuses {', '.join(missing)}")
     if unknown:
         problems.append(
-            f"{where}: status_map: unknown statuses {', '.join(unknown)}; "
-            f"expected only {', '.join(CANONICAL_STATUSES)}"
+            f"{where}: status_map: unknown statuses {', '.join(unknown)}; expected only {', '.join(CANONICAL_STATUSES)}"
         )
     for status, state in status_map.items():
         if not isinstance(state, str) or not state:

@@ -49,7 +49,7 @@ def read_yaml_mapping(path: Path, label: str | None = None) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise YamlError(f"{label}: not UTF-8 text (byte {exc.start})") from exc
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - strict subclass of SafeLoader
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

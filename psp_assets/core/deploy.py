@@ -1,0 +1,370 @@
+"""Zero-downtime deploys with health-gated automatic rollback.
+
+The release logic is written once against `StoreFS` (a handful of filesystem operations); transports
+implement it: `LocalFS` here, SFTP later. Layout on a store, beside the live plugin path:
+
+    <parent>/<name>                         -> symlink to .psp-releases/<name>/<release>
+    <parent>/.psp-releases/<name>/<release>/ one folder per release, kept side by side
+    <parent>/.psp-releases/<name>/<release>.bad.json   a release that failed its health check
+    <parent>/.psp-releases/<name>/.lock/     the deploy lock (mkdir is atomic)
+
+The switch is a symlink made under a temporary name and renamed over the live link, so a request
+sees either the old release or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import socket
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from .errors import DeployError
+from .package import Artifact
+
+RELEASES_DIR = ".psp-releases"
+LOCK_NAME = ".lock"
+STALE_LOCK_SECONDS = 15 * 60
+
+
+class StoreFS(Protocol):
+    """The operations a deploy needs from a store. Paths are POSIX strings on the store."""
+
+    def exists(self, path: str) -> bool: ...
+    def is_symlink(self, path: str) -> bool: ...
+    def readlink(self, path: str) -> str: ...
+    def mkdir(self, path: str) -> None: ...  # raises FileExistsError when present (used as a lock)
+    def makedirs(self, path: str) -> None: ...
+    def rename(self, src: str, dst: str) -> None: ...  # atomic, replaces dst
+    def symlink(self, target: str, path: str) -> None: ...
+    def rmtree(self, path: str) -> None: ...
+    def remove(self, path: str) -> None: ...
+    def listdir(self, path: str) -> list[str]: ...
+    def mtime(self, path: str) -> float: ...
+    def write_bytes(self, path: str, data: bytes) -> None: ...
+    def read_bytes(self, path: str) -> bytes: ...
+    def sha256(self, path: str) -> str: ...
+
+
+class LocalFS:
+    """A store on this machine's filesystem, rooted at `root`; no path may leave it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _p(self, path: str) -> Path:
+        full = Path(os.path.normpath(self.root / path.lstrip("/")))
+        if self.root != full and self.root not in full.parents:
+            raise DeployError(f"{path}: outside the store root {self.root}")
+        return full
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(self._p(path))
+
+    def is_symlink(self, path: str) -> bool:
+        return self._p(path).is_symlink()
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self._p(path))
+
+    def mkdir(self, path: str) -> None:
+        self._p(path).mkdir()
+
+    def makedirs(self, path: str) -> None:
+        self._p(path).mkdir(parents=True, exist_ok=True)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(self._p(src), self._p(dst))
+
+    def symlink(self, target: str, path: str) -> None:
+        os.symlink(target, self._p(path))
+
+    def rmtree(self, path: str) -> None:
+        shutil.rmtree(self._p(path), ignore_errors=True)
+
+    def remove(self, path: str) -> None:
+        self._p(path).unlink(missing_ok=True)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(os.listdir(self._p(path)))
+
+    def mtime(self, path: str) -> float:
+        return self._p(path).lstat().st_mtime
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        self._p(path).write_bytes(data)
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._p(path).read_bytes()
+
+    def sha256(self, path: str) -> str:
+        return hashlib.sha256(self._p(path).read_bytes()).hexdigest()
+
+
+@dataclass
+class Step:
+    step: str
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Deployment:
+    target: str
+    release_id: str
+    deployed_version: str | None = None  # live after this deploy
+    previous_version: str | None = None  # live before it
+    health: str = "not checked"  # healthy | unhealthy | unchanged | not checked
+    rolled_back: bool = False
+    noop: bool = False
+    error: str = ""
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and not self.rolled_back
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    ok: bool
+    detail: str
+
+
+HealthCheck = Callable[[str], HealthResult]  # live path -> result
+
+
+def releases_dir_for(live: str) -> str:
+    parent, name = posixpath.split(live.rstrip("/"))
+    return posixpath.join(parent, RELEASES_DIR, name)
+
+
+def _timed(deployment: Deployment, name: str, fn: Callable[[], str]) -> str:
+    start = time.monotonic()
+    try:
+        detail = fn()
+    except Exception as exc:
+        deployment.steps.append(Step(name, False, str(exc), round(time.monotonic() - start, 4)))
+        raise
+    deployment.steps.append(Step(name, True, detail, round(time.monotonic() - start, 4)))
+    return detail
+
+
+def extract_release(artifact: Artifact) -> dict[str, bytes]:
+    """The plugin's files from the archive (without the archive's root folder), checked against the
+    manifest: no entry may escape, none may be missing, extra or altered."""
+    prefix = f"{artifact.root.strip('/')}/" if artifact.root.strip("/") else ""
+    files: dict[str, bytes] = {}
+    with zipfile.ZipFile(artifact.path) as zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename
+            pure = PurePosixPath(name)
+            if pure.is_absolute() or ".." in pure.parts or not name.startswith(prefix):
+                raise DeployError(f"{artifact.path.name}: entry {name!r} would land outside the plugin folder")
+            files[name[len(prefix) :]] = zf.read(info)
+    actual = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+    if actual != artifact.manifest:
+        missing = sorted(set(artifact.manifest) - set(actual))
+        extra = sorted(set(actual) - set(artifact.manifest))
+        changed = sorted(k for k in actual.keys() & artifact.manifest.keys() if actual[k] != artifact.manifest[k])
+        raise DeployError(
+            f"{artifact.path.name}: archive does not match its manifest "
+            f"(missing {missing[:3]}, extra {extra[:3]}, changed {changed[:3]})"
+        )
+    return files
+
+
+def verify_tree(fs: StoreFS, root: str, manifest: dict[str, str]) -> list[str]:
+    """Differences between the files under `root` on the store and the manifest (empty: identical)."""
+    problems = []
+    for rel, digest in sorted(manifest.items()):
+        path = posixpath.join(root, rel)
+        if not fs.exists(path):
+            problems.append(f"missing {rel}")
+        elif fs.sha256(path) != digest:
+            problems.append(f"changed {rel}")
+    return problems
+
+
+def current_release(fs: StoreFS, live: str) -> str | None:
+    """The release id the live path points at, or None when there is no managed release."""
+    if not fs.is_symlink(live):
+        return None
+    target = fs.readlink(live).rstrip("/")
+    return posixpath.basename(target)
+
+
+def _switch(fs: StoreFS, live: str, release_id: str) -> None:
+    parent, name = posixpath.split(live)
+    tmp = posixpath.join(parent, f".{name}.switch-{os.getpid()}-{time.monotonic_ns()}")
+    fs.symlink(posixpath.join(RELEASES_DIR, name, release_id), tmp)
+    try:
+        fs.rename(tmp, live)
+    except Exception:
+        fs.remove(tmp)
+        raise
+
+
+def _acquire_lock(fs: StoreFS, releases: str, deployment: Deployment, stale_after: float) -> str:
+    lock = posixpath.join(releases, LOCK_NAME)
+    try:
+        fs.mkdir(lock)
+    except FileExistsError:
+        age = time.time() - fs.mtime(lock)
+        owner = ""
+        try:
+            owner = fs.read_bytes(posixpath.join(lock, "owner.json")).decode()
+        except OSError:
+            pass
+        if age < stale_after:
+            raise DeployError(
+                f"target {deployment.target}: another deploy holds {lock} since {int(age)} s ({owner or 'unknown owner'}); "
+                f"it is considered stale after {int(stale_after)} s"
+            ) from None
+        fs.rmtree(lock)
+        fs.mkdir(lock)
+        deployment.steps.append(Step("lock", True, f"broke a stale lock ({int(age)} s old, {owner})"))
+    owner_doc = {"host": socket.gethostname(), "pid": os.getpid(), "release": deployment.release_id, "at": time.time()}
+    fs.write_bytes(posixpath.join(lock, "owner.json"), json.dumps(owner_doc).encode())
+    return lock
+
+
+def _prune(fs: StoreFS, releases: str, keep: int, protect: set[str]) -> list[str]:
+    entries = [e for e in fs.listdir(releases) if not e.startswith(".") and not e.endswith(".json")]
+    entries.sort(key=lambda e: fs.mtime(posixpath.join(releases, e)), reverse=True)
+    removed = []
+    for entry in entries[keep:]:
+        if entry not in protect:
+            fs.rmtree(posixpath.join(releases, entry))
+            removed.append(entry)
+    return removed
+
+
+def deploy(
+    artifact: Artifact,
+    fs: StoreFS,
+    live: str,
+    target_name: str,
+    health: HealthCheck,
+    keep: int = 5,
+    stale_lock_after: float = STALE_LOCK_SECONDS,
+) -> Deployment:
+    """Deploy `artifact` to the live path `live` on `fs`; returns what happened, step by step.
+
+    Raises DeployError only when the store was not changed (locked, release marked bad, bad archive).
+    A failed health check is not an exception: it is rolled back and reported in the Deployment.
+    """
+    release = artifact.release_id
+    releases = releases_dir_for(live)
+    release_dir = posixpath.join(releases, release)
+    bad_marker = f"{release_dir}.bad.json"
+    result = Deployment(target=target_name, release_id=release)
+    fs.makedirs(releases)
+    lock = _acquire_lock(fs, releases, result, stale_lock_after)
+    try:
+        previous = current_release(fs, live)
+        result.previous_version = previous
+        if previous is None and fs.exists(live):
+            legacy = f"legacy-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+            _timed(result, "adopt", lambda: _adopt(fs, live, releases, legacy))
+            previous = legacy
+            result.previous_version = legacy
+        if previous == release and not verify_tree(fs, release_dir, artifact.manifest):
+            result.noop = True
+            result.deployed_version = release
+            result.health = "unchanged"
+            result.steps.append(Step("noop", True, f"{release} is already live and matches its manifest"))
+            return result
+        if fs.exists(bad_marker):
+            why = json.loads(fs.read_bytes(bad_marker)).get("reason", "")
+            raise DeployError(
+                f"target {target_name}: release {release} failed its health check before and is marked bad "
+                f"({why}); build a new release instead"
+            )
+        _timed(result, "verify archive", lambda: f"{len(extract_release(artifact))} files match the manifest")
+        _timed(result, "upload", lambda: _upload(fs, artifact, releases, release))
+        _timed(result, "verify", lambda: _verify_uploaded(fs, release_dir, artifact.manifest))
+        _timed(result, "switch", lambda: (_switch(fs, live, release), f"{live} -> {release}")[1])
+        check = health(live)
+        result.steps.append(Step("health", check.ok, check.detail))
+        if check.ok:
+            result.health = "healthy"
+            result.deployed_version = release
+            removed = _prune(fs, releases, keep, {release, previous or ""})
+            result.steps.append(Step("prune", True, f"removed {', '.join(removed)}" if removed else "nothing to remove"))
+            return result
+        result.health = "unhealthy"
+        fs.write_bytes(bad_marker, json.dumps({"reason": check.detail[:500], "at": time.time()}).encode())
+        _timed(result, "rollback", lambda: _rollback(fs, live, previous))
+        result.rolled_back = True
+        result.deployed_version = previous
+        if previous is not None:
+            again = health(live)
+            result.steps.append(Step("re-verify", again.ok, again.detail))
+            if not again.ok:
+                result.error = f"rolled back to {previous}, but it is unhealthy too: {again.detail}"
+        return result
+    finally:
+        fs.rmtree(lock)
+
+
+def _adopt(fs: StoreFS, live: str, releases: str, legacy: str) -> str:
+    """First deploy over a hand-installed plugin folder: keep it as a release, then link to it."""
+    fs.rename(live, posixpath.join(releases, legacy))
+    _switch(fs, live, legacy)
+    return f"kept the existing folder as release {legacy}"
+
+
+def _upload(fs: StoreFS, artifact: Artifact, releases: str, release: str) -> str:
+    release_dir = posixpath.join(releases, release)
+    if fs.exists(release_dir):
+        if not verify_tree(fs, release_dir, artifact.manifest):
+            return "already on the store, verified"
+        fs.rmtree(release_dir)
+    staging = posixpath.join(releases, f".tmp-{release}-{os.getpid()}")
+    fs.rmtree(staging)
+    fs.makedirs(staging)
+    files = extract_release(artifact)
+    try:
+        dirs = sorted({posixpath.dirname(rel) for rel in files if posixpath.dirname(rel)})
+        for d in dirs:
+            fs.makedirs(posixpath.join(staging, d))
+        for rel, data in sorted(files.items()):
+            fs.write_bytes(posixpath.join(staging, rel), data)
+        problems = verify_tree(fs, staging, artifact.manifest)
+        if problems:
+            raise DeployError(f"upload of {release} is incomplete: {'; '.join(problems[:5])}")
+        fs.rename(staging, release_dir)
+    except BaseException:
+        fs.rmtree(staging)
+        raise
+    return f"{len(files)} files, {sum(len(d) for d in files.values())} bytes"
+
+
+def _verify_uploaded(fs: StoreFS, release_dir: str, manifest: dict[str, str]) -> str:
+    problems = verify_tree(fs, release_dir, manifest)
+    if problems:
+        raise DeployError(f"{release_dir} differs from the manifest: {'; '.join(problems[:5])}")
+    return f"{len(manifest)} files match sha256"
+
+
+def _rollback(fs: StoreFS, live: str, previous: str | None) -> str:
+    if previous is None:
+        fs.remove(live)  # nothing was live before this deploy: leave nothing live
+        return "no previous release; removed the live link"
+    _switch(fs, live, previous)
+    return f"{live} -> {previous}"

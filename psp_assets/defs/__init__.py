@@ -1,0 +1,1 @@
+"""The Dagster layer: one folder per area; each file stays thin and calls psp_assets.core."""

@@ -1,0 +1,77 @@
+"""The main job: materialize every client x enabled platform end to end on the current Dagster
+instance (DAGSTER_HOME), then print what landed where. Runs are ordinary Dagster runs: they show in the
+UI with their lineage and metadata."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import dagster as dg
+
+from psp_assets.core.pipeline import Paths
+from psp_assets.defs.partitions import client_partitions
+
+
+def _latest(instance: dg.DagsterInstance, key: str, partition: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(key), partition)
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.DagsterInstance | None = None) -> int:
+    from psp_assets.definitions import defs
+
+    instance = instance or dg.DagsterInstance.get()
+    fleet = paths.fleet()
+    for label, problems in fleet.problems.items():
+        print(f"skipped {label}:\n  " + "\n  ".join(problems), file=sys.stderr)
+    ids = sorted(c for c in fleet.clients if not clients or c in clients)
+    unknown = sorted(set(clients or []) - set(fleet.clients))
+    if unknown:
+        print(f"unknown or invalid client(s): {', '.join(unknown)}", file=sys.stderr)
+        return 1
+    known = set(instance.get_dynamic_partitions(client_partitions.name))
+    if missing := [c for c in ids if c not in known]:
+        instance.add_dynamic_partitions(client_partitions.name, missing)
+    keys = [k for k in fleet.partition_keys() if k.split("|")[0] in ids]
+    platforms = sorted({k.split("|")[1] for k in keys})
+    started = time.monotonic()
+    failures: list[str] = []
+
+    def run(job_name: str, partition: str) -> bool:
+        result = defs.get_job_def(job_name).execute_in_process(
+            partition_key=partition, instance=instance, raise_on_error=False, tags={"psp/trigger": "psp fleet"}
+        )
+        if not result.success:
+            failures.append(f"{job_name}[{partition}] run {result.run_id}")
+        return result.success
+
+    for platform in platforms:
+        run("plugin_template_job", platform)
+    for cid in ids:
+        run("client_config_job", cid)
+    for key in keys:
+        run("plugin_lineage_job", key)
+
+    print(f"\nPSP plugin fleet: {len(keys)} plugin(s) for {len(ids)} client(s) in {time.monotonic() - started:.1f} s")
+    print(f"{'partition':34} {'release':24} {'tests':7} {'artifact sha256':18} deploys")
+    for key in keys:
+        report = _latest(instance, "test_report", key)
+        artifact = _latest(instance, "built_artifact", key)
+        deployed = _latest(instance, "deployed_store", key)
+        targets = deployed.get("targets") or []
+        deploys = ", ".join(
+            f"{t['target']}={t['deployed_version'] if not t['rolled_back'] else 'ROLLED BACK'}"
+            f"{' (unchanged)' if t.get('noop') else ''}"
+            for t in targets
+        ) or ("-" if not deployed else "no targets")
+        tests = "-" if not report else ("pass" if report.get("passed") else "FAIL")
+        print(f"{key:34} {artifact.get('release_id', '-'):24} {tests:7} {str(artifact.get('sha256', '-'))[:16]:18} {deploys}")
+    if failures:
+        print("\nfailed runs (open them in the UI for the step logs):", file=sys.stderr)
+        for f in failures:
+            print(f"  {f}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,118 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from psp_assets.core.config import json_schema, load_client, load_fleet, parse_client, starter_config
+from psp_assets.core.errors import ConfigError
+from tests.conftest import DEMO_CLIENTS, client_dict
+
+
+def problems_for(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_client(data, "client_configs/x.yaml")
+    return info.value.problems
+
+
+def test_demo_clients_are_valid_and_differ_in_locales_currencies_methods_and_platforms():
+    fleet = load_fleet(DEMO_CLIENTS)
+    assert fleet.ok, fleet.problems
+    assert len(fleet.clients) == 3
+    configs = [c.config for c in fleet.clients.values()]
+    for attr in ("locales", "currencies", "payment_methods"):
+        assert len({tuple(getattr(c, attr)) for c in configs}) == 3, attr
+    assert len({tuple(c.enabled_platforms()) for c in configs}) == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"id": "Nord Bank"}, "x.yaml: id: 'Nord Bank' must match"),
+        ({"locales": "nl_NL"}, "x.yaml: locales: Input should be a valid list"),
+        ({"currencies": ["EUR", "EURO"]}, "x.yaml: currencies: not ISO 4217 currency codes: 'EURO'"),
+        ({"api_base_url": "http://api.example.com"}, "x.yaml: api_base_url: must use https"),
+        ({"colour": "blue"}, "x.yaml: colour: unknown setting"),
+        ({"platforms": {"wix": {}}}, "x.yaml: platforms: unknown platform 'wix'"),
+        ({"platforms": {"woocommerce": {"slug": "Nord Bank"}}}, "x.yaml: platforms.woocommerce.slug: 'Nord Bank' must match"),
+        ({"payment_methods": ["card", "card"]}, "x.yaml: payment_methods: repeated values: card"),
+        ({"name": "Bank */ <?php"}, "x.yaml: name: 'Bank */ <?php' must be 2-80 letters"),
+        ({"checkout": {"title": "two\nlines"}}, "x.yaml: checkout.title: contains a line break"),
+        ({"checkout": {"description": "nul\x00byte"}}, "x.yaml: checkout.description: contains control character U+0000"),
+        ({"checkout": {"title": "x" * 201}}, "x.yaml: checkout.title: String should have at most 200 characters"),
+    ],
+)
+def test_invalid_values_name_file_field_and_reason(override, expected):
+    problems = problems_for(client_dict(**override))
+    assert any(p.startswith("client_configs/" + expected) for p in problems), problems
+
+
+def test_target_paths_may_not_leave_the_stores_directory():
+    for bad in ("../elsewhere/plugin", "/var/www/plugin", "shop/../../etc", "shop//x"):
+        data = client_dict(platforms={"woocommerce": {"targets": [{"name": "p", "transport": "local", "path": bad}]}})
+        problems = problems_for(data)
+        assert any("platforms.woocommerce.targets[0].path" in p for p in problems), problems
+
+
+def test_unknown_transport_is_named_with_the_supported_ones():
+    data = client_dict(platforms={"woocommerce": {"targets": [{"name": "p", "transport": "ftp", "path": "x"}]}})
+    assert any("unknown transport 'ftp'; supported transports: local" in p for p in problems_for(data))
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("id: broken\nname: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_client(bad, "client_configs/broken.yaml")
+    assert info.value.problems[0].startswith("client_configs/broken.yaml: line 3")
+
+
+def test_duplicate_yaml_keys_are_rejected_not_silently_overwritten(tmp_path: Path):
+    bad = tmp_path / "dup.yaml"
+    bad.write_text((DEMO_CLIENTS / "nordbank.yaml").read_text() + "\nid: other\n")
+    with pytest.raises(ConfigError, match="duplicate key 'id'"):
+        load_client(bad)
+
+
+def test_duplicate_client_id_rejects_the_later_file_and_keeps_the_first(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text((DEMO_CLIENTS / "nordbank.yaml").read_text())
+    (tmp_path / "b.yaml").write_text((DEMO_CLIENTS / "nordbank.yaml").read_text())
+    fleet = load_fleet(tmp_path)
+    assert list(fleet.clients) == ["nordbank"]
+    assert fleet.clients["nordbank"].path.name == "a.yaml"
+    [problem] = fleet.problems[f"{tmp_path.name}/b.yaml"]
+    assert "id: 'nordbank' is already used by" in problem and "a.yaml" in problem
+
+
+def test_invalid_file_produces_no_partition(tmp_path: Path):
+    (tmp_path / "good.yaml").write_text((DEMO_CLIENTS / "nordbank.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(client_dict(id="baltic", currencies=["ZZZ"])))
+    fleet = load_fleet(tmp_path)
+    assert fleet.partition_keys() == ["nordbank|woocommerce", "nordbank|magento2"]
+    assert list(fleet.problems) == [f"{tmp_path.name}/bad.yaml"]
+
+
+def test_disabled_platforms_have_no_partition():
+    fleet = load_fleet(DEMO_CLIENTS)
+    assert "alpenkasse|woocommerce" not in fleet.partition_keys()
+    assert "alpenkasse|magento2" in fleet.partition_keys()
+
+
+def test_config_hash_ignores_comments_and_formatting(tmp_path: Path):
+    original = (DEMO_CLIENTS / "nordbank.yaml").read_text()
+    reformatted = tmp_path / "n.yaml"
+    reformatted.write_text("# a new comment\n" + yaml.safe_dump(yaml.safe_load(original), default_flow_style=True))
+    assert load_client(reformatted).config_hash() == load_client(DEMO_CLIENTS / "nordbank.yaml").config_hash()
+
+
+def test_starter_config_is_valid_and_rejects_bad_ids():
+    assert parse_client(yaml.safe_load(starter_config("new-bank")), "x").id == "new-bank"
+    with pytest.raises(ConfigError, match="must match"):
+        starter_config("New Bank")
+
+
+def test_committed_json_schema_matches_the_model():
+    import json
+
+    from psp_assets.cli import SCHEMA_PATH
+
+    assert json.loads(SCHEMA_PATH.read_text()) == json_schema()

@@ -1,0 +1,175 @@
+"""Packaging is reproducible; local deploys switch atomically, check health and roll back."""
+
+import json
+import os
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from psp_assets.core.deploy import HealthResult, LocalFS, current_release, deploy, releases_dir_for
+from psp_assets.core.errors import DeployError, PackageError
+from psp_assets.core.package import load_artifact, package
+from psp_assets.core.render import RenderedTree
+
+LIVE = "shop/wp-content/plugins/acme-pay"
+
+
+def tree(version: str = "1.0.0", build: str = "aaaaaaaaaaaa", body: bytes = b"<?php echo 1;\n") -> RenderedTree:
+    files = {"acme-pay.php": body, "includes/core/a.php": b"<?php\n", "readme.txt": b"Stable tag: " + version.encode()}
+    return RenderedTree("acme", "woocommerce", version, build, files)
+
+
+def healthy(_live: str) -> HealthResult:
+    return HealthResult(True, "ok")
+
+
+def test_two_builds_of_the_same_tree_are_byte_identical(tmp_path):
+    a = package(tree(), "acme-pay", "acme-pay-1.0.0.zip", tmp_path / "a")
+    time.sleep(1.1)  # a different wall clock must not change a byte
+    os.utime(tmp_path, None)
+    b = package(tree(), "acme-pay", "acme-pay-1.0.0.zip", tmp_path / "b")
+    assert a.path.read_bytes() == b.path.read_bytes() and a.sha256 == b.sha256
+
+
+def test_archive_layout_is_one_sorted_folder_with_fixed_times_and_modes(tmp_path):
+    art = package(tree(), "acme-pay", "acme-pay-1.0.0.zip", tmp_path)
+    with zipfile.ZipFile(art.path) as zf:
+        names = zf.namelist()
+        assert names == sorted(names)
+        assert all(n.startswith("acme-pay/") for n in names)
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert {i.external_attr >> 16 for i in zf.infolist() if not i.is_dir()} == {0o100644}
+
+
+def test_a_tampered_artifact_is_refused(tmp_path):
+    art = package(tree(), "acme-pay", "acme-pay-1.0.0.zip", tmp_path)
+    art.path.write_bytes(art.path.read_bytes() + b"x")
+    with pytest.raises(PackageError, match="does not match its manifest"):
+        load_artifact(art.path)
+
+
+def test_deploy_switches_atomically_and_keeps_releases_side_by_side(tmp_path):
+    fs = LocalFS(tmp_path)
+    first = deploy(package(tree(build="b1"), "acme-pay", "a.zip", tmp_path / "art1"), fs, LIVE, "prod", healthy)
+    second = deploy(package(tree(build="b2"), "acme-pay", "a.zip", tmp_path / "art2"), fs, LIVE, "prod", healthy)
+    assert (first.deployed_version, first.previous_version) == ("1.0.0-b1", None)
+    assert (second.deployed_version, second.previous_version, second.health) == ("1.0.0-b2", "1.0.0-b1", "healthy")
+    live = tmp_path / LIVE
+    assert live.is_symlink() and not os.path.isabs(os.readlink(live))
+    assert (live / "acme-pay.php").read_bytes() == b"<?php echo 1;\n"
+    assert sorted(os.listdir(tmp_path / releases_dir_for(LIVE))) == ["1.0.0-b1", "1.0.0-b2"]
+    assert [s.step for s in second.steps] == ["verify archive", "upload", "verify", "switch", "health", "prune"]
+
+
+def test_redeploying_the_same_artifact_is_a_recorded_noop(tmp_path):
+    fs = LocalFS(tmp_path)
+    art = package(tree(), "acme-pay", "a.zip", tmp_path / "art")
+    deploy(art, fs, LIVE, "prod", healthy)
+    again = deploy(art, fs, LIVE, "prod", healthy)
+    assert again.noop and again.health == "unchanged" and [s.step for s in again.steps] == ["noop"]
+
+
+def test_failed_health_rolls_back_and_marks_the_release_bad(tmp_path):
+    fs = LocalFS(tmp_path)
+    deploy(package(tree(build="good"), "acme-pay", "a.zip", tmp_path / "g"), fs, LIVE, "prod", healthy)
+    bad_art = package(tree(build="bad", body=b"<?php fatal("), "acme-pay", "a.zip", tmp_path / "b")
+    result = deploy(bad_art, fs, LIVE, "prod", lambda live: HealthResult("fatal" not in (tmp_path / live / "acme-pay.php").read_text(), "PHP fatal"))
+    assert result.rolled_back and result.health == "unhealthy" and result.deployed_version == "1.0.0-good"
+    assert current_release(fs, LIVE) == "1.0.0-good"
+    assert (tmp_path / LIVE / "acme-pay.php").read_bytes() == b"<?php echo 1;\n"
+    assert json.loads((tmp_path / releases_dir_for(LIVE) / "1.0.0-bad.bad.json").read_text())["reason"] == "PHP fatal"
+    with pytest.raises(DeployError, match="marked bad"):
+        deploy(bad_art, fs, LIVE, "prod", healthy)
+    assert current_release(fs, LIVE) == "1.0.0-good"
+
+
+def test_first_deploy_that_fails_health_leaves_nothing_live(tmp_path):
+    fs = LocalFS(tmp_path)
+    result = deploy(package(tree(), "acme-pay", "a.zip", tmp_path / "a"), fs, LIVE, "prod", lambda _: HealthResult(False, "no"))
+    assert result.rolled_back and result.deployed_version is None and not os.path.lexists(tmp_path / LIVE)
+
+
+def test_a_hand_installed_plugin_folder_is_adopted_as_a_release_once(tmp_path):
+    live = tmp_path / LIVE
+    live.mkdir(parents=True)
+    (live / "old.php").write_text("<?php // hand installed\n")
+    fs = LocalFS(tmp_path)
+    result = deploy(package(tree(), "acme-pay", "a.zip", tmp_path / "a"), fs, LIVE, "prod", healthy)
+    assert result.previous_version.startswith("legacy-") and live.is_symlink()
+    legacy = tmp_path / releases_dir_for(LIVE) / result.previous_version / "old.php"
+    assert legacy.read_text() == "<?php // hand installed\n"
+
+
+def test_only_the_last_n_releases_are_kept_never_live_or_previous(tmp_path):
+    fs = LocalFS(tmp_path)
+    for i in range(6):
+        deploy(package(tree(build=f"b{i}"), "acme-pay", "a.zip", tmp_path / f"a{i}"), fs, LIVE, "prod", healthy, keep=3)
+        os.utime(tmp_path / releases_dir_for(LIVE) / f"1.0.0-b{i}", (1000 + i, 1000 + i))
+    kept = sorted(e for e in os.listdir(tmp_path / releases_dir_for(LIVE)) if not e.startswith("."))
+    assert kept == ["1.0.0-b3", "1.0.0-b4", "1.0.0-b5"]
+
+
+def test_a_held_lock_refuses_a_second_deploy_and_a_stale_one_is_broken(tmp_path):
+    fs = LocalFS(tmp_path)
+    art = package(tree(), "acme-pay", "a.zip", tmp_path / "a")
+    lock = tmp_path / releases_dir_for(LIVE) / ".lock"
+    lock.mkdir(parents=True)
+    with pytest.raises(DeployError, match="another deploy holds"):
+        deploy(art, fs, LIVE, "prod", healthy)
+    assert not os.path.lexists(tmp_path / LIVE)
+    os.utime(lock, (time.time() - 3600, time.time() - 3600))
+    result = deploy(art, fs, LIVE, "prod", healthy)
+    assert result.steps[0].detail.startswith("broke a stale lock") and not lock.exists()
+
+
+def test_concurrent_deploys_to_one_store_never_interleave(tmp_path):
+    fs = LocalFS(tmp_path)
+    arts = [package(tree(build=f"c{i}"), "acme-pay", "a.zip", tmp_path / f"c{i}") for i in range(2)]
+    inside, peak, outcomes = [0], [0], []
+    guard = threading.Lock()
+
+    def slow_health(_live: str) -> HealthResult:
+        with guard:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+        time.sleep(0.3)
+        with guard:
+            inside[0] -= 1
+        return HealthResult(True, "ok")
+
+    def run(art):
+        try:
+            outcomes.append(deploy(art, fs, LIVE, "prod", slow_health).deployed_version)
+        except DeployError as exc:
+            outcomes.append("locked" if "another deploy holds" in str(exc) else repr(exc))
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in arts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1
+    assert len(outcomes) == 2 and all(o in ("locked", "1.0.0-c0", "1.0.0-c1") for o in outcomes), outcomes
+
+
+def test_a_zip_slip_entry_is_refused(tmp_path):
+    art = package(tree(), "acme-pay", "a.zip", tmp_path / "a")
+    with zipfile.ZipFile(art.path, "a") as zf:
+        zf.writestr("acme-pay/../../evil.php", "<?php")
+    with pytest.raises(DeployError, match="outside the plugin folder"):
+        deploy(art, LocalFS(tmp_path / "store"), LIVE, "prod", healthy)
+    assert not (tmp_path / "evil.php").exists()
+
+
+def test_store_paths_cannot_leave_the_store_root(tmp_path):
+    with pytest.raises(DeployError, match="outside the store root"):
+        LocalFS(tmp_path).exists("../../etc/passwd")
+
+
+def test_artifact_name_must_be_a_plain_zip_file(tmp_path):
+    with pytest.raises(PackageError):
+        package(tree(), "x", "../x.zip", tmp_path)
+    assert not any(Path(tmp_path).iterdir())
