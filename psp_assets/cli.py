@@ -1,17 +1,17 @@
 """`psp`: the platform's work outside the Dagster UI.
 
-    psp validate [PATH...]                      validate client configs (all of client_configs/ by default)
-    psp render --client ID --platform P --out DIR   write exactly what rendered_source produces
-    psp new-client ID                           write a valid starter config
-    psp schema [--check]                        export (or check) schema/client_config.schema.json
-    psp fleet                                   materialize the whole fleet through Dagster, print a summary
+psp validate [PATH...]                      validate client configs (all of client_configs/ by default)
+psp render --client ID --platform P --out DIR   write exactly what rendered_source produces
+psp new-client ID                           write a valid starter config
+psp schema [--check]                        export (or check) schema/client_config.schema.json
+psp fleet                                   materialize the whole fleet through Dagster, print a summary
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,9 +19,11 @@ from psp_assets.core.config import PLATFORMS, json_schema, load_fleet, starter_c
 from psp_assets.core.errors import ConfigError, PspError
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.pipeline import REPO_ROOT, Paths, render_plugin
+from psp_assets.core.reference import config_reference
 from psp_assets.core.templates import SHARED_DIR, available_platforms
 
 SCHEMA_PATH = REPO_ROOT / "schema" / "client_config.schema.json"
+REFERENCE_PATH = REPO_ROOT / "docs" / "config-reference.md"
 
 
 def _err(message: str) -> None:
@@ -38,7 +40,7 @@ def cmd_validate(args: argparse.Namespace, paths: Paths) -> int:
     problems = [p for ps in fleet.problems.values() for p in ps]
     templates = available_platforms(paths.templates_dir)
     i18n = paths.templates_dir / SHARED_DIR / "i18n"
-    for cid, loaded in sorted(fleet.clients.items()):
+    for _cid, loaded in sorted(fleet.clients.items()):
         label = os.path.relpath(loaded.path)
         missing = [p for p in loaded.config.enabled_platforms() if p not in templates]
         if missing:
@@ -57,7 +59,8 @@ def cmd_render(args: argparse.Namespace, paths: Paths) -> int:
     fleet = load_fleet(paths.configs_dir)
     config = fleet.client(args.client)
     source = render_plugin(paths, config, args.platform, Path(args.out))
-    print(f"rendered {args.client}|{args.platform} build {source.tree.build} ({len(source.tree.files)} files) into {source.path}")
+    tree = source.tree
+    print(f"rendered {args.client}|{args.platform} build {tree.build} ({len(tree.files)} files) into {source.path}")
     return 0
 
 
@@ -76,16 +79,22 @@ def cmd_new_client(args: argparse.Namespace, paths: Paths) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, paths: Paths) -> int:
-    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    schema = json_schema()
+    outputs = {
+        SCHEMA_PATH: json.dumps(schema, indent=2, sort_keys=True) + "\n",
+        REFERENCE_PATH: config_reference(schema),
+    }
+    for path, text in outputs.items():
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                _err(f"{path} is out of date with the config model; run `psp schema`")
+                return 1
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
     if args.check:
-        if not SCHEMA_PATH.is_file() or SCHEMA_PATH.read_text() != text:
-            _err(f"{SCHEMA_PATH} is out of date; run `psp schema`")
-            return 1
-        print(f"{SCHEMA_PATH} is up to date")
-        return 0
-    SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
-    SCHEMA_PATH.write_text(text)
-    print(f"wrote {SCHEMA_PATH}")
+        print("schema and config reference are up to date")
     return 0
 
 
@@ -96,7 +105,9 @@ def cmd_fleet(args: argparse.Namespace, paths: Paths) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="psp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="psp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="validate client configs")
     p.add_argument("paths", nargs="*", help="config files (default: every file in PSP_CLIENT_CONFIGS_DIR)")

@@ -68,7 +68,8 @@ def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.Dagst
             for t in targets
         ) or ("-" if not deployed else "no targets")
         tests = "-" if not report else ("pass" if report.get("passed") else "FAIL")
-        print(f"{key:34} {artifact.get('release_id', '-'):24} {tests:7} {str(artifact.get('sha256', '-'))[:16]:18} {deploys}")
+        sha = str(artifact.get("sha256", "-"))[:16]
+        print(f"{key:34} {artifact.get('release_id', '-'):24} {tests:7} {sha:18} {deploys}")
     if failures:
         print("\nfailed runs (open them in the UI for the step logs):", file=sys.stderr)
         for f in failures:

@@ -26,7 +26,9 @@ def paths(tmp_path: Path) -> Paths:
     """A private workspace: a copy of the demo configs, the real templates, empty data and stores."""
     configs = tmp_path / "client_configs"
     shutil.copytree(DEMO_CLIENTS, configs)
-    return Paths(configs_dir=configs, templates_dir=TEMPLATES, data_dir=tmp_path / "data", stores_dir=tmp_path / "stores")
+    return Paths(
+        configs_dir=configs, templates_dir=TEMPLATES, data_dir=tmp_path / "data", stores_dir=tmp_path / "stores"
+    )
 
 
 def client_dict(**overrides) -> dict:

@@ -14,6 +14,7 @@ sees either the old release or the new one, never a mix.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -226,13 +227,12 @@ def _acquire_lock(fs: StoreFS, releases: str, deployment: Deployment, stale_afte
     except FileExistsError:
         age = time.time() - fs.mtime(lock)
         owner = ""
-        try:
+        with contextlib.suppress(OSError):
             owner = fs.read_bytes(posixpath.join(lock, "owner.json")).decode()
-        except OSError:
-            pass
         if age < stale_after:
             raise DeployError(
-                f"target {deployment.target}: another deploy holds {lock} since {int(age)} s ({owner or 'unknown owner'}); "
+                f"target {deployment.target}: another deploy holds {lock} since {int(age)} s "
+                f"({owner or 'unknown owner'}); "
                 f"it is considered stale after {int(stale_after)} s"
             ) from None
         fs.rmtree(lock)
@@ -305,7 +305,9 @@ def deploy(
             result.health = "healthy"
             result.deployed_version = release
             removed = _prune(fs, releases, keep, {release, previous or ""})
-            result.steps.append(Step("prune", True, f"removed {', '.join(removed)}" if removed else "nothing to remove"))
+            result.steps.append(
+                Step("prune", True, f"removed {', '.join(removed)}" if removed else "nothing to remove")
+            )
             return result
         result.health = "unhealthy"
         fs.write_bytes(bad_marker, json.dumps({"reason": check.detail[:500], "at": time.time()}).encode())

@@ -45,10 +45,8 @@ def load_catalog(i18n_dir: Path, locales: list[str]) -> Catalog:
             continue
         path = i18n_dir / f"{locale}.yaml"
         if not path.is_file():
-            available = sorted(p.stem for p in i18n_dir.glob("*_*.yaml")) + [source_locale]
-            problems.append(
-                f"locales: {locale!r} has no translation catalog {path.name} (available: {', '.join(sorted(available))})"
-            )
+            available = ", ".join(sorted([*(p.stem for p in i18n_dir.glob("*_*.yaml")), source_locale]))
+            problems.append(f"locales: {locale!r} has no translation catalog {path.name} (available: {available})")
             continue
         try:
             table = read_yaml_mapping(path)

@@ -113,7 +113,9 @@ def secret_values(config: ClientConfig, environ: dict[str, str] | None = None) -
     return [v for k, v in env.items() if k.endswith(("_TOKEN", "_SECRET", "_PASSWORD", "_PRIVATE_KEY", "_API_KEY"))]
 
 
-def test_plugin(paths: Paths, config: ClientConfig, tree: RenderedTree, root: Path, php: PhpRuntime) -> checks.TestReport:
+def test_plugin(
+    paths: Paths, config: ClientConfig, tree: RenderedTree, root: Path, php: PhpRuntime
+) -> checks.TestReport:
     """Run every check on a rendered tree and write the report next to the others."""
     template = load_template(paths.templates_dir, tree.platform)
     catalog = catalog_for(template, config)
@@ -155,13 +157,17 @@ def local_health(fs: LocalFS, manifest: dict[str, str], php: PhpRuntime, lint_gl
         php_files = [p for p in manifest if any(checks.match_glob(p, g) for g in lint_globs)]
         failed = [r for r in php.lint(fs.root / live, php_files) if not r.ok]
         if failed:
-            return HealthResult(False, "PHP lint failed on the store: " + "; ".join(f"{r.path}: {r.message}" for r in failed[:3]))
+            return HealthResult(
+                False, "PHP lint failed on the store: " + "; ".join(f"{r.path}: {r.message}" for r in failed[:3])
+            )
         return HealthResult(True, f"{len(manifest)} files match; {len(php_files)} PHP files lint on {php.version}")
 
     return check
 
 
-def deploy_plugin(paths: Paths, config: ClientConfig, platform: str, artifact: Artifact, php: PhpRuntime) -> list[Deployment]:
+def deploy_plugin(
+    paths: Paths, config: ClientConfig, platform: str, artifact: Artifact, php: PhpRuntime
+) -> list[Deployment]:
     """Deploy to each target in order; stop before the next target when one fails."""
     settings = config.platform(platform)
     template = load_template(paths.templates_dir, platform)

@@ -33,11 +33,17 @@ def test_demo_clients_are_valid_and_differ_in_locales_currencies_methods_and_pla
         ({"api_base_url": "http://api.example.com"}, "x.yaml: api_base_url: must use https"),
         ({"colour": "blue"}, "x.yaml: colour: unknown setting"),
         ({"platforms": {"wix": {}}}, "x.yaml: platforms: unknown platform 'wix'"),
-        ({"platforms": {"woocommerce": {"slug": "Nord Bank"}}}, "x.yaml: platforms.woocommerce.slug: 'Nord Bank' must match"),
+        (
+            {"platforms": {"woocommerce": {"slug": "Nord Bank"}}},
+            "x.yaml: platforms.woocommerce.slug: 'Nord Bank' must match",
+        ),
         ({"payment_methods": ["card", "card"]}, "x.yaml: payment_methods: repeated values: card"),
         ({"name": "Bank */ <?php"}, "x.yaml: name: 'Bank */ <?php' must be 2-80 letters"),
         ({"checkout": {"title": "two\nlines"}}, "x.yaml: checkout.title: contains a line break"),
-        ({"checkout": {"description": "nul\x00byte"}}, "x.yaml: checkout.description: contains control character U+0000"),
+        (
+            {"checkout": {"description": "nul\x00byte"}},
+            "x.yaml: checkout.description: contains control character U+0000",
+        ),
         ({"checkout": {"title": "x" * 201}}, "x.yaml: checkout.title: String should have at most 200 characters"),
     ],
 )

@@ -76,7 +76,13 @@ def test_failed_health_rolls_back_and_marks_the_release_bad(tmp_path):
     fs = LocalFS(tmp_path)
     deploy(package(tree(build="good"), "acme-pay", "a.zip", tmp_path / "g"), fs, LIVE, "prod", healthy)
     bad_art = package(tree(build="bad", body=b"<?php fatal("), "acme-pay", "a.zip", tmp_path / "b")
-    result = deploy(bad_art, fs, LIVE, "prod", lambda live: HealthResult("fatal" not in (tmp_path / live / "acme-pay.php").read_text(), "PHP fatal"))
+    result = deploy(
+        bad_art,
+        fs,
+        LIVE,
+        "prod",
+        lambda live: HealthResult("fatal" not in (tmp_path / live / "acme-pay.php").read_text(), "PHP fatal"),
+    )
     assert result.rolled_back and result.health == "unhealthy" and result.deployed_version == "1.0.0-good"
     assert current_release(fs, LIVE) == "1.0.0-good"
     assert (tmp_path / LIVE / "acme-pay.php").read_bytes() == b"<?php echo 1;\n"
@@ -88,7 +94,9 @@ def test_failed_health_rolls_back_and_marks_the_release_bad(tmp_path):
 
 def test_first_deploy_that_fails_health_leaves_nothing_live(tmp_path):
     fs = LocalFS(tmp_path)
-    result = deploy(package(tree(), "acme-pay", "a.zip", tmp_path / "a"), fs, LIVE, "prod", lambda _: HealthResult(False, "no"))
+    result = deploy(
+        package(tree(), "acme-pay", "a.zip", tmp_path / "a"), fs, LIVE, "prod", lambda _: HealthResult(False, "no")
+    )
     assert result.rolled_back and result.deployed_version is None and not os.path.lexists(tmp_path / LIVE)
 
 

@@ -14,7 +14,7 @@ from psp_assets.core.templates import load_template
 from tests.conftest import TEMPLATES, make_client
 
 HOSTILE = [
-    "It's \"quoted\"",
+    'It\'s "quoted"',
     "back\\slash\\",
     "?> <?php system('id'); ?>",
     "*/ evil(); /*",
@@ -53,7 +53,7 @@ def mini(tmp_path: Path):
     (root / "woocommerce" / "{{ ids.slug }}.php.j2").write_text(
         "<?php\n/* Plugin Name: {{ client.name|header }} */\nnamespace {{ vars.ns|ident }};\n"
         "const TITLE = {{ client.checkout.title|php }};\nconst DESCRIPTION = {{ client.checkout.description|php }};\n"
-        "echo TITLE, \"\\n--\\n\", DESCRIPTION;\n"
+        'echo TITLE, "\\n--\\n", DESCRIPTION;\n'
     )
     (root / "woocommerce" / "languages" / "{{ ids.text_domain }}-{{ locale }}.po.j2").write_text(
         'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'

@@ -205,7 +205,9 @@ def test_report(
 
 
 @dg.asset(partitions_def=plugin_partitions, group_name=GROUP, kinds={"zip"})
-def built_artifact(context: dg.AssetExecutionContext, workspace: PspWorkspace, test_report: dict[str, Any]) -> dg.Output:
+def built_artifact(
+    context: dg.AssetExecutionContext, workspace: PspWorkspace, test_report: dict[str, Any]
+) -> dg.Output:
     """The installable package the platform's own installer accepts (zip laid out by the template's
     packaging rules), reproducible byte for byte, with its sha256 and a manifest of every file."""
     paths = workspace.paths
@@ -276,7 +278,9 @@ def deployed_store(
     }
     failed = [d for d in deployments if not d.ok]
     if failed:
-        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=context.partition_key, metadata=metadata))
+        context.log_event(
+            dg.AssetObservation(asset_key=context.asset_key, partition=context.partition_key, metadata=metadata)
+        )
         first = failed[0]
         what = f"rolled back to {first.deployed_version}" if first.rolled_back else "store unchanged"
         raise dg.Failure(

@@ -39,7 +39,9 @@ def client_configs_sensor(context: dg.SensorEvaluationContext, workspace: PspWor
         dynamic.append(client_partitions.build_delete_request(removed))
     skip = None
     if not requests and not dynamic:
-        skip = "no client config changes" + (f"; {len(fleet.problems)} invalid file(s), see logs" if fleet.problems else "")
+        skip = "no client config changes" + (
+            f"; {len(fleet.problems)} invalid file(s), see logs" if fleet.problems else ""
+        )
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=dynamic,
