@@ -10,14 +10,22 @@ import time
 import dagster as dg
 
 from psp_assets.core.pipeline import Paths
+from psp_assets.core.templates import available_platforms
 from psp_assets.defs.partitions import client_partitions
 
 
-def _latest(instance: dg.DagsterInstance, key: str, partition: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key), partition)
-    if event is None or event.asset_materialization is None:
+# The console shows warnings and errors; every event is still in the run's log in the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: str, partition: str) -> dict:
+    """The metadata of the latest materialization of one asset partition ({} when there is none)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition]), limit=1, ascending=False
+    ).records
+    if not records or records[0].asset_materialization is None:
         return {}
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
 def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.DagsterInstance | None = None) -> int:
@@ -36,13 +44,17 @@ def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.Dagst
     if missing := [c for c in ids if c not in known]:
         instance.add_dynamic_partitions(client_partitions.name, missing)
     keys = [k for k in fleet.partition_keys() if k.split("|")[0] in ids]
-    platforms = sorted({k.split("|")[1] for k in keys})
+    platforms = available_platforms(paths.templates_dir)  # every template, so any partition can run later
     started = time.monotonic()
     failures: list[str] = []
 
     def run(job_name: str, partition: str) -> bool:
-        result = defs.get_job_def(job_name).execute_in_process(
-            partition_key=partition, instance=instance, raise_on_error=False, tags={"psp/trigger": "psp fleet"}
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            partition_key=partition,
+            instance=instance,
+            raise_on_error=False,
+            tags={"psp/trigger": "psp fleet"},
+            run_config=QUIET,
         )
         if not result.success:
             failures.append(f"{job_name}[{partition}] run {result.run_id}")
@@ -58,9 +70,9 @@ def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.Dagst
     print(f"\nPSP plugin fleet: {len(keys)} plugin(s) for {len(ids)} client(s) in {time.monotonic() - started:.1f} s")
     print(f"{'partition':34} {'release':24} {'tests':7} {'artifact sha256':18} deploys")
     for key in keys:
-        report = _latest(instance, "test_report", key)
-        artifact = _latest(instance, "built_artifact", key)
-        deployed = _latest(instance, "deployed_store", key)
+        report = latest_metadata(instance, "test_report", key)
+        artifact = latest_metadata(instance, "built_artifact", key)
+        deployed = latest_metadata(instance, "deployed_store", key)
         targets = deployed.get("targets") or []
         deploys = ", ".join(
             f"{t['target']}={t['deployed_version'] if not t['rolled_back'] else 'ROLLED BACK'}"

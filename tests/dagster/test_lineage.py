@@ -16,7 +16,7 @@ from psp_assets.core.pipeline import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.sensors import client_configs_sensor
 from psp_assets.defs.resources import PspWorkspace
-from psp_assets.fleet import run_fleet
+from psp_assets.fleet import latest_metadata, run_fleet
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
 LINEAGE = ("template_version", "template_hash", "config_hash", "plugin_version", "build")
@@ -45,13 +45,13 @@ def instance():
 
 
 def meta(instance: dg.DagsterInstance, key: str, partition: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key), partition)
-    assert event is not None, f"{key}[{partition}] was not materialized"
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    found = latest_metadata(instance, key, partition)
+    assert found, f"{key}[{partition}] was not materialized"
+    return found
 
 
 def lineage_run(instance, partition: str) -> dg.ExecuteInProcessResult:
-    return defs.get_job_def("plugin_lineage_job").execute_in_process(
+    return defs.resolve_job_def("plugin_lineage_job").execute_in_process(
         partition_key=partition, instance=instance, raise_on_error=False
     )
 
@@ -102,8 +102,8 @@ def test_a_platform_the_client_does_not_enable_is_skipped_not_failed(env: Paths,
     assert run_fleet(env, clients=["alpenkasse"], instance=instance) == 0
     result = lineage_run(instance, "alpenkasse|woocommerce")
     assert result.success
-    assert instance.get_latest_materialization_event(dg.AssetKey("rendered_source"), "alpenkasse|woocommerce") is None
-    assert instance.get_latest_materialization_event(dg.AssetKey("deployed_store"), "alpenkasse|woocommerce") is None
+    assert latest_metadata(instance, "rendered_source", "alpenkasse|woocommerce") == {}
+    assert latest_metadata(instance, "deployed_store", "alpenkasse|woocommerce") == {}
 
 
 def _break_a_php_template(templates: Path) -> None:
@@ -140,7 +140,7 @@ def test_built_artifact_refuses_a_failed_report_even_when_run_alone(env: Paths, 
     instance.add_dynamic_partitions("client", ["nordbank"])
     _break_a_php_template(env.templates_dir)
     assert run_fleet(env, clients=["nordbank"], instance=instance) == 1
-    result = defs.get_job_def("plugin_lineage_job").execute_in_process(
+    result = defs.resolve_job_def("plugin_lineage_job").execute_in_process(
         partition_key="nordbank|woocommerce",
         instance=instance,
         raise_on_error=False,
@@ -155,7 +155,7 @@ def test_an_invalid_config_fails_client_config_naming_file_and_field(env: Paths,
     path = env.configs_dir / "nordbank.yaml"
     path.write_text(path.read_text().replace("currencies: [EUR]", "currencies: [EURO]"))
     instance.add_dynamic_partitions("client", ["nordbank"])
-    result = defs.get_job_def("client_config_job").execute_in_process(
+    result = defs.resolve_job_def("client_config_job").execute_in_process(
         partition_key="nordbank", instance=instance, raise_on_error=False
     )
     assert not result.success
