@@ -197,10 +197,12 @@ def check_translations(files: Mapping[str, bytes], catalog: Catalog, locales: It
                 )
             )
     for locale in locales:
+        found = False
         for path in sorted(files):
             name = path.rsplit("/", 1)[-1]
             if not (name.endswith(f"{locale}.po") or name == f"{locale}.csv"):
                 continue
+            found = True
             text = _text(files, path) or ""
             table = parse_po(text) if name.endswith(".po") else _parse_csv(text)
             missing = [m for m in catalog.messages if not table.get(m)]
@@ -211,6 +213,10 @@ def check_translations(files: Mapping[str, bytes], catalog: Catalog, locales: It
                     not missing,
                     "" if not missing else f"{locale}: untranslated message ids: " + "; ".join(map(repr, missing[:10])),
                 )
+            )
+        if not found:
+            results.append(
+                CheckResult("translations", f"{locale}: translation file", False, f"{locale}: no .po or .csv ships it")
             )
     return results
 

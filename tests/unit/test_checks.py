@@ -37,3 +37,11 @@ def test_untranslated_and_unknown_strings_name_locale_file_and_message():
 def test_double_star_glob_matches_top_level_files_too():
     assert match_glob("plugin.php", "**/*.php") and match_glob("a/b/c.php", "**/*.php")
     assert not match_glob("a/b/c.js", "**/*.php")
+
+
+def test_a_client_locale_with_no_translation_file_fails():
+    catalog = Catalog("en_US", ("Pay now",), {})
+    files = {"languages/d-nl_NL.po": b'msgid "Pay now"\nmsgstr "Nu betalen"\n'}
+    results = check_translations(files, catalog, ["nl_NL", "de_DE"])
+    failed = [r for r in results if not r.passed]
+    assert [r.name for r in failed] == ["de_DE: translation file"]
