@@ -24,8 +24,8 @@ test:
 	@scripts/test.sh
 
 lint: setup
-	.venv/bin/ruff check psp_assets tests bench
-	.venv/bin/ruff format --check psp_assets tests bench
+	.venv/bin/ruff check psp_assets tests
+	.venv/bin/ruff format --check psp_assets tests
 
 clean:
 	rm -rf var

@@ -13,7 +13,6 @@ from psp_assets.core.pipeline import Paths
 from psp_assets.core.templates import available_platforms
 from psp_assets.defs.partitions import client_partitions
 
-
 # The console shows warnings and errors; every event is still in the run's log in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

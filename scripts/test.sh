@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export DAGSTER_HOME="$PWD/var/test-dagster-home"
 mkdir -p "$DAGSTER_HOME"
-.venv/bin/ruff check psp_assets tests bench
+.venv/bin/ruff check psp_assets tests
 .venv/bin/psp schema --check
 set +e
 .venv/bin/python -m pytest "$@"

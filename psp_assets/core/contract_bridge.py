@@ -22,4 +22,6 @@ def contract_results(root: Path, template: Template, context: dict[str, Any], ph
         define={k: render_string(v, context) for k, v in spec.define.items()},
         status_map=dict(template.spec.status_map),
         php=php,
+        version=context["plugin"]["version"],
+        build=context["plugin"]["build"],
     )

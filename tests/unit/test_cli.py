@@ -16,7 +16,9 @@ def psp(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         "PSP_TEMPLATES_DIR": str(TEMPLATES),
         "PSP_DATA_DIR": str(tmp_path / "data"),
     }
-    return subprocess.run([sys.executable, "-m", "psp_assets.cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "psp_assets.cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,814 @@
+"""Contract tests: run a rendered plugin's platform-neutral PHP core against the shared vectors.
+
+The vectors are built here, from the single sources of truth (`statuses.py` for statuses and
+transitions, Python's `hmac` for signatures, the template's `status_map`). They are written to a
+temporary JSON file and executed in ONE PHP process by `php/contract_harness.php`, which reports what
+the core returned; every comparison happens here, so a failure names the vector, what Python expected
+and what PHP did. Any PHP warning, notice or deprecation raised by a case fails that case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checks import CheckResult
+from .php import PhpRuntime
+from .statuses import CANONICAL_STATUSES, can_transition
+
+HARNESS = Path(__file__).with_name("php") / "contract_harness.php"
+CHECK = "contract"
+
+# Fixed inputs: the contract is deterministic, so a failing run can be replayed exactly.
+SECRET = "whsec_contract_3f9a1c7e5b2d4086"
+OTHER_SECRET = "whsec_contract_rotated_0d1e2f"
+NOW = 1_750_000_000
+TOLERANCE = 300
+API_BASE = "https://psp.contract.invalid/v1"
+API_KEY = "contract_key_5e1f0a9c"
+
+CORE_CLASSES = (
+    "ClientInfo",
+    "PspException",
+    "HttpTransportInterface",
+    "PspClientInterface",
+    "OrderStoreInterface",
+    "LockInterface",
+    "Signature",
+    "StatusMap",
+    "PspClient",
+    "StreamTransport",
+    "WebhookProcessor",
+    "Health",
+)
+NOT_STATUSES = ("PAID", "completed", "pending ", "")
+UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+SEMVER = re.compile(r"\d+\.\d+\.\d+")
+BUILD_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def sign(secret: str, timestamp: int, body: str) -> str:
+    """The PSP's signature header for `body` (what `Signature::sign` must produce)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def _mac(header: str) -> str:
+    return header.split("v1=", 1)[1]
+
+
+def event_body(event_id: str, payment_id: str, order_ref: str, status: str, created: int = NOW) -> str:
+    data = {"payment_id": payment_id, "order_reference": order_ref, "status": status}
+    return json.dumps(
+        {"id": event_id, "type": "payment.updated", "created": created, "data": data}, separators=(",", ":")
+    )
+
+
+def _payment(payment_id: str, order_ref: str, status: str) -> dict[str, Any]:
+    return {"id": payment_id, "status": status, "amount": 1250, "currency": "EUR", "order_reference": order_ref}
+
+
+# --- vectors -------------------------------------------------------------------------------------------
+
+
+def _signature_vectors() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    body = event_body("evt_sig", "pay_sig", "1001", "paid")
+    unicode_body = event_body("evt_ünï", "pay_sig", "Zamówienie-7", "paid")
+    valid = sign(SECRET, NOW, body)
+
+    def verify(name: str, header: str, expect: str, *, secret: str = SECRET, payload: str = body) -> dict[str, Any]:
+        return {
+            "name": name,
+            "secret": secret,
+            "header": header,
+            "body": payload,
+            "now": NOW,
+            "tolerance": TOLERANCE,
+            "expect": expect,
+        }
+
+    signs = [
+        {"name": "ascii body", "secret": SECRET, "timestamp": NOW, "body": body, "expect": valid},
+        {
+            "name": "non-ASCII body",
+            "secret": SECRET,
+            "timestamp": NOW,
+            "body": unicode_body,
+            "expect": sign(SECRET, NOW, unicode_body),
+        },
+        {"name": "empty body", "secret": OTHER_SECRET, "timestamp": 1, "body": "", "expect": sign(OTHER_SECRET, 1, "")},
+    ]
+    verifies = [
+        verify("valid signature accepted", valid, "ok"),
+        verify("non-ASCII body accepted", sign(SECRET, NOW, unicode_body), "ok", payload=unicode_body),
+        verify("oldest timestamp in the window accepted", sign(SECRET, NOW - TOLERANCE, body), "ok"),
+        verify("newest timestamp in the window accepted", sign(SECRET, NOW + TOLERANCE, body), "ok"),
+        verify(
+            "one matching v1 among several accepted (secret rotation)",
+            f"t={NOW},v1={_mac(sign(OTHER_SECRET, NOW, body))},v1={_mac(valid)}",
+            "ok",
+        ),
+        verify("spaces after commas tolerated", valid.replace(",", ", "), "ok"),
+        verify("tampered body rejected", valid, "mismatch", payload=body.replace("paid", "paiD")),
+        verify("body with a trailing newline rejected", valid, "mismatch", payload=body + "\n"),
+        verify("wrong secret rejected", sign(OTHER_SECRET, NOW, body), "mismatch"),
+        verify("signature of another timestamp rejected", f"t={NOW - 1},v1={_mac(valid)}", "mismatch"),
+        verify("empty secret never verifies", sign("", NOW, body), "mismatch", secret=""),
+        verify("stale timestamp in the past rejected", sign(SECRET, NOW - TOLERANCE - 1, body), "stale"),
+        verify("timestamp in the future rejected", sign(SECRET, NOW + TOLERANCE + 1, body), "stale"),
+        verify("empty header is malformed", "", "malformed"),
+        verify("garbage header is malformed", "garbage", "malformed"),
+        verify("header without timestamp is malformed", f"v1={_mac(valid)}", "malformed"),
+        verify("header without v1 is malformed", f"t={NOW}", "malformed"),
+        verify("non-numeric timestamp is malformed", f"t=soon,v1={_mac(valid)}", "malformed"),
+        verify("two timestamps are malformed", f"t={NOW},t={NOW},v1={_mac(valid)}", "malformed"),
+        verify("short v1 is malformed", f"t={NOW},v1={_mac(valid)[:40]}", "malformed"),
+        verify("non-hex v1 is malformed", f"t={NOW},v1={'z' * 64}", "malformed"),
+        verify("oversized header is malformed", valid + ",x=" + "a" * 2048, "malformed"),
+    ]
+    constant_time = [
+        {**verify("valid", valid, "ok"), "mac": _mac(valid)},
+        {**verify("mismatch", sign(OTHER_SECRET, NOW, body), "mismatch"), "mac": _mac(valid)},
+    ]
+    return signs, verifies, constant_time
+
+
+@dataclass(frozen=True)
+class Step:
+    """One webhook delivery and what must follow from it."""
+
+    body: str
+    header: str
+    psp: Mapping[str, Any]  # payment id -> payment the PSP returns from now on (None: PSP unreachable)
+    result: str | None  # expected handle()['result']; None when an exception is expected
+    status: str | None = None  # expected handle()['status']
+    order: str | None = None
+    exception: str | None = None  # expected exception class (short name)
+    fetches: int = 0  # PSP re-fetches this step must make
+    locks: tuple[str, ...] = ()  # lock names this step must acquire (and release)
+    now: int = NOW
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    orders: Mapping[str, str | None]
+    steps: tuple[Step, ...]
+    applied: tuple[tuple[str, str, str], ...]  # (order, canonical status, event id) in order
+    held_locks: tuple[str, ...] = ()
+
+
+def _delivery(
+    event_id: str,
+    payment_id: str,
+    order_ref: str,
+    hint: str,
+    psp_status: str | None,
+    *,
+    result: str,
+    status: str | None = None,
+    fetch: bool = True,
+    secret: str = SECRET,
+    ts: int = NOW,
+    psp_order: str | None = None,
+    exception: str | None = None,
+) -> Step:
+    """A signed event whose payload says `hint` while the PSP says `psp_status` (None: unreachable)."""
+    body = event_body(event_id, payment_id, order_ref, hint)
+    payment = None if psp_status is None else _payment(payment_id, psp_order or order_ref, psp_status)
+    rejected = result in ("rejected_signature", "rejected_stale")
+    return Step(
+        body=body,
+        header=sign(secret, ts, body),
+        psp={payment_id: payment},
+        result=None if exception else result,
+        status=status,
+        order=None if exception or rejected else order_ref,
+        exception=exception,
+        fetches=1 if fetch else 0,
+        locks=() if rejected else (f"payment:{payment_id}",),
+    )
+
+
+def _webhook_scenarios() -> list[Scenario]:
+    d = _delivery
+    pay = "pay_1001"
+    bad_sig_body = event_body("evt_1", "pay_1006", "1006", "paid")
+    return [
+        Scenario(
+            "late pending never downgrades a paid order",
+            {"1001": "pending"},
+            (
+                d("evt_1", pay, "1001", "paid", "paid", result="applied", status="paid"),
+                d("evt_2", pay, "1001", "pending", "pending", result="ignored", status="paid"),
+            ),
+            applied=(("1001", "paid", "evt_1"),),
+        ),
+        Scenario(
+            "the same event twice is applied once",
+            {"1002": "pending"},
+            (
+                d("evt_1", "pay_1002", "1002", "paid", "paid", result="applied", status="paid"),
+                d("evt_1", "pay_1002", "1002", "paid", "paid", result="duplicate", status="paid"),
+            ),
+            applied=(("1002", "paid", "evt_1"),),
+        ),
+        Scenario(
+            "the payload status is a hint: the re-fetched PSP status is applied",
+            {"1003": None},
+            (
+                d("evt_1", "pay_1003", "1003", "paid", "pending", result="applied", status="pending"),
+                d("evt_2", "pay_1003", "1003", "paid", "pending", result="unchanged", status="pending"),
+                d("evt_3", "pay_1003", "1003", "pending", "paid", result="applied", status="paid"),
+            ),
+            applied=(("1003", "pending", "evt_1"), ("1003", "paid", "evt_3")),
+        ),
+        Scenario(
+            "a payment locked by another process is not processed",
+            {"1004": "pending"},
+            (d("evt_1", "pay_1004", "1004", "paid", "paid", result="locked", status=None, fetch=False),),
+            applied=(),
+            held_locks=("payment:pay_1004",),
+        ),
+        Scenario(
+            "an unknown order is not touched",
+            {"1005": "pending"},
+            (d("evt_1", "pay_9999", "9999", "paid", "paid", result="unknown_order", status=None),),
+            applied=(),
+        ),
+        Scenario(
+            "a bad signature applies nothing and asks the PSP nothing",
+            {"1006": "pending"},
+            (
+                d(
+                    "evt_1",
+                    "pay_1006",
+                    "1006",
+                    "paid",
+                    "paid",
+                    result="rejected_signature",
+                    fetch=False,
+                    secret=OTHER_SECRET,
+                ),
+                Step(body=bad_sig_body, header="t=1,v1=nope", psp={}, result="rejected_signature"),
+                Step(body=bad_sig_body, header="", psp={}, result="rejected_signature"),
+                d("evt_1", "pay_1006", "1006", "paid", "paid", result="rejected_stale", fetch=False, ts=NOW - 3600),
+            ),
+            applied=(),
+        ),
+        Scenario(
+            "a signed but invalid payload applies nothing",
+            {"1007": "pending"},
+            tuple(
+                Step(body=body, header=sign(SECRET, NOW, body), psp={}, result="invalid_payload")
+                for body in (
+                    "not json",
+                    "[]",
+                    json.dumps(
+                        {
+                            "id": "evt_1",
+                            "type": "payment.updated",
+                            "created": NOW,
+                            "data": {"order_reference": "1007", "status": "paid"},
+                        }
+                    ),
+                    json.dumps(
+                        {
+                            "id": "",
+                            "type": "payment.updated",
+                            "created": NOW,
+                            "data": {"payment_id": "p", "order_reference": "1007", "status": "paid"},
+                        }
+                    ),
+                    json.dumps(
+                        {
+                            "id": "evt_1",
+                            "type": "payment.updated",
+                            "created": "now",
+                            "data": {"payment_id": "p", "order_reference": "1007", "status": "paid"},
+                        }
+                    ),
+                    json.dumps(
+                        {
+                            "id": "evt_1",
+                            "type": "payment.updated",
+                            "created": NOW,
+                            "data": {"payment_id": 7, "order_reference": "1007", "status": "paid"},
+                        }
+                    ),
+                )
+            ),
+            applied=(),
+        ),
+        Scenario(
+            "a payment the PSP attributes to another order applies nothing",
+            {"1008": "pending", "2000": "pending"},
+            (d("evt_1", "pay_1008", "1008", "paid", "paid", result="invalid_payload", status=None, psp_order="2000"),),
+            applied=(),
+        ),
+        Scenario(
+            "an unknown status from the PSP applies nothing",
+            {"1009": "pending"},
+            (d("evt_1", "pay_1009", "1009", "paid", "settled", result="invalid_payload", status=None),),
+            applied=(),
+        ),
+        Scenario(
+            "a late success after a failed attempt is applied",
+            {"1010": "pending"},
+            (
+                d("evt_1", "pay_1010", "1010", "failed", "failed", result="applied", status="failed"),
+                d("evt_2", "pay_1010", "1010", "paid", "paid", result="applied", status="paid"),
+            ),
+            applied=(("1010", "failed", "evt_1"), ("1010", "paid", "evt_2")),
+        ),
+        Scenario(
+            "refunds move forward only",
+            {"1011": "paid"},
+            (
+                d(
+                    "evt_1",
+                    "pay_1011",
+                    "1011",
+                    "partially_refunded",
+                    "partially_refunded",
+                    result="applied",
+                    status="partially_refunded",
+                ),
+                d(
+                    "evt_2",
+                    "pay_1011",
+                    "1011",
+                    "partially_refunded",
+                    "partially_refunded",
+                    result="applied",
+                    status="partially_refunded",
+                ),
+                d("evt_3", "pay_1011", "1011", "refunded", "refunded", result="applied", status="refunded"),
+                d("evt_4", "pay_1011", "1011", "paid", "paid", result="ignored", status="refunded"),
+                d("evt_5", "pay_1011", "1011", "refunded", "refunded", result="unchanged", status="refunded"),
+            ),
+            applied=(
+                ("1011", "partially_refunded", "evt_1"),
+                ("1011", "partially_refunded", "evt_2"),
+                ("1011", "refunded", "evt_3"),
+            ),
+        ),
+        Scenario(
+            "the lock is released when the PSP cannot be reached",
+            {"1012": "pending"},
+            (
+                d("evt_1", "pay_1012", "1012", "paid", None, result="", exception="PspException"),
+                d("evt_1", "pay_1012", "1012", "paid", "paid", result="applied", status="paid"),
+            ),
+            applied=(("1012", "paid", "evt_1"),),
+        ),
+    ]
+
+
+def _client_vectors() -> dict[str, Any]:
+    payment_id = "pay_ä/1?x"  # must be URL-encoded into the path
+    return {
+        "api_base": API_BASE + "/",
+        "api_key": API_KEY,
+        "payment_id": payment_id,
+        "payment_json": json.dumps(_payment(payment_id, "1001", "paid")),
+        "created_json": json.dumps(
+            {"id": "pay_new", "status": "pending", "checkout_url": "https://pay.contract.invalid/c/1"}
+        ),
+        "create_payload": {
+            "amount": 1250,
+            "currency": "EUR",
+            "order_reference": "1001",
+            "description": "Order #1001 \u2013 \u00fc",
+        },
+        "idempotency_key": "order-1001-attempt-1",
+        "refused_bases": [
+            "http://psp.contract.invalid/v1",
+            "ftp://psp.contract.invalid",
+            "https://",
+            "psp.contract.invalid",
+        ],
+    }
+
+
+def build_vectors(namespace: str, bootstrap: list[str], define: Mapping[str, str]) -> dict[str, Any]:
+    signs, verifies, constant_time = _signature_vectors()
+    return {
+        "mode": "contract",
+        "namespace": namespace,
+        "bootstrap": list(bootstrap),
+        "define": dict(define),
+        "expect_classes": list(CORE_CLASSES),
+        "sign": signs,
+        "verify": verifies,
+        "constant_time": constant_time,
+        "statuses": list(CANONICAL_STATUSES),
+        "not_statuses": list(NOT_STATUSES),
+        "webhooks": [
+            {
+                "name": s.name,
+                "orders": dict(s.orders),
+                "held_locks": list(s.held_locks),
+                "secret": SECRET,
+                "tolerance": TOLERANCE,
+                "steps": [{"body": st.body, "header": st.header, "now": st.now, "psp": dict(st.psp)} for st in s.steps],
+            }
+            for s in _webhook_scenarios()
+        ],
+        "client": _client_vectors(),
+    }
+
+
+# --- running -------------------------------------------------------------------------------------------
+
+
+def _execute(root: Path, vectors: dict[str, Any], php: PhpRuntime) -> tuple[dict[str, Any] | None, str]:
+    """Run the harness once; (document, "") or (None, why it produced no document)."""
+    with tempfile.TemporaryDirectory(prefix="psp-contract-") as tmp:
+        path = Path(tmp) / "vectors.json"
+        path.write_text(json.dumps(vectors), encoding="utf-8")
+        try:
+            run = php.run(HARNESS, [str(path), str(root)], cwd=root, timeout=120)
+        except Exception as exc:  # a timeout or a missing binary is a failed contract, not a crash
+            return None, f"the PHP harness could not run: {exc}"
+    try:
+        document = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        return (
+            None,
+            f"the PHP harness printed no JSON (exit {run.returncode}): {(run.stderr or run.stdout).strip()[:1500]}",
+        )
+    if not isinstance(document, dict):
+        return None, "the PHP harness printed something other than a JSON object"
+    return document, ""
+
+
+class _Judge:
+    """Turns harness records into CheckResults."""
+
+    def __init__(self, document: dict[str, Any], php: PhpRuntime) -> None:
+        self.cases: dict[str, Any] = document.get("cases") or {}
+        self.fatal: str | None = document.get("fatal")
+        self.version = php.version
+        self.results: list[CheckResult] = []
+
+    def add(self, name: str, passed: bool, detail: str = "") -> None:
+        self.results.append(CheckResult(CHECK, name, passed, "" if passed else detail, self.version))
+
+    def case(self, name: str, case_id: str, judge: Callable[[Any], str]) -> None:
+        """Judge one case: `judge(value)` returns "" when the value is right, else what is wrong."""
+        record = self.cases.get(case_id)
+        if record is None:
+            why = f"the harness stopped first: {self.fatal}" if self.fatal else "the harness did not run it"
+            self.add(name, False, f"not run ({why})")
+            return
+        problems = []
+        if record.get("exception"):
+            problems.append(f"threw {record['exception']}")
+        else:
+            verdict = judge(record.get("value"))
+            if verdict:
+                problems.append(verdict)
+        if record.get("errors"):
+            problems.append("PHP raised: " + " | ".join(list(dict.fromkeys(record["errors"]))[:5]))
+        if record.get("output"):
+            problems.append(f"printed unexpected output {record['output'][:200]!r}")
+        self.add(name, not problems, "; ".join(problems))
+
+
+def _equals(expected: Any) -> Callable[[Any], str]:
+    return lambda actual: "" if actual == expected else f"expected {expected!r}, got {actual!r}"
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """PHP encodes an empty array as [] whether it was a map or a list."""
+    return value if isinstance(value, dict) else {}
+
+
+def _bootstrap_results(document: dict[str, Any], php: PhpRuntime) -> list[CheckResult]:
+    record = document.get("bootstrap")
+    name = "core loads under php -n"
+    if record is None:
+        return [CheckResult(CHECK, name, False, f"the harness stopped first: {document.get('fatal')}", php.version)]
+    problems = []
+    if record.get("exception"):
+        problems.append(f"threw {record['exception']}")
+    value = record.get("value") or {}
+    if value.get("missing"):
+        problems.append("missing classes/interfaces: " + ", ".join(value["missing"]))
+    if record.get("errors"):
+        problems.append("PHP raised: " + " | ".join(list(dict.fromkeys(record["errors"]))[:5]))
+    if record.get("output"):
+        problems.append(f"loading printed output {record['output'][:200]!r} (text or whitespace outside the PHP tags?)")
+    return [CheckResult(CHECK, name, not problems, "; ".join(problems), php.version)]
+
+
+def _judge_step(step: Step, got: dict[str, Any], index: int) -> list[str]:
+    where = f"delivery {index + 1}"
+    problems = []
+    if step.exception:
+        thrown = got.get("exception") or "nothing"
+        if not thrown.endswith("\\" + step.exception) and thrown != step.exception:
+            problems.append(f"{where}: expected {step.exception} to propagate, got {thrown}")
+    else:
+        if got.get("exception"):
+            problems.append(f"{where}: threw {got['exception']}")
+        expected = {"result": step.result, "order": step.order, "status": step.status}
+        actual = got.get("result")
+        if actual != expected:
+            problems.append(f"{where}: expected {expected}, got {actual}")
+    if len(got.get("psp_calls") or []) != step.fetches:
+        problems.append(f"{where}: expected {step.fetches} PSP re-fetch(es), made {len(got.get('psp_calls') or [])}")
+    acquired = [entry[len("acquire ") :] for entry in got.get("locks") or [] if entry.startswith("acquire ")]
+    if tuple(acquired) != step.locks:
+        problems.append(f"{where}: expected lock(s) {list(step.locks)}, acquired {acquired}")
+    if got.get("held_after"):
+        problems.append(f"{where}: lock(s) still held afterwards: {got['held_after']}")
+    return problems
+
+
+def _scenario_judge(scenario: Scenario, status_map: Mapping[str, str]) -> Callable[[Any], str]:
+    def judge(steps: Any) -> str:
+        if not isinstance(steps, list) or len(steps) != len(scenario.steps):
+            return f"expected {len(scenario.steps)} deliveries recorded, got {steps!r}"
+        problems: list[str] = []
+        for index, (step, got) in enumerate(zip(scenario.steps, steps, strict=True)):
+            problems += _judge_step(step, got, index)
+        expected_applied = [
+            [ref, status, status_map.get(status, f"<{status} unmapped>"), event]
+            for ref, status, event in scenario.applied
+        ]
+        actual_applied = steps[-1].get("applied") if steps else []
+        if actual_applied != expected_applied:
+            problems.append(f"orders updated with {actual_applied}, expected {expected_applied}")
+        return "; ".join(problems)
+
+    return judge
+
+
+def _client_judges(judge: _Judge, vectors: dict[str, Any]) -> None:
+    client = vectors["client"]
+    expected_url = API_BASE + "/payments/pay_%C3%A4%2F1%3Fx"
+
+    def get_payment(value: Any) -> str:
+        requests = (value or {}).get("requests") or []
+        if len(requests) != 2:
+            return f"expected 2 requests, recorded {len(requests)}"
+        problems = []
+        ids = []
+        for n, request in enumerate(requests, 1):
+            headers = _as_dict(request.get("headers"))
+            if request.get("method") != "GET" or request.get("url") != expected_url:
+                problems.append(
+                    f"call {n}: expected GET {expected_url}, sent {request.get('method')} {request.get('url')}"
+                )
+            if headers.get("Authorization") != f"Bearer {API_KEY}":
+                problems.append(f"call {n}: Authorization header is {headers.get('Authorization')!r}")
+            correlation = headers.get("X-Correlation-ID", "")
+            ids.append(correlation)
+            if not UUID4.fullmatch(correlation):
+                problems.append(f"call {n}: X-Correlation-ID {correlation!r} is not a lowercase UUIDv4")
+            agent = headers.get("User-Agent", "")
+            wanted = [re.escape(v) for v in _expected_release(vectors)] or [SEMVER.pattern, BUILD_ID.pattern]
+            if not all(re.search(rf"(?<![\w.]){part}(?![\w.])", agent) for part in wanted):
+                problems.append(f"call {n}: User-Agent {agent!r} does not name the plugin version and build")
+        if len(set(ids)) != len(ids):
+            problems.append(f"X-Correlation-ID repeated across calls: {ids}")
+        expected_payment = _payment(client["payment_id"], "1001", "paid")
+        for returned in (value or {}).get("returned") or []:
+            if returned != expected_payment:
+                problems.append(f"getPayment returned {returned}, expected {expected_payment}")
+        return "; ".join(problems)
+
+    def create_payment(value: Any) -> str:
+        requests = (value or {}).get("requests") or []
+        if len(requests) != 1:
+            return f"expected 1 request, recorded {len(requests)}"
+        request, problems = requests[0], []
+        headers = _as_dict(request.get("headers"))
+        if request.get("method") != "POST" or request.get("url") != API_BASE + "/payments":
+            problems.append(f"sent {request.get('method')} {request.get('url')}, expected POST {API_BASE}/payments")
+        try:
+            sent = json.loads(request.get("body") or "")
+        except json.JSONDecodeError:
+            sent = request.get("body")
+        if sent != client["create_payload"]:
+            problems.append(f"sent body {sent!r}, expected {client['create_payload']!r}")
+        for name, want in (
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", client["idempotency_key"]),
+            ("Authorization", f"Bearer {API_KEY}"),
+        ):
+            if headers.get(name) != want:
+                problems.append(f"{name} header is {headers.get(name)!r}, expected {want!r}")
+        if not UUID4.fullmatch(headers.get("X-Correlation-ID", "")):
+            problems.append("no UUIDv4 X-Correlation-ID")
+        want_return = {"id": "pay_new", "status": "pending", "checkout_url": "https://pay.contract.invalid/c/1"}
+        if (value or {}).get("returned") != want_return:
+            problems.append(f"createPayment returned {(value or {}).get('returned')}, expected {want_return}")
+        return "; ".join(problems)
+
+    def http_error(value: Any) -> str:
+        value = value or {}
+        if not value.get("is_psp_exception"):
+            return f"an HTTP 503 answer must throw PspException, got {value.get('thrown')}"
+        carried, sent = value.get("correlation_id"), value.get("sent_correlation_id")
+        if not carried or carried != sent:
+            return f"the exception carries correlation id {carried!r}, the request sent {sent!r}"
+        return ""
+
+    refused = {base: "refused" for base in client["refused_bases"]}
+    judge.case(
+        "PspClient sends Bearer key, a fresh UUIDv4 X-Correlation-ID and a versioned User-Agent",
+        "client:get_payment",
+        get_payment,
+    )
+    judge.case(
+        "PspClient creates a payment with a JSON body and an Idempotency-Key", "client:create_payment", create_payment
+    )
+    judge.case(
+        "PspClient turns an HTTP error into PspException carrying the correlation id", "client:http_error", http_error
+    )
+    judge.case(
+        "PspClient keeps the correlation id when the transport fails",
+        "client:transport_failure",
+        lambda value: http_error(value).replace("an HTTP 503 answer", "a transport failure"),
+    )
+    judge.case("PspClient refuses a non-https API base", "client:https_only", _equals(refused))
+
+
+def _expected_release(vectors: dict[str, Any]) -> list[str]:
+    return [v for v in (vectors.get("expect_version"), vectors.get("expect_build")) if v]
+
+
+def run_contract_tests(
+    root: Path,
+    namespace: str,
+    bootstrap: list[str],
+    define: dict[str, str],
+    status_map: dict[str, str],
+    php: PhpRuntime,
+    *,
+    version: str | None = None,
+    build: str | None = None,
+) -> list[CheckResult]:
+    """Execute the rendered core under `root` against the shared vectors, in one PHP process.
+
+    `namespace` is the core's PHP namespace, `bootstrap` the core files to load (relative to `root`, in
+    order), `define` constants to define first (e.g. ABSPATH), `status_map` the template's mapping that
+    `StatusMap` must reproduce. `version` and `build`, when given, are what `Health::report()` and the
+    user agent must name (the rendered tree's plugin version and build id).
+    """
+    vectors = build_vectors(namespace, bootstrap, define)
+    vectors["expect_version"], vectors["expect_build"] = version, build
+    document, failure = _execute(root, vectors, php)
+    if document is None:
+        return [CheckResult(CHECK, "PHP harness ran", False, failure, php.version)]
+    results = _bootstrap_results(document, php)
+    loaded = (document.get("bootstrap") or {}).get("value")
+    if not loaded or loaded.get("missing"):
+        return results  # nothing else can run without the core's classes
+    judge = _Judge(document, php)
+
+    for case in vectors["sign"]:
+        judge.case(
+            f"Signature::sign matches the PSP's HMAC ({case['name']})", f"sign:{case['name']}", _equals(case["expect"])
+        )
+    for case in vectors["verify"]:
+        judge.case(f"Signature::verify: {case['name']}", f"verify:{case['name']}", _equals(case["expect"]))
+
+    def constant_time(case: dict[str, Any]) -> Callable[[Any], str]:
+        def check(value: Any) -> str:
+            value = value or {}
+            if value.get("verdict") != case["expect"]:
+                return f"verify returned {value.get('verdict')!r}, expected {case['expect']!r}"
+            calls = value.get("hash_equals_calls") or []
+            if not any(isinstance(c, list) and len(c) == 2 and c[0] == case["mac"] for c in calls):
+                return (
+                    "the MAC was not compared with hash_equals (call it unqualified with the expected MAC "
+                    "first; never ==, === or strcmp)"
+                )
+            return ""
+
+        return check
+
+    for case in vectors["constant_time"]:
+        judge.case(
+            f"Signature::verify compares MACs with hash_equals ({case['name']})",
+            f"constant_time:{case['name']}",
+            constant_time(case),
+        )
+
+    for status in CANONICAL_STATUSES:
+        expected = status_map.get(status)
+        judge.case(
+            f"StatusMap::toPlatform({status}) is the template's {expected!r}",
+            f"to_platform:{status}",
+            _equals(expected)
+            if expected is not None
+            else (lambda _v, s=status: f"template.yaml status_map lacks {s!r}"),
+        )
+    judge.case(
+        "StatusMap::toPlatform rejects non-canonical statuses",
+        "to_platform_unknown",
+        _equals({s: "rejected" for s in NOT_STATUSES}),
+    )
+    judge.case(
+        "StatusMap::isCanonical knows exactly the canonical statuses",
+        "is_canonical",
+        _equals({**{s: True for s in CANONICAL_STATUSES}, **{s: False for s in NOT_STATUSES}}),
+    )
+    targets = [*CANONICAL_STATUSES, *NOT_STATUSES]
+    for origin in [None, *CANONICAL_STATUSES, *NOT_STATUSES]:
+        if origin in NOT_STATUSES:
+            expected_row = {to: False for to in targets}
+        else:
+            expected_row = {to: to in CANONICAL_STATUSES and can_transition(origin, to) for to in targets}
+
+        def row_judge(actual: Any, want: dict[str, bool] = expected_row) -> str:
+            actual = _as_dict(actual)
+            wrong = [
+                f"{to!r}: {actual.get(to)!r} (expected {ok})" for to, ok in want.items() if actual.get(to) is not ok
+            ]
+            return "disagrees with statuses.py on " + ", ".join(wrong) if wrong else ""
+
+        label = "no status yet" if origin is None else repr(origin)
+        judge.case(
+            f"StatusMap::canTransition from {label} matches statuses.py",
+            f"transitions:{'null' if origin is None else origin}",
+            row_judge,
+        )
+
+    for scenario in _webhook_scenarios():
+        judge.case(
+            f"WebhookProcessor: {scenario.name}", f"webhook:{scenario.name}", _scenario_judge(scenario, status_map)
+        )
+
+    _client_judges(judge, vectors)
+
+    def health(value: Any) -> str:
+        value = _as_dict(value)
+        problems = [
+            f"{key} missing"
+            for key in ("plugin", "version", "build", "php")
+            if not isinstance(value.get(key), str) or not value.get(key)
+        ]
+        if version is not None and value.get("version") != version:
+            problems.append(f"version is {value.get('version')!r}, expected {version!r}")
+        if build is not None and value.get("build") != build:
+            problems.append(f"build is {value.get('build')!r}, expected {build!r}")
+        if version is None and not SEMVER.fullmatch(str(value.get("version"))):
+            problems.append(f"version {value.get('version')!r} is not x.y.z")
+        if build is None and not BUILD_ID.fullmatch(str(value.get("build"))):
+            problems.append(f"build {value.get('build')!r} is not a 12-hex build id")
+        return "; ".join(problems)
+
+    judge.case("Health::report names plugin, version, build and PHP", "health", health)
+    if not document.get("complete"):
+        judge.add("harness completed", False, f"stopped early: {document.get('fatal')}")
+    return results + judge.results
+
+
+def run_value_roundtrip(
+    root: Path,
+    namespace: str,
+    bootstrap: list[str],
+    define: dict[str, str],
+    expected: dict[str, Any],
+    php: PhpRuntime,
+) -> list[CheckResult]:
+    """Load the rendered core and compare `ClientInfo::values()` with `expected`, key by key, exactly.
+
+    This is how hostile client strings (quotes, backslashes, `?>`, `*/`, newlines, any script) are proven
+    to come back from the generated PHP literally.
+    """
+    vectors = {
+        "mode": "values",
+        "namespace": namespace,
+        "bootstrap": list(bootstrap),
+        "define": dict(define),
+        "expect_classes": ["ClientInfo"],
+    }
+    document, failure = _execute(root, vectors, php)
+    if document is None:
+        return [CheckResult(CHECK, "PHP harness ran", False, failure, php.version)]
+    results = _bootstrap_results(document, php)
+    if not results[0].passed:
+        return results
+    judge = _Judge(document, php)
+    for key, value in expected.items():
+        judge.case(
+            f"ClientInfo::values()[{key!r}] comes back literally",
+            "values",
+            lambda actual, k=key, v=value: (
+                "" if _as_dict(actual).get(k) == v else f"expected {v!r}, got {_as_dict(actual).get(k, '<missing>')!r}"
+            ),
+        )
+    return results + judge.results

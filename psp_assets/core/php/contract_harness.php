@@ -1,0 +1,486 @@
+<?php
+/**
+ * Contract harness: executes a rendered plugin's platform-neutral core against vectors from contract.py.
+ *
+ *     php -n -d error_reporting=-1 contract_harness.php <vectors.json> <plugin root>
+ *
+ * It loads the plugin's core files (the template's contract.bootstrap, after defining contract.define),
+ * runs every case in the vectors and prints exactly one JSON document on stdout:
+ *
+ *     {"php": "8.2.1", "mode": "contract", "bootstrap": {...case...}, "cases": {"<id>": {...case...}},
+ *      "fatal": null, "complete": true}
+ *
+ * where a case is {"value": <what the core returned>, "exception": null|"Class: message",
+ * "errors": [PHP warnings, notices and deprecations raised while it ran], "output": "<stray output>"}.
+ * The harness judges nothing: contract.py compares the values with what Python expects.
+ *
+ * Written for PHP 7.4 through 8.5, like the core it tests.
+ */
+
+declare(strict_types=1);
+
+final class ContractHarness
+{
+    /** @var list<string> */
+    public static $errors = [];
+
+    /** @var list<array{0: string, 1: string}> */
+    public static $hashEqualsCalls = [];
+
+    /** @var array<string, mixed> */
+    public static $document = ['php' => PHP_VERSION, 'mode' => null, 'bootstrap' => null, 'cases' => [], 'fatal' => null, 'complete' => false];
+
+    /** @var bool */
+    private static $printed = false;
+
+    /** @var string */
+    public static $namespace = '';
+
+    public static function onError(int $severity, string $message, string $file = '', int $line = 0): bool
+    {
+        $labels = [
+            E_WARNING => 'Warning', E_NOTICE => 'Notice', E_DEPRECATED => 'Deprecated',
+            E_USER_WARNING => 'Warning', E_USER_NOTICE => 'Notice', E_USER_DEPRECATED => 'Deprecated',
+            E_RECOVERABLE_ERROR => 'Recoverable error',
+        ];
+        $label = isset($labels[$severity]) ? $labels[$severity] : 'Error ' . $severity;
+        self::$errors[] = $label . ': ' . $message . ' in ' . self::shortPath($file) . ':' . $line;
+        return true;
+    }
+
+    public static function shortPath(string $file): string
+    {
+        $root = isset($GLOBALS['contractRoot']) && is_string($GLOBALS['contractRoot']) ? $GLOBALS['contractRoot'] : '';
+        if ($root !== '' && strpos($file, $root . '/') === 0) {
+            return substr($file, strlen($root) + 1);
+        }
+        return basename($file);
+    }
+
+    /**
+     * Run one case: its value, exception, PHP errors and stray output are recorded under $id.
+     *
+     * @return mixed the case's value (null when it threw)
+     */
+    public static function run(string $id, callable $case)
+    {
+        self::$errors = [];
+        $value = null;
+        $exception = null;
+        ob_start();
+        try {
+            $value = $case();
+        } catch (\Throwable $e) {
+            $exception = get_class($e) . ': ' . $e->getMessage();
+        }
+        $output = (string) ob_get_clean();
+        $record = ['value' => $value, 'exception' => $exception, 'errors' => self::$errors, 'output' => $output];
+        if ($id === 'bootstrap') {
+            self::$document['bootstrap'] = $record;
+        } else {
+            self::$document['cases'][$id] = $record;
+        }
+        self::$errors = [];
+        return $value;
+    }
+
+    public static function cls(string $name): string
+    {
+        return self::$namespace . '\\' . $name;
+    }
+
+    public static function emit(): void
+    {
+        if (self::$printed) {
+            return;
+        }
+        self::$printed = true;
+        while (ob_get_level() > 0) {
+            ob_end_clean();
+        }
+        $flags = JSON_UNESCAPED_SLASHES | JSON_PARTIAL_OUTPUT_ON_ERROR | JSON_INVALID_UTF8_SUBSTITUTE;
+        echo json_encode(self::$document, $flags), "\n";
+    }
+
+    public static function onShutdown(): void
+    {
+        if (self::$printed) {
+            return;
+        }
+        $last = error_get_last();
+        if ($last !== null && in_array($last['type'], [E_ERROR, E_PARSE, E_CORE_ERROR, E_COMPILE_ERROR, E_USER_ERROR], true)) {
+            self::$document['fatal'] = $last['message'] . ' in ' . self::shortPath((string) $last['file']) . ':' . $last['line'];
+        } else {
+            self::$document['fatal'] = 'the harness stopped early (exit called by the code under test?)';
+        }
+        self::emit();
+    }
+}
+
+set_error_handler([ContractHarness::class, 'onError']);
+register_shutdown_function([ContractHarness::class, 'onShutdown']);
+ob_start();
+
+if ($argc < 3) {
+    fwrite(STDERR, "usage: php contract_harness.php <vectors.json> <plugin root>\n");
+    exit(2);
+}
+$vectors = json_decode((string) file_get_contents($argv[1]), true);
+$contractRoot = realpath($argv[2]);
+if (!is_array($vectors) || $contractRoot === false) {
+    fwrite(STDERR, "unreadable vectors or plugin root\n");
+    exit(2);
+}
+ContractHarness::$document['mode'] = $vectors['mode'];
+ContractHarness::$namespace = (string) $vectors['namespace'];
+
+// --- bootstrap: constants, spies, the core files ---------------------------------------------------
+
+$loaded = ContractHarness::run('bootstrap', static function () use ($vectors, $contractRoot): array {
+    $ns = ContractHarness::$namespace;
+    if (preg_match('/^[A-Za-z_][A-Za-z0-9_]*(\\\\[A-Za-z_][A-Za-z0-9_]*)*$/D', $ns) !== 1) {
+        throw new \InvalidArgumentException('not a PHP namespace: ' . $ns);
+    }
+    foreach ($vectors['define'] as $name => $value) {
+        if (!defined($name)) {
+            define($name, $value);
+        }
+    }
+    // A spy for hash_equals in the core's namespace: unqualified calls from the core resolve to it
+    // first, which lets the contract see that signatures are compared in constant time.
+    eval('namespace ' . $ns . '; function hash_equals($known, $user) { '
+        . '\ContractHarness::$hashEqualsCalls[] = [$known, $user]; return \hash_equals($known, $user); }');
+    $files = [];
+    foreach ($vectors['bootstrap'] as $rel) {
+        $path = realpath($contractRoot . '/' . $rel);
+        if ($path === false || strpos($path, $contractRoot . '/') !== 0) {
+            throw new \RuntimeException('bootstrap file missing or outside the plugin: ' . $rel);
+        }
+        require_once $path;
+        $files[] = $rel;
+    }
+    $missing = [];
+    foreach ($vectors['expect_classes'] as $name) {
+        $fq = ContractHarness::cls($name);
+        if (!class_exists($fq, false) && !interface_exists($fq, false)) {
+            $missing[] = $name;
+        }
+    }
+    return ['files' => $files, 'missing' => $missing];
+});
+
+if (!is_array($loaded) || $loaded['missing'] !== []) {
+    ContractHarness::$document['complete'] = true;
+    ContractHarness::emit();
+    exit(0);
+}
+
+if ($vectors['mode'] === 'values') {
+    ContractHarness::run('values', static function (): array {
+        $class = ContractHarness::cls('ClientInfo');
+        return $class::values();
+    });
+    ContractHarness::$document['complete'] = true;
+    ContractHarness::emit();
+    exit(0);
+}
+
+// --- fakes behind the core's own interfaces --------------------------------------------------------
+
+class_alias(ContractHarness::cls('PspClientInterface'), 'ContractPspClientInterface');
+class_alias(ContractHarness::cls('OrderStoreInterface'), 'ContractOrderStoreInterface');
+class_alias(ContractHarness::cls('LockInterface'), 'ContractLockInterface');
+class_alias(ContractHarness::cls('HttpTransportInterface'), 'ContractHttpTransportInterface');
+class_alias(ContractHarness::cls('PspException'), 'ContractPspException');
+
+if (true) { // declared at run time, once the aliases above exist
+    /** The PSP as the processor sees it: payments by id, with a call log. */
+    final class ContractFakePsp implements ContractPspClientInterface
+    {
+        /** @var array<string, array<string, mixed>|null> */
+        public $payments = [];
+
+        /** @var list<string> */
+        public $calls = [];
+
+        public function getPayment(string $paymentId): array
+        {
+            $this->calls[] = $paymentId;
+            if (!array_key_exists($paymentId, $this->payments)) {
+                throw new ContractPspException('payment not found: ' . $paymentId, 404, 'contract');
+            }
+            $payment = $this->payments[$paymentId];
+            if ($payment === null) {
+                throw new ContractPspException('PSP unreachable', 0, 'contract');
+            }
+            return $payment;
+        }
+    }
+
+    /** Orders in memory: canonical status, processed events and every apply() call. */
+    final class ContractMemoryStore implements ContractOrderStoreInterface
+    {
+        /** @var array<string, array{status: string|null, events: list<string>}> */
+        public $orders = [];
+
+        /** @var list<array{0: string, 1: string, 2: string, 3: string}> */
+        public $applied = [];
+
+        public function exists(string $orderRef): bool
+        {
+            return isset($this->orders[$orderRef]);
+        }
+
+        public function getStatus(string $orderRef): ?string
+        {
+            return isset($this->orders[$orderRef]) ? $this->orders[$orderRef]['status'] : null;
+        }
+
+        public function hasProcessedEvent(string $orderRef, string $eventId): bool
+        {
+            return isset($this->orders[$orderRef]) && in_array($eventId, $this->orders[$orderRef]['events'], true);
+        }
+
+        public function apply(string $orderRef, string $status, string $platformState, string $eventId): void
+        {
+            $this->applied[] = [$orderRef, $status, $platformState, $eventId];
+            $this->orders[$orderRef]['status'] = $status;
+            $this->orders[$orderRef]['events'][] = $eventId;
+        }
+
+        /** @return array<string, string|null> */
+        public function statuses(): array
+        {
+            $out = [];
+            foreach ($this->orders as $ref => $order) {
+                $out[(string) $ref] = $order['status'];
+            }
+            return $out;
+        }
+    }
+
+    /** Locks in memory; names in $heldElsewhere belong to "another process". */
+    final class ContractMemoryLock implements ContractLockInterface
+    {
+        /** @var list<string> */
+        public $heldElsewhere = [];
+
+        /** @var array<string, true> */
+        public $held = [];
+
+        /** @var list<string> */
+        public $log = [];
+
+        public function acquire(string $name, int $timeoutSeconds): bool
+        {
+            $this->log[] = 'acquire ' . $name;
+            if (in_array($name, $this->heldElsewhere, true) || isset($this->held[$name])) {
+                return false;
+            }
+            $this->held[$name] = true;
+            return true;
+        }
+
+        public function release(string $name): void
+        {
+            $this->log[] = 'release ' . $name;
+            unset($this->held[$name]);
+        }
+    }
+
+    /** Records requests instead of sending them; answers from a queue. */
+    final class ContractRecordingTransport implements ContractHttpTransportInterface
+    {
+        /** @var list<array{method: string, url: string, headers: array<string, string>, body: string|null}> */
+        public $requests = [];
+
+        /** @var list<array{status: int, body: string}> */
+        public $responses = [];
+
+        public function request(string $method, string $url, array $headers, ?string $body): array
+        {
+            $this->requests[] = ['method' => $method, 'url' => $url, 'headers' => $headers, 'body' => $body];
+            $response = array_shift($this->responses);
+            if ($response === null) {
+                throw new ContractPspException('no canned response left', 0, 'contract');
+            }
+            return $response;
+        }
+    }
+}
+
+// --- signatures ------------------------------------------------------------------------------------
+
+$signature = ContractHarness::cls('Signature');
+foreach ($vectors['sign'] as $case) {
+    ContractHarness::run('sign:' . $case['name'], static function () use ($signature, $case): string {
+        return $signature::sign($case['secret'], $case['timestamp'], $case['body']);
+    });
+}
+foreach ($vectors['verify'] as $case) {
+    ContractHarness::run('verify:' . $case['name'], static function () use ($signature, $case): string {
+        return $signature::verify($case['secret'], $case['header'], $case['body'], $case['now'], $case['tolerance']);
+    });
+}
+foreach ($vectors['constant_time'] as $case) {
+    ContractHarness::run('constant_time:' . $case['name'], static function () use ($signature, $case): array {
+        ContractHarness::$hashEqualsCalls = [];
+        $verdict = $signature::verify($case['secret'], $case['header'], $case['body'], $case['now'], $case['tolerance']);
+        return ['verdict' => $verdict, 'hash_equals_calls' => ContractHarness::$hashEqualsCalls];
+    });
+}
+
+// --- status map and state machine ------------------------------------------------------------------
+
+$statusMap = ContractHarness::cls('StatusMap');
+foreach ($vectors['statuses'] as $status) {
+    ContractHarness::run('to_platform:' . $status, static function () use ($statusMap, $status): string {
+        return $statusMap::toPlatform($status);
+    });
+}
+ContractHarness::run('to_platform_unknown', static function () use ($statusMap, $vectors): array {
+    $out = [];
+    foreach ($vectors['not_statuses'] as $status) {
+        try {
+            $out[$status] = 'returned ' . var_export($statusMap::toPlatform($status), true);
+        } catch (\InvalidArgumentException $e) {
+            $out[$status] = 'rejected';
+        }
+    }
+    return $out;
+});
+ContractHarness::run('is_canonical', static function () use ($statusMap, $vectors): array {
+    $out = [];
+    foreach (array_merge($vectors['statuses'], $vectors['not_statuses']) as $status) {
+        $out[$status] = $statusMap::isCanonical($status);
+    }
+    return $out;
+});
+foreach (array_merge([null], $vectors['statuses'], $vectors['not_statuses']) as $from) {
+    $key = $from === null ? 'null' : $from;
+    ContractHarness::run('transitions:' . $key, static function () use ($statusMap, $vectors, $from): array {
+        $out = [];
+        foreach (array_merge($vectors['statuses'], $vectors['not_statuses']) as $to) {
+            $out[$to] = $statusMap::canTransition($from, $to);
+        }
+        return $out;
+    });
+}
+
+// --- webhook scenarios -----------------------------------------------------------------------------
+
+$processorClass = ContractHarness::cls('WebhookProcessor');
+foreach ($vectors['webhooks'] as $scenario) {
+    ContractHarness::run('webhook:' . $scenario['name'], static function () use ($processorClass, $scenario): array {
+        $psp = new ContractFakePsp();
+        $store = new ContractMemoryStore();
+        $lock = new ContractMemoryLock();
+        foreach ($scenario['orders'] as $ref => $status) {
+            $store->orders[(string) $ref] = ['status' => $status, 'events' => []];
+        }
+        $lock->heldElsewhere = $scenario['held_locks'];
+        $processor = new $processorClass($psp, $store, $lock, $scenario['secret'], $scenario['tolerance']);
+        $steps = [];
+        foreach ($scenario['steps'] as $step) {
+            foreach ($step['psp'] as $paymentId => $payment) {
+                $psp->payments[(string) $paymentId] = $payment;
+            }
+            $pspCallsBefore = count($psp->calls);
+            $lockLogBefore = count($lock->log);
+            $result = null;
+            $exception = null;
+            try {
+                $result = $processor->handle($step['body'], $step['header'], $step['now']);
+            } catch (\Throwable $e) {
+                $exception = get_class($e);
+            }
+            $steps[] = [
+                'result' => $result,
+                'exception' => $exception,
+                'psp_calls' => array_slice($psp->calls, $pspCallsBefore),
+                'locks' => array_slice($lock->log, $lockLogBefore),
+                'held_after' => array_keys($lock->held),
+                'statuses' => $store->statuses(),
+                'applied' => $store->applied,
+            ];
+        }
+        return $steps;
+    });
+}
+
+// --- PSP client ------------------------------------------------------------------------------------
+
+$clientVectors = $vectors['client'];
+$clientClass = ContractHarness::cls('PspClient');
+ContractHarness::run('client:get_payment', static function () use ($clientClass, $clientVectors): array {
+    $transport = new ContractRecordingTransport();
+    $transport->responses = [
+        ['status' => 200, 'body' => $clientVectors['payment_json']],
+        ['status' => 200, 'body' => $clientVectors['payment_json']],
+    ];
+    $client = new $clientClass($clientVectors['api_base'], $clientVectors['api_key'], $transport, 'ContractHarness/1.0');
+    $first = $client->getPayment($clientVectors['payment_id']);
+    $second = $client->getPayment($clientVectors['payment_id']);
+    return ['returned' => [$first, $second], 'requests' => $transport->requests];
+});
+ContractHarness::run('client:create_payment', static function () use ($clientClass, $clientVectors): array {
+    $transport = new ContractRecordingTransport();
+    $transport->responses = [['status' => 201, 'body' => $clientVectors['created_json']]];
+    $client = new $clientClass($clientVectors['api_base'], $clientVectors['api_key'], $transport, '');
+    $created = $client->createPayment($clientVectors['create_payload'], $clientVectors['idempotency_key']);
+    return ['returned' => $created, 'requests' => $transport->requests];
+});
+ContractHarness::run('client:http_error', static function () use ($clientClass, $clientVectors): array {
+    $transport = new ContractRecordingTransport();
+    $transport->responses = [['status' => 503, 'body' => '{"error":"maintenance"}']];
+    $client = new $clientClass($clientVectors['api_base'], $clientVectors['api_key'], $transport, '');
+    try {
+        $client->getPayment($clientVectors['payment_id']);
+        return ['thrown' => null];
+    } catch (\Throwable $e) {
+        $correlation = method_exists($e, 'getCorrelationId') ? $e->getCorrelationId() : null;
+        return [
+            'thrown' => get_class($e),
+            'is_psp_exception' => $e instanceof ContractPspException,
+            'correlation_id' => $correlation,
+            'sent_correlation_id' => $transport->requests[0]['headers']['X-Correlation-ID'] ?? null,
+        ];
+    }
+});
+ContractHarness::run('client:transport_failure', static function () use ($clientClass, $clientVectors): array {
+    $transport = new ContractRecordingTransport(); // no canned response: the transport throws
+    $client = new $clientClass($clientVectors['api_base'], $clientVectors['api_key'], $transport, '');
+    try {
+        $client->getPayment($clientVectors['payment_id']);
+        return ['thrown' => null];
+    } catch (\Throwable $e) {
+        return [
+            'thrown' => get_class($e),
+            'is_psp_exception' => $e instanceof ContractPspException,
+            'correlation_id' => method_exists($e, 'getCorrelationId') ? $e->getCorrelationId() : null,
+            'sent_correlation_id' => $transport->requests[0]['headers']['X-Correlation-ID'] ?? null,
+        ];
+    }
+});
+ContractHarness::run('client:https_only', static function () use ($clientClass, $clientVectors): array {
+    $out = [];
+    foreach ($clientVectors['refused_bases'] as $base) {
+        try {
+            new $clientClass($base, $clientVectors['api_key'], new ContractRecordingTransport(), '');
+            $out[$base] = 'accepted';
+        } catch (\InvalidArgumentException $e) {
+            $out[$base] = 'refused';
+        }
+    }
+    return $out;
+});
+
+// --- health ----------------------------------------------------------------------------------------
+
+ContractHarness::run('health', static function (): array {
+    $class = ContractHarness::cls('Health');
+    return $class::report();
+});
+
+ContractHarness::$document['complete'] = true;
+ContractHarness::emit();

@@ -1,0 +1,6 @@
+<?php
+/**
+ * Silence is golden: no directory listings.
+ */
+
+defined( 'ABSPATH' ) || exit;
