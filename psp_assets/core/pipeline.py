@@ -106,7 +106,7 @@ def load_rendered(handle: dict[str, Any]) -> RenderedTree:
     return tree
 
 
-def secret_values(config: ClientConfig, environ: dict[str, str] | None = None) -> list[str]:
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
     """Values the tree must never contain: secrets of the platform itself (env names with these
     suffixes). They are compared, never logged."""
     env = os.environ if environ is None else environ
@@ -126,7 +126,7 @@ def test_plugin(
     report.results += checks.check_packaging(template, tree.files, lambda text: render_string(text, context))
     report.results += checks.check_translations(tree.files, catalog, config.locales)
     forbidden = [str(REPO_ROOT), str(paths.data_dir), str(root), str(Path.home())]
-    report.results += checks.check_secrets(tree.files, secret_values(config), forbidden)
+    report.results += checks.check_secrets(tree.files, secret_values(), forbidden)
     out = paths.report_path(tree.client_id, tree.platform, tree.build)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
