@@ -71,6 +71,15 @@ def event_body(event_id: str, payment_id: str, order_ref: str, status: str, crea
     )
 
 
+def _altered_event(order_ref: str, data: dict[str, Any] | None = None, **top: Any) -> str:
+    """A signed-looking event for `order_ref` with fields replaced; a None value removes the field."""
+    event: dict[str, Any] = json.loads(event_body("evt_1", "p", order_ref, "paid"))
+    event.update(top)
+    event["data"].update(data or {})
+    event["data"] = {k: v for k, v in event["data"].items() if v is not None}
+    return json.dumps(event)
+
+
 def _payment(payment_id: str, order_ref: str, status: str) -> dict[str, Any]:
     return {"id": payment_id, "status": status, "amount": 1250, "currency": "EUR", "order_reference": order_ref}
 
@@ -271,38 +280,10 @@ def _webhook_scenarios() -> list[Scenario]:
                 for body in (
                     "not json",
                     "[]",
-                    json.dumps(
-                        {
-                            "id": "evt_1",
-                            "type": "payment.updated",
-                            "created": NOW,
-                            "data": {"order_reference": "1007", "status": "paid"},
-                        }
-                    ),
-                    json.dumps(
-                        {
-                            "id": "",
-                            "type": "payment.updated",
-                            "created": NOW,
-                            "data": {"payment_id": "p", "order_reference": "1007", "status": "paid"},
-                        }
-                    ),
-                    json.dumps(
-                        {
-                            "id": "evt_1",
-                            "type": "payment.updated",
-                            "created": "now",
-                            "data": {"payment_id": "p", "order_reference": "1007", "status": "paid"},
-                        }
-                    ),
-                    json.dumps(
-                        {
-                            "id": "evt_1",
-                            "type": "payment.updated",
-                            "created": NOW,
-                            "data": {"payment_id": 7, "order_reference": "1007", "status": "paid"},
-                        }
-                    ),
+                    _altered_event("1007", data={"payment_id": None}),  # payment id missing
+                    _altered_event("1007", id=""),
+                    _altered_event("1007", created="now"),
+                    _altered_event("1007", data={"payment_id": 7}),
                 )
             ),
             applied=(),

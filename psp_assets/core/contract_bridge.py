@@ -1,7 +1,8 @@
-"""Runs the shared contract tests for a template (see contract.py) with values from template.yaml."""
+"""Runs the shared contract tests (contract.py) for a template, with the values its template.yaml names."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,34 @@ from .render import render_string
 from .templates import Template
 
 
-def contract_results(root: Path, template: Template, context: dict[str, Any], php: PhpRuntime) -> list[CheckResult]:
-    from .contract import run_contract_tests
+@dataclass(frozen=True)
+class ContractTarget:
+    """Where a rendered plugin's PHP core is and what it must report, resolved for one client."""
 
+    namespace: str
+    bootstrap: list[str]
+    define: dict[str, str]
+    status_map: dict[str, str]
+    version: str
+    build: str
+
+
+def contract_target(template: Template, context: dict[str, Any]) -> ContractTarget:
     spec = template.spec.contract
-    return run_contract_tests(
-        root=root,
+    return ContractTarget(
         namespace=render_string(spec.namespace, context),
         bootstrap=[render_string(b, context) for b in spec.bootstrap],
         define={k: render_string(v, context) for k, v in spec.define.items()},
         status_map=dict(template.spec.status_map),
-        php=php,
         version=context["plugin"]["version"],
         build=context["plugin"]["build"],
+    )
+
+
+def contract_results(root: Path, template: Template, context: dict[str, Any], php: PhpRuntime) -> list[CheckResult]:
+    from .contract import run_contract_tests
+
+    t = contract_target(template, context)
+    return run_contract_tests(
+        root, t.namespace, t.bootstrap, t.define, t.status_map, php, version=t.version, build=t.build
     )

@@ -22,9 +22,10 @@ import pytest
 from psp_assets.core.checks import CheckResult
 from psp_assets.core.config import load_client
 from psp_assets.core.contract import run_contract_tests, run_value_roundtrip
-from psp_assets.core.i18n import load_catalog
+from psp_assets.core.contract_bridge import contract_target
 from psp_assets.core.php import NativePhp
-from psp_assets.core.render import render, render_context, render_string, write_tree
+from psp_assets.core.pipeline import catalog_for
+from psp_assets.core.render import render, render_context, write_tree
 from psp_assets.core.templates import load_template
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
@@ -52,21 +53,10 @@ def render_woocommerce(client_id: str, out: Path) -> Rendered:
     config = load_client(DEMO_CLIENTS / f"{client_id}.yaml")
     tree = render(template, config)
     write_tree(tree, out)
-    context = render_context(template, config, _catalog(template, config))
-    spec = template.spec.contract
+    target = contract_target(template, render_context(template, config, catalog_for(template, config)))
     return Rendered(
-        root=out,
-        namespace=render_string(spec.namespace, context),
-        bootstrap=[render_string(b, context) for b in spec.bootstrap],
-        define={k: render_string(v, context) for k, v in spec.define.items()},
-        status_map=dict(template.spec.status_map),
-        version=tree.plugin_version,
-        build=tree.build,
+        out, target.namespace, target.bootstrap, target.define, target.status_map, target.version, target.build
     )
-
-
-def _catalog(template, config):
-    return load_catalog(template.templates_dir / "_shared" / "i18n", list(config.locales))
 
 
 @pytest.fixture(scope="module")
