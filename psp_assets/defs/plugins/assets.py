@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from psp_assets.core import pipeline
-from psp_assets.core.config import parse_client
+from psp_assets.core.config import ClientConfig, parse_client
 from psp_assets.core.errors import PspError
 from psp_assets.core.templates import available_platforms, load_template
 from psp_assets.defs.partitions import client_partitions, platform_partitions, plugin_partitions, split_key
@@ -27,6 +27,10 @@ TESTS_PASS = "plugin_checks_pass"
 
 def _lineage(handle: dict[str, Any]) -> dict[str, Any]:
     return {k: handle[k] for k in LINEAGE_KEYS if k in handle}
+
+
+def _config(handle: dict[str, Any]) -> ClientConfig:
+    return parse_client(handle["config"], handle["config_path"])
 
 
 def _fail(exc: PspError, **metadata: Any) -> dg.Failure:
@@ -139,7 +143,13 @@ def rendered_source(
             f"({plugin_template['template_hash'][:12]} -> {source.template_hash[:12]}); materialize plugin_template "
             "first so the lineage names the template actually used"
         )
-    handle = {**source.handle(), "template_version": plugin_template["template_version"]}
+    # the validated config travels with the lineage: later steps use exactly what was rendered
+    handle = {
+        **source.handle(),
+        "template_version": plugin_template["template_version"],
+        "config": client_config["config"],
+        "config_path": client_config["path"],
+    }
     yield dg.Output(
         handle,
         data_version=dg.DataVersion(handle["tree_sha256"]),
@@ -169,7 +179,7 @@ def test_report(
     blocks built_artifact for this partition only."""
     paths = workspace.paths
     tree = pipeline.load_rendered(rendered_source)
-    config = paths.fleet().client(tree.client_id)
+    config = _config(rendered_source)
     report = pipeline.test_plugin(paths, config, tree, pipeline.Path(rendered_source["path"]), php.runtime)
     failures = report.failures()
     for failure in failures[:20]:
@@ -217,7 +227,7 @@ def built_artifact(
     rendered = test_report["rendered"]
     report = pipeline.report_from_path(pipeline.Path(test_report["report_path"]))
     tree = pipeline.load_rendered(rendered)
-    config = paths.fleet().client(tree.client_id)
+    config = _config(rendered)
     try:
         artifact = pipeline.build_plugin(paths, config, tree, report)
     except PspError as exc:
@@ -230,6 +240,8 @@ def built_artifact(
         "artifact_path": str(artifact.path),
         "sha256": artifact.sha256,
         "size": artifact.size,
+        "config": rendered["config"],
+        "config_path": rendered["config_path"],
     }
     return dg.Output(
         handle,
@@ -254,7 +266,7 @@ def deployed_store(
     check fails. A failure stops the rollout before the next target."""
     paths = workspace.paths
     client_id, platform = split_key(context.partition_key)
-    config = paths.fleet().client(client_id)
+    config = _config(built_artifact)  # deploy where the config that produced this artifact says
     artifact = pipeline.artifact_from_handle(built_artifact)
     deployments = pipeline.deploy_plugin(paths, config, platform, artifact, php.runtime)
     targets = [
