@@ -26,7 +26,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import DeployError
 from .package import Artifact
@@ -53,6 +53,7 @@ class StoreFS(Protocol):
     def write_bytes(self, path: str, data: bytes) -> None: ...
     def read_bytes(self, path: str) -> bytes: ...
     def sha256(self, path: str) -> str: ...
+    def sha256_many(self, paths: list[str]) -> dict[str, str | None]: ...  # None: missing
 
 
 class LocalFS:
@@ -109,6 +110,9 @@ class LocalFS:
     def sha256(self, path: str) -> str:
         return hashlib.sha256(self._p(path).read_bytes()).hexdigest()
 
+    def sha256_many(self, paths: list[str]) -> dict[str, str | None]:
+        return {p: self.sha256(p) if self._p(p).is_file() else None for p in paths}
+
 
 @dataclass
 class Step:
@@ -142,9 +146,25 @@ class Deployment:
 class HealthResult:
     ok: bool
     detail: str
+    # "release": the release itself broke the store (never deploy it again); "environment": the store or
+    # the network did (roll back, but a retry of the same release is allowed)
+    blame: str = "release"
 
 
-HealthCheck = Callable[[str], HealthResult]  # live path -> result
+# (live path, release id now live, that release's manifest or None for a hand-installed one) -> result
+HealthCheck = Callable[[str, str, "dict[str, str] | None"], HealthResult]
+
+
+def manifest_path(releases: str, release: str) -> str:
+    """Each release's manifest is kept on the store beside it, so a rollback can be verified too."""
+    return posixpath.join(releases, f"{release}.manifest.json")
+
+
+def stored_manifest(fs: StoreFS, releases: str, release: str) -> dict[str, str] | None:
+    path = manifest_path(releases, release)
+    if not fs.exists(path):
+        return None
+    return json.loads(fs.read_bytes(path))
 
 
 def releases_dir_for(live: str) -> str:
@@ -152,14 +172,15 @@ def releases_dir_for(live: str) -> str:
     return posixpath.join(parent, RELEASES_DIR, name)
 
 
-def _timed(deployment: Deployment, name: str, fn: Callable[[], str]) -> str:
+def _timed(deployment: Deployment, name: str, fn: Callable[[], Any]) -> Any:
     start = time.monotonic()
     try:
         detail = fn()
     except Exception as exc:
         deployment.steps.append(Step(name, False, str(exc), round(time.monotonic() - start, 4)))
         raise
-    deployment.steps.append(Step(name, True, detail, round(time.monotonic() - start, 4)))
+    shown = detail if isinstance(detail, str) else ("already on the store" if detail else f"{name} done")
+    deployment.steps.append(Step(name, True, shown, round(time.monotonic() - start, 4)))
     return detail
 
 
@@ -192,11 +213,12 @@ def extract_release(artifact: Artifact) -> dict[str, bytes]:
 def verify_tree(fs: StoreFS, root: str, manifest: dict[str, str]) -> list[str]:
     """Differences between the files under `root` on the store and the manifest (empty: identical)."""
     problems = []
-    for rel, digest in sorted(manifest.items()):
-        path = posixpath.join(root, rel)
-        if not fs.exists(path):
+    paths = {rel: posixpath.join(root, rel) for rel in sorted(manifest)}
+    hashes = fs.sha256_many(list(paths.values()))
+    for rel, path in paths.items():
+        if hashes.get(path) is None:
             problems.append(f"missing {rel}")
-        elif fs.sha256(path) != digest:
+        elif hashes[path] != manifest[rel]:
             problems.append(f"changed {rel}")
     return problems
 
@@ -220,27 +242,60 @@ def _switch(fs: StoreFS, live: str, release_id: str) -> None:
         raise
 
 
-def _acquire_lock(fs: StoreFS, releases: str, deployment: Deployment, stale_after: float) -> str:
+_HELD_LOCKS: set[str] = set()  # tokens of the locks this process holds right now
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _abandoned(owner: dict[str, Any]) -> str:
+    """Why a lock's owner can no longer be deploying ('' when it may still be)."""
+    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+        return ""
+    if not _pid_alive(owner["pid"]):
+        return f"its process {owner['pid']} on {owner['host']} is gone"
+    if owner["pid"] == os.getpid() and owner.get("token") not in _HELD_LOCKS:
+        return "this process lost it when its connection dropped"
+    return ""
+
+
+def _acquire_lock(fs: StoreFS, releases: str, deployment: Deployment, stale_after: float) -> tuple[str, str]:
     lock = posixpath.join(releases, LOCK_NAME)
     try:
         fs.mkdir(lock)
     except FileExistsError:
         age = time.time() - fs.mtime(lock)
-        owner = ""
-        with contextlib.suppress(OSError):
-            owner = fs.read_bytes(posixpath.join(lock, "owner.json")).decode()
-        if age < stale_after:
+        owner: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            owner = json.loads(fs.read_bytes(posixpath.join(lock, "owner.json")))
+        why = f"it is older than {int(stale_after)} s" if age >= stale_after else _abandoned(owner)
+        if not why:
+            who = f"{owner.get('host', '?')} pid {owner.get('pid', '?')} deploying {owner.get('release', '?')}"
             raise DeployError(
-                f"target {deployment.target}: another deploy holds {lock} since {int(age)} s "
-                f"({owner or 'unknown owner'}); "
+                f"target {deployment.target}: another deploy holds {lock} since {int(age)} s ({who}); "
                 f"it is considered stale after {int(stale_after)} s"
             ) from None
         fs.rmtree(lock)
         fs.mkdir(lock)
-        deployment.steps.append(Step("lock", True, f"broke a stale lock ({int(age)} s old, {owner})"))
-    owner_doc = {"host": socket.gethostname(), "pid": os.getpid(), "release": deployment.release_id, "at": time.time()}
+        deployment.steps.append(Step("lock", True, f"broke a stale lock: {why}"))
+    token = os.urandom(8).hex()
+    owner_doc = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "token": token,
+        "release": deployment.release_id,
+        "at": time.time(),
+    }
+    _HELD_LOCKS.add(token)
     fs.write_bytes(posixpath.join(lock, "owner.json"), json.dumps(owner_doc).encode())
-    return lock
+    return lock, token
 
 
 def _prune(fs: StoreFS, releases: str, keep: int, protect: set[str]) -> list[str]:
@@ -250,6 +305,7 @@ def _prune(fs: StoreFS, releases: str, keep: int, protect: set[str]) -> list[str
     for entry in entries[keep:]:
         if entry not in protect:
             fs.rmtree(posixpath.join(releases, entry))
+            fs.remove(manifest_path(releases, entry))
             removed.append(entry)
     return removed
 
@@ -274,7 +330,7 @@ def deploy(
     bad_marker = f"{release_dir}.bad.json"
     result = Deployment(target=target_name, release_id=release)
     fs.makedirs(releases)
-    lock = _acquire_lock(fs, releases, result, stale_lock_after)
+    lock, token = _acquire_lock(fs, releases, result, stale_lock_after)
     try:
         previous = current_release(fs, live)
         result.previous_version = previous
@@ -296,10 +352,19 @@ def deploy(
                 f"({why}); build a new release instead"
             )
         _timed(result, "verify archive", lambda: f"{len(extract_release(artifact))} files match the manifest")
-        _timed(result, "upload", lambda: _upload(fs, artifact, releases, release))
-        _timed(result, "verify", lambda: _verify_uploaded(fs, release_dir, artifact.manifest))
+        staging = posixpath.join(releases, f".tmp-{release}-{os.getpid()}")
+        try:
+            reused = _timed(result, "upload", lambda: _upload(fs, artifact, releases, release, staging))
+            _timed(
+                result, "verify", lambda: _verify_uploaded(fs, release_dir if reused else staging, artifact.manifest)
+            )
+            if not reused:
+                fs.rename(staging, release_dir)
+            fs.write_bytes(manifest_path(releases, release), json.dumps(artifact.manifest, sort_keys=True).encode())
+        finally:
+            fs.rmtree(staging)
         _timed(result, "switch", lambda: (_switch(fs, live, release), f"{live} -> {release}")[1])
-        check = health(live)
+        check = health(live, release, artifact.manifest)
         result.steps.append(Step("health", check.ok, check.detail))
         if check.ok:
             result.health = "healthy"
@@ -310,17 +375,21 @@ def deploy(
             )
             return result
         result.health = "unhealthy"
-        fs.write_bytes(bad_marker, json.dumps({"reason": check.detail[:500], "at": time.time()}).encode())
+        if check.blame == "release":
+            fs.write_bytes(bad_marker, json.dumps({"reason": check.detail[:500], "at": time.time()}).encode())
+        else:
+            result.steps.append(Step("not marked bad", True, "the failure points at the store, not the release"))
         _timed(result, "rollback", lambda: _rollback(fs, live, previous))
         result.rolled_back = True
         result.deployed_version = previous
         if previous is not None:
-            again = health(live)
+            again = health(live, previous, stored_manifest(fs, releases, previous))
             result.steps.append(Step("re-verify", again.ok, again.detail))
             if not again.ok:
                 result.error = f"rolled back to {previous}, but it is unhealthy too: {again.detail}"
         return result
     finally:
+        _HELD_LOCKS.discard(token)
         fs.rmtree(lock)
 
 
@@ -331,30 +400,21 @@ def _adopt(fs: StoreFS, live: str, releases: str, legacy: str) -> str:
     return f"kept the existing folder as release {legacy}"
 
 
-def _upload(fs: StoreFS, artifact: Artifact, releases: str, release: str) -> str:
+def _upload(fs: StoreFS, artifact: Artifact, releases: str, release: str, staging: str) -> bool:
+    """Put the release's files into `staging`; True when an intact copy is already on the store."""
     release_dir = posixpath.join(releases, release)
     if fs.exists(release_dir):
         if not verify_tree(fs, release_dir, artifact.manifest):
-            return "already on the store, verified"
+            return True
         fs.rmtree(release_dir)
-    staging = posixpath.join(releases, f".tmp-{release}-{os.getpid()}")
     fs.rmtree(staging)
     fs.makedirs(staging)
     files = extract_release(artifact)
-    try:
-        dirs = sorted({posixpath.dirname(rel) for rel in files if posixpath.dirname(rel)})
-        for d in dirs:
-            fs.makedirs(posixpath.join(staging, d))
-        for rel, data in sorted(files.items()):
-            fs.write_bytes(posixpath.join(staging, rel), data)
-        problems = verify_tree(fs, staging, artifact.manifest)
-        if problems:
-            raise DeployError(f"upload of {release} is incomplete: {'; '.join(problems[:5])}")
-        fs.rename(staging, release_dir)
-    except BaseException:
-        fs.rmtree(staging)
-        raise
-    return f"{len(files)} files, {sum(len(d) for d in files.values())} bytes"
+    for d in sorted({posixpath.dirname(rel) for rel in files if posixpath.dirname(rel)}):
+        fs.makedirs(posixpath.join(staging, d))
+    for rel, data in sorted(files.items()):
+        fs.write_bytes(posixpath.join(staging, rel), data)
+    return False
 
 
 def _verify_uploaded(fs: StoreFS, release_dir: str, manifest: dict[str, str]) -> str:

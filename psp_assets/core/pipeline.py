@@ -7,22 +7,29 @@ overwrites another run's inputs and lineage stays readable after the fact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import paramiko
+
 from . import checks
-from .config import ClientConfig, Fleet, LocalTarget, load_fleet
+from .config import ClientConfig, Fleet, HealthGate, LocalTarget, SftpTarget, load_fleet
 from .contract_bridge import contract_results
-from .deploy import Deployment, HealthResult, LocalFS, deploy, verify_tree
+from .deploy import Deployment, HealthCheck, HealthResult, LocalFS, StoreFS, deploy, verify_tree
 from .errors import PspError, RenderError
+from .health import GateSettings, http_gate
 from .i18n import Catalog, load_catalog
 from .package import Artifact, load_artifact, package
 from .php import PhpRuntime
 from .render import RenderedTree, read_tree, render, render_context, render_string, write_tree
+from .sftp import SftpFS, SshEndpoint
 from .templates import SHARED_DIR, Template, load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +43,7 @@ class Paths:
     templates_dir: Path
     data_dir: Path
     stores_dir: Path
+    ssh_keys_dir: Path = Path("/nonexistent")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Paths:
@@ -46,6 +54,7 @@ class Paths:
             templates_dir=Path(env.get("PSP_TEMPLATES_DIR") or REPO_ROOT / "templates").resolve(),
             data_dir=data.resolve(),
             stores_dir=Path(env.get("PSP_STORES_DIR") or data / "stores").resolve(),
+            ssh_keys_dir=Path(env.get("PSP_SSH_KEYS_DIR") or data / "ssh").resolve(),
         )
 
     def rendered_dir(self, client: str, platform: str, build: str) -> Path:
@@ -147,41 +156,155 @@ def build_plugin(paths: Paths, config: ClientConfig, tree: RenderedTree, report:
     return package(tree, root, name, paths.artifact_dir(tree.client_id, tree.platform, tree.release_id))
 
 
-def local_health(fs: LocalFS, manifest: dict[str, str], php: PhpRuntime, lint_globs: list[str]):
-    """Health of a local store after a switch: the live files are exactly the manifest, and PHP lints."""
+def local_health(fs: LocalFS, php: PhpRuntime, lint_globs: list[str]) -> HealthCheck:
+    """On a local store, the live PHP files lint with the platform's PHP."""
 
-    def check(live: str) -> HealthResult:
-        problems = verify_tree(fs, live, manifest)
-        if problems:
-            return HealthResult(False, "live files differ from the manifest: " + "; ".join(problems[:5]))
+    def check(live: str, release: str, manifest: dict[str, str] | None) -> HealthResult:
+        if manifest is None:
+            return HealthResult(True, f"{release}: no manifest (hand-installed); lint skipped")
         php_files = [p for p in manifest if any(checks.match_glob(p, g) for g in lint_globs)]
         failed = [r for r in php.lint(fs.root / live, php_files) if not r.ok]
         if failed:
             return HealthResult(
                 False, "PHP lint failed on the store: " + "; ".join(f"{r.path}: {r.message}" for r in failed[:3])
             )
-        return HealthResult(True, f"{len(manifest)} files match; {len(php_files)} PHP files lint on {php.version}")
+        return HealthResult(True, f"{len(php_files)} PHP files lint on {php.version}")
 
     return check
 
 
+def manifest_health(fs: StoreFS) -> HealthCheck:
+    """The live files on the store are exactly the release's manifest."""
+
+    def check(live: str, release: str, manifest: dict[str, str] | None) -> HealthResult:
+        if manifest is None:
+            return HealthResult(True, f"{release}: no manifest (hand-installed); files not compared")
+        problems = verify_tree(fs, live, manifest)
+        if problems:
+            detail = "live files differ from the manifest: " + "; ".join(problems[:5])
+            return HealthResult(False, detail, blame="environment")
+        return HealthResult(True, f"{len(manifest)} files match the manifest")
+
+    return check
+
+
+def http_health(gate: GateSettings) -> HealthCheck:
+    """The storefront answers and the health route reports the release (its version and build)."""
+
+    def check(live: str, release: str, manifest: dict[str, str] | None) -> HealthResult:
+        version, _, build = release.rpartition("-")
+        managed = manifest is not None and re.fullmatch(r"[0-9a-f]{12}", build) is not None
+        return http_gate(gate, version if managed else None, build if managed else None)
+
+    return check
+
+
+def combine(*checks_: HealthCheck) -> HealthCheck:
+    """All checks in order; the first failure decides."""
+
+    def check(live: str, release: str, manifest: dict[str, str] | None) -> HealthResult:
+        details = []
+        for one in checks_:
+            result = one(live, release, manifest)
+            if not result.ok:
+                return result
+            details.append(result.detail)
+        return HealthResult(True, "; ".join(details))
+
+    return check
+
+
+def gate_settings(gate: HealthGate, health_route: str | None, where: str) -> GateSettings:
+    health_url = str(gate.health_url) if gate.health_url else None
+    if health_url is None:
+        if not health_route:
+            raise PspError(f"{where}: health.health_url is not set and the template declares no deploy.health_route")
+        health_url = str(gate.store_url).rstrip("/") + "/" + health_route.lstrip("/")
+    return GateSettings(
+        store_url=str(gate.store_url),
+        health_url=health_url,
+        count=gate.count,
+        interval_seconds=gate.interval_seconds,
+        failure_limit=gate.failure_limit,
+        timeout_seconds=gate.timeout_seconds,
+    )
+
+
+SecretLookup = Callable[[str], "str | None"]
+
+
+def ssh_endpoint(paths: Paths, target: SftpTarget, secret: SecretLookup, where: str) -> SshEndpoint:
+    if target.private_key_env:
+        key = secret(target.private_key_env)
+        if not key:
+            raise PspError(f"{where}: private_key_env {target.private_key_env} is not set in the environment")
+    else:
+        key_path = paths.ssh_keys_dir / str(target.private_key_file)
+        try:
+            key = key_path.read_text()
+        except OSError as exc:
+            raise PspError(f"{where}: private_key_file {key_path}: {exc.strerror}") from None
+    return SshEndpoint(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        known_host=target.known_host,
+        private_key=key,
+        connect_timeout=target.connect_timeout_seconds,
+        command_timeout=target.command_timeout_seconds,
+    )
+
+
+@contextlib.contextmanager
+def open_store(paths: Paths, target: LocalTarget | SftpTarget, secret: SecretLookup, where: str) -> Iterator[StoreFS]:
+    """The store behind a target, connected; the SSH connection is closed on exit."""
+    if isinstance(target, LocalTarget):
+        yield LocalFS(paths.stores_dir)
+        return
+    with SftpFS(ssh_endpoint(paths, target, secret, where), target=where) as fs:
+        yield fs
+
+
 def deploy_plugin(
-    paths: Paths, config: ClientConfig, platform: str, artifact: Artifact, php: PhpRuntime
+    paths: Paths,
+    config: ClientConfig,
+    platform: str,
+    artifact: Artifact,
+    php: PhpRuntime,
+    secret: SecretLookup = os.environ.get,
 ) -> list[Deployment]:
-    """Deploy to each target in order; stop before the next target when one fails."""
+    """Deploy to each target in order; stop before the next target when one fails.
+
+    Health after each switch: the live files match the manifest; on local stores PHP lints them; when
+    the target configures `health`, the storefront and the plugin's health route are checked over HTTP
+    and must report exactly this release.
+    """
     settings = config.platform(platform)
     template = load_template(paths.templates_dir, platform)
+    context = render_context(template, config, catalog_for(template, config))
+    route = render_string(template.spec.deploy.health_route, context) if template.spec.deploy.health_route else None
     results: list[Deployment] = []
     for target in settings.targets if settings else []:
-        if not isinstance(target, LocalTarget):  # pragma: no cover - only local exists in this version
-            raise PspError(f"{config.id}|{platform}: target {target.name}: unsupported transport")
-        fs = LocalFS(paths.stores_dir)
-        fs.makedirs(posixpath.dirname(target.path))
-        health = local_health(fs, artifact.manifest, php, template.spec.lint_globs)
+        where = f"{config.id}|{platform} target {target.name}"
         try:
-            result = deploy(artifact, fs, target.path, target.name, health, keep=target.keep_releases)
+            with open_store(paths, target, secret, where) as fs:
+                live = target.path
+                fs.makedirs(posixpath.dirname(live))
+                health_checks = [manifest_health(fs)]
+                if isinstance(fs, LocalFS):
+                    health_checks.append(local_health(fs, php, template.spec.lint_globs))
+                if target.health is not None:
+                    health_checks.append(http_health(gate_settings(target.health, route, where)))
+                result = deploy(artifact, fs, live, target.name, combine(*health_checks), keep=target.keep_releases)
         except PspError as exc:
             result = Deployment(target=target.name, release_id=artifact.release_id, error=str(exc))
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            result = Deployment(
+                target=target.name,
+                release_id=artifact.release_id,
+                error=f"{where}: connection lost during deploy ({type(exc).__name__}: {exc}); the store keeps "
+                "its live release; retry when the store is reachable",
+            )
         results.append(result)
         if not result.ok:
             break

@@ -22,7 +22,7 @@ def tree(version: str = "1.0.0", build: str = "aaaaaaaaaaaa", body: bytes = b"<?
     return RenderedTree("acme", "woocommerce", version, build, files)
 
 
-def healthy(_live: str) -> HealthResult:
+def healthy(*_args) -> HealthResult:
     return HealthResult(True, "ok")
 
 
@@ -60,7 +60,12 @@ def test_deploy_switches_atomically_and_keeps_releases_side_by_side(tmp_path):
     live = tmp_path / LIVE
     assert live.is_symlink() and not os.path.isabs(os.readlink(live))
     assert (live / "acme-pay.php").read_bytes() == b"<?php echo 1;\n"
-    assert sorted(os.listdir(tmp_path / releases_dir_for(LIVE))) == ["1.0.0-b1", "1.0.0-b2"]
+    assert sorted(os.listdir(tmp_path / releases_dir_for(LIVE))) == [
+        "1.0.0-b1",
+        "1.0.0-b1.manifest.json",
+        "1.0.0-b2",
+        "1.0.0-b2.manifest.json",
+    ]
     assert [s.step for s in second.steps] == ["verify archive", "upload", "verify", "switch", "health", "prune"]
 
 
@@ -81,7 +86,7 @@ def test_failed_health_rolls_back_and_marks_the_release_bad(tmp_path):
         fs,
         LIVE,
         "prod",
-        lambda live: HealthResult("fatal" not in (tmp_path / live / "acme-pay.php").read_text(), "PHP fatal"),
+        lambda live, *_: HealthResult("fatal" not in (tmp_path / live / "acme-pay.php").read_text(), "PHP fatal"),
     )
     assert result.rolled_back and result.health == "unhealthy" and result.deployed_version == "1.0.0-good"
     assert current_release(fs, LIVE) == "1.0.0-good"
@@ -95,7 +100,7 @@ def test_failed_health_rolls_back_and_marks_the_release_bad(tmp_path):
 def test_first_deploy_that_fails_health_leaves_nothing_live(tmp_path):
     fs = LocalFS(tmp_path)
     result = deploy(
-        package(tree(), "acme-pay", "a.zip", tmp_path / "a"), fs, LIVE, "prod", lambda _: HealthResult(False, "no")
+        package(tree(), "acme-pay", "a.zip", tmp_path / "a"), fs, LIVE, "prod", lambda *_: HealthResult(False, "no")
     )
     assert result.rolled_back and result.deployed_version is None and not os.path.lexists(tmp_path / LIVE)
 
@@ -117,7 +122,7 @@ def test_only_the_last_n_releases_are_kept_never_live_or_previous(tmp_path):
         deploy(package(tree(build=f"b{i}"), "acme-pay", "a.zip", tmp_path / f"a{i}"), fs, LIVE, "prod", healthy, keep=3)
         os.utime(tmp_path / releases_dir_for(LIVE) / f"1.0.0-b{i}", (1000 + i, 1000 + i))
     kept = sorted(e for e in os.listdir(tmp_path / releases_dir_for(LIVE)) if not e.startswith("."))
-    assert kept == ["1.0.0-b3", "1.0.0-b4", "1.0.0-b5"]
+    assert kept == [f"1.0.0-b{i}{suffix}" for i in (3, 4, 5) for suffix in ("", ".manifest.json")]
 
 
 def test_a_held_lock_refuses_a_second_deploy_and_a_stale_one_is_broken(tmp_path):
@@ -139,7 +144,7 @@ def test_concurrent_deploys_to_one_store_never_interleave(tmp_path):
     inside, peak, outcomes = [0], [0], []
     guard = threading.Lock()
 
-    def slow_health(_live: str) -> HealthResult:
+    def slow_health(*_args) -> HealthResult:
         with guard:
             inside[0] += 1
             peak[0] = max(peak[0], inside[0])

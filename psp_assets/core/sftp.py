@@ -1,0 +1,269 @@
+"""The SFTP transport: a store reached over SSH, implementing the deploy's `StoreFS` operations.
+
+Host keys are pinned per target and verified; an unknown or changed key is refused, never added.
+Connect, banner, auth and channel waits have explicit timeouts, and every remote command a deadline.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import io
+import posixpath
+import shlex
+import stat
+import time
+from dataclasses import dataclass, field
+
+import paramiko
+
+from .errors import DeployError
+
+CHUNK = 1 << 15
+
+
+@dataclass(frozen=True)
+class SshEndpoint:
+    host: str
+    port: int
+    user: str
+    known_host: str  # '<type> <base64>' (a leading host field is ignored: the pin is per target)
+    private_key: str = field(repr=False)  # key text; never logged
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+def load_private_key(text: str, where: str) -> paramiko.PKey:
+    """Parse an OpenSSH/PEM private key of any type paramiko supports; errors never echo the key."""
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(text))
+        except (paramiko.SSHException, ValueError, IndexError):
+            continue
+    raise DeployError(f"{where}: the private key is not a readable unencrypted ed25519, ECDSA or RSA key")
+
+
+def _pinned_key(known_host: str) -> paramiko.PKey:
+    parts = known_host.split()
+    key_type, blob = parts[-2], parts[-1]
+    try:
+        return paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
+    except Exception as exc:
+        raise DeployError(f"known_host: cannot read the pinned {key_type} key ({exc})") from None
+
+
+class SftpFS:
+    """One SSH connection to a store; use as a context manager. Paths are absolute POSIX paths."""
+
+    def __init__(self, endpoint: SshEndpoint, target: str = "") -> None:
+        self.endpoint = endpoint
+        self.target = target or endpoint.label
+        self.stats = {"connect": 0.0}
+        self._client = paramiko.SSHClient()
+        pinned = _pinned_key(endpoint.known_host)
+        names = [endpoint.host] if endpoint.port == 22 else [f"[{endpoint.host}]:{endpoint.port}"]
+        for name in names:
+            self._client.get_host_keys().add(name, pinned.get_name(), pinned)
+        self._client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        pkey = load_private_key(endpoint.private_key, f"target {self.target}")
+        start = time.monotonic()
+        t = endpoint.connect_timeout
+        try:
+            self._client.connect(
+                endpoint.host,
+                endpoint.port,
+                username=endpoint.user,
+                pkey=pkey,
+                timeout=t,
+                banner_timeout=t,
+                auth_timeout=t,
+                channel_timeout=t,
+                look_for_keys=False,
+                allow_agent=False,
+            )
+        except paramiko.BadHostKeyException as exc:
+            self._client.close()
+            raise DeployError(
+                f"target {self.target}: host key of {endpoint.label} CHANGED (got {exc.key.get_name()} "
+                f"{exc.key.get_base64()[:16]}..., pinned {exc.expected_key.get_base64()[:16]}...); "
+                "refusing to connect. "
+                "If the store was re-keyed on purpose, update known_host in the client config"
+            ) from None
+        except paramiko.SSHException as exc:
+            self._client.close()
+            if "not found in known_hosts" in str(exc) or "known_hosts" in str(exc):
+                raise DeployError(
+                    f"target {self.target}: {endpoint.label} offered a host key that does not match the pinned "
+                    "known_host; refusing to connect (never auto-added)"
+                ) from None
+            raise DeployError(f"target {self.target}: SSH to {endpoint.label} failed: {exc}") from None
+        except (TimeoutError, OSError) as exc:
+            self._client.close()
+            raise DeployError(f"target {self.target}: cannot reach {endpoint.label}: {exc}") from None
+        self._sftp = self._client.open_sftp()
+        self._sftp.get_channel().settimeout(endpoint.command_timeout)
+        self.stats["connect"] = time.monotonic() - start
+        self._exec_ok: bool | None = None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SftpFS:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- StoreFS ----------------------------------------------------------------------------------
+
+    def _lstat(self, path: str) -> paramiko.SFTPAttributes | None:
+        try:
+            return self._sftp.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+
+    def exists(self, path: str) -> bool:
+        return self._lstat(path) is not None
+
+    def is_symlink(self, path: str) -> bool:
+        st = self._lstat(path)
+        return st is not None and stat.S_ISLNK(st.st_mode or 0)
+
+    def readlink(self, path: str) -> str:
+        target = self._sftp.readlink(path)
+        if target is None:
+            raise DeployError(f"target {self.target}: {path} is not a symlink")
+        return target
+
+    def mkdir(self, path: str) -> None:
+        try:
+            self._sftp.mkdir(path)
+        except OSError:
+            if self.exists(path):
+                raise FileExistsError(path) from None
+            raise
+
+    def makedirs(self, path: str) -> None:
+        current = ""
+        for part in path.strip("/").split("/"):
+            current += "/" + part
+            st = self._lstat(current)
+            if st is None:
+                try:
+                    self._sftp.mkdir(current)
+                except OSError as exc:
+                    if not self.exists(current):
+                        raise DeployError(f"target {self.target}: cannot create {current}: {exc}") from None
+            elif not (stat.S_ISDIR(st.st_mode or 0) or stat.S_ISLNK(st.st_mode or 0)):
+                raise DeployError(f"target {self.target}: {current} exists and is not a directory")
+
+    def rename(self, src: str, dst: str) -> None:
+        self._sftp.posix_rename(src, dst)
+
+    def symlink(self, target: str, path: str) -> None:
+        self._sftp.symlink(target, path)
+
+    def rmtree(self, path: str) -> None:
+        st = self._lstat(path)
+        if st is None:
+            return
+        if not stat.S_ISDIR(st.st_mode or 0):
+            self._sftp.remove(path)
+            return
+        for entry in self._sftp.listdir_attr(path):
+            child = posixpath.join(path, entry.filename)
+            if stat.S_ISDIR(entry.st_mode or 0):
+                self.rmtree(child)
+            else:
+                self._sftp.remove(child)
+        self._sftp.rmdir(path)
+
+    def remove(self, path: str) -> None:
+        if self.exists(path):
+            self._sftp.remove(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(self._sftp.listdir(path))
+
+    def mtime(self, path: str) -> float:
+        st = self._lstat(path)
+        if st is None:
+            raise FileNotFoundError(path)
+        return float(st.st_mtime or 0)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        # confirm=True stats the file afterwards and fails unless the size matches what was sent
+        self._sftp.putfo(io.BytesIO(data), path, file_size=len(data), confirm=True)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self._sftp.open(path, "rb") as fh:
+            fh.prefetch()
+            return fh.read()
+
+    def sha256(self, path: str) -> str:
+        return self.sha256_many([path])[path]
+
+    def sha256_many(self, paths: list[str]) -> dict[str, str | None]:
+        """Hashes computed on the store (one `sha256sum` call); reads files back when the account has
+        no shell. A missing file maps to None."""
+        result: dict[str, str | None] = dict.fromkeys(paths)
+        if self._exec_ok is not False and paths:
+            out = self._exec("sha256sum -- " + " ".join(shlex.quote(p) for p in paths), allow_fail=True)
+            if out is not None:
+                self._exec_ok = True
+                for line in out.splitlines():
+                    digest, _, name = line.partition("  ")
+                    if name in result and len(digest) == 64:
+                        result[name] = digest
+                return result
+            self._exec_ok = False
+        import hashlib
+
+        for p in paths:
+            if self.exists(p):
+                result[p] = hashlib.sha256(self.read_bytes(p)).hexdigest()
+        return result
+
+    def _exec(self, command: str, allow_fail: bool = False) -> str | None:
+        """Run a remote command with a deadline; None when the account cannot run commands."""
+        deadline = time.monotonic() + self.endpoint.command_timeout
+        try:
+            chan = self._client.get_transport().open_session(timeout=self.endpoint.connect_timeout)
+        except paramiko.SSHException:
+            return None
+        chan.settimeout(1.0)
+        chan.exec_command(command)
+        out, err = bytearray(), bytearray()
+        while True:
+            if time.monotonic() > deadline:
+                chan.close()
+                raise DeployError(
+                    f"target {self.target}: remote command timed out after {self.endpoint.command_timeout} s"
+                )
+            try:
+                if chan.recv_ready():
+                    out += chan.recv(CHUNK)
+                    continue
+                if chan.recv_stderr_ready():
+                    err += chan.recv_stderr(CHUNK)
+                    continue
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                time.sleep(0.005)
+            except TimeoutError:
+                continue
+        status = chan.recv_exit_status()
+        chan.close()
+        if status == 127 or (status != 0 and b"This service allows sftp connections only" in err):
+            return None
+        if status != 0 and not allow_fail:
+            raise DeployError(f"target {self.target}: remote command failed ({status}): {err.decode()[:200]}")
+        return out.decode()
