@@ -364,8 +364,9 @@ def deploy(
         finally:
             fs.rmtree(staging)
         _timed(result, "switch", lambda: (_switch(fs, live, release), f"{live} -> {release}")[1])
+        started = time.monotonic()
         check = health(live, release, artifact.manifest)
-        result.steps.append(Step("health", check.ok, check.detail))
+        result.steps.append(Step("health", check.ok, check.detail, round(time.monotonic() - started, 4)))
         if check.ok:
             result.health = "healthy"
             result.deployed_version = release
@@ -383,8 +384,9 @@ def deploy(
         result.rolled_back = True
         result.deployed_version = previous
         if previous is not None:
+            started = time.monotonic()
             again = health(live, previous, stored_manifest(fs, releases, previous))
-            result.steps.append(Step("re-verify", again.ok, again.detail))
+            result.steps.append(Step("re-verify", again.ok, again.detail, round(time.monotonic() - started, 4)))
             if not again.ok:
                 result.error = f"rolled back to {previous}, but it is unhealthy too: {again.detail}"
         return result

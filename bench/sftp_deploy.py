@@ -1,0 +1,129 @@
+"""Deploy one artifact to many loopback SFTP targets; print deploys per second and the time split.
+
+    .venv/bin/python bench/sftp_deploy.py --targets 20
+
+Starts its own sshd (as the tests do; needs root for the deploy account) and compares, in the same run,
+the full deploy (lock, upload, remote sha256 verify, atomic switch, manifest health, prune) against a
+plain loop that only connects and uploads the same files (the floor a bare `sftp put` would reach).
+The last line is a JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from psp_assets.core.config import load_client  # noqa: E402
+from psp_assets.core.deploy import deploy, extract_release  # noqa: E402
+from psp_assets.core.package import package  # noqa: E402
+from psp_assets.core.pipeline import catalog_for, manifest_health  # noqa: E402
+from psp_assets.core.render import render, render_context, render_string  # noqa: E402
+from psp_assets.core.sftp import SftpFS, SshEndpoint  # noqa: E402
+from psp_assets.core.templates import load_template  # noqa: E402
+from tests.integration.conftest import DEPLOY_USER, start_sshd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--targets", type=int, default=20)
+    args = parser.parse_args()
+
+    import pwd
+    import subprocess
+
+    user = pwd.getpwnam(DEPLOY_USER) if _has_user() else _make_user()
+    sshd = start_sshd(user)
+    work = Path(tempfile.mkdtemp(prefix="psp-bench-"))
+    store = Path(tempfile.mkdtemp(prefix="psp-bench-store-"))
+    store.chmod(0o755)
+    subprocess.run(["chown", f"{user.pw_uid}:{user.pw_gid}", str(store)], check=True)
+    try:
+        template = load_template(ROOT / "templates", "woocommerce")
+        config = load_client(ROOT / "client_configs" / "nordbank.yaml")
+        tree = render(template, config)
+        context = render_context(template, config, catalog_for(template, config))
+        artifact = package(tree, render_string(template.spec.packaging.root, context), "p.zip", work)
+        files = extract_release(artifact)
+        endpoint = SshEndpoint("127.0.0.1", sshd.port, DEPLOY_USER, sshd.known_host(), sshd.client_private, 10, 60)
+
+        # baseline: connect and upload the same files, nothing else
+        start = time.monotonic()
+        for i in range(args.targets):
+            with SftpFS(endpoint) as fs:
+                base = f"{store}/baseline-{i}"
+                fs.makedirs(base)
+                for d in sorted({str(Path(r).parent) for r in files if "/" in r}):
+                    fs.makedirs(f"{base}/{d}")
+                for rel, data in files.items():
+                    fs._sftp.putfo(io.BytesIO(data), f"{base}/{rel}")
+        baseline = time.monotonic() - start
+
+        split: dict[str, list[float]] = {k: [] for k in ("connect", "upload", "verify", "switch", "health", "total")}
+        start = time.monotonic()
+        for i in range(args.targets):
+            t0 = time.monotonic()
+            with SftpFS(endpoint) as fs:
+                split["connect"].append(fs.stats["connect"])
+                live = f"{store}/shop-{i}/wp-content/plugins/nordbank-payments"
+                result = deploy(artifact, fs, live, f"t{i}", manifest_health(fs))
+                assert result.ok, result
+                for step in result.steps:
+                    if step.step in split:
+                        split[step.step].append(step.seconds)
+            split["total"].append(time.monotonic() - t0)
+        full = time.monotonic() - start
+    finally:
+        sshd.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(sshd.workdir, ignore_errors=True)
+
+    ms = {k: round(statistics.mean(v) * 1000, 1) for k, v in split.items() if v}
+    figures = {
+        "targets": args.targets,
+        "files_per_release": len(files),
+        "bytes_per_release": sum(len(d) for d in files.values()),
+        "deploys_per_second": round(args.targets / full, 2),
+        "mean_ms": ms,
+        "baseline_upload_only_s": round(baseline, 2),
+        "full_deploy_s": round(full, 2),
+        "full_vs_upload_only": round(full / baseline, 2),
+    }
+    print(f"{args.targets} SFTP deploys of {len(files)} files: {figures['deploys_per_second']} deploys/s")
+    print("mean per deploy (ms): " + ", ".join(f"{k} {v}" for k, v in ms.items()))
+    print(f"upload-only loop: {baseline:.2f} s; full deploy: {full:.2f} s ({figures['full_vs_upload_only']}x)")
+    print(json.dumps(figures))
+
+
+def _has_user() -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(DEPLOY_USER)
+        return True
+    except KeyError:
+        return False
+
+
+def _make_user():
+    import pwd
+    import subprocess
+
+    subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh", DEPLOY_USER], check=True)
+    subprocess.run(["usermod", "-p", "*", DEPLOY_USER], check=True)
+    return pwd.getpwnam(DEPLOY_USER)
+
+
+if __name__ == "__main__":
+    main()
