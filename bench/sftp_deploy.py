@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from psp_assets.core.config import load_client  # noqa: E402
-from psp_assets.core.deploy import deploy, extract_release  # noqa: E402
-from psp_assets.core.package import package  # noqa: E402
-from psp_assets.core.pipeline import catalog_for, manifest_health  # noqa: E402
-from psp_assets.core.render import render, render_context, render_string  # noqa: E402
-from psp_assets.core.sftp import SftpFS, SshEndpoint  # noqa: E402
-from psp_assets.core.templates import load_template  # noqa: E402
-from tests.integration.conftest import DEPLOY_USER, start_sshd  # noqa: E402
+from psp_assets.core.config import load_client
+from psp_assets.core.deploy import deploy, extract_release
+from psp_assets.core.package import package
+from psp_assets.core.pipeline import catalog_for, manifest_health
+from psp_assets.core.render import render, render_context, render_string
+from psp_assets.core.sftp import SftpFS, SshEndpoint
+from psp_assets.core.templates import load_template
+from tests.integration.conftest import DEPLOY_USER, start_sshd
 
 ROOT = Path(__file__).resolve().parents[1]
 
