@@ -3,10 +3,10 @@
 
 import dagster as dg
 
-from psp_assets.defs import plugins
+from psp_assets.defs import alerts, compat, github, plugins, reconciliation
 from psp_assets.defs.resources import JsonHandleIOManager, PhpResource, PspWorkspace
 
-AREAS = [plugins]
+AREAS = [plugins, github, reconciliation, alerts, compat]
 
 
 def _collect(name: str) -> list:

@@ -81,6 +81,11 @@ def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.Dagst
         tests = "-" if not report else ("pass" if report.get("passed") else "FAIL")
         sha = str(artifact.get("sha256", "-"))[:16]
         print(f"{key:34} {artifact.get('release_id', '-'):24} {tests:7} {sha:18} {deploys}")
+    # The payment reconciliation and KPIs over the ledger (the embedded demo ledger unless PSP_LEDGER_URL is set).
+    from psp_assets.defs.reconciliation.schedules import latest_summary
+
+    if run("payment_reconciliation_job", None) and run("payment_kpis_job", None):
+        print("\n" + latest_summary(instance))
     if failures:
         print("\nfailed runs (open them in the UI for the step logs):", file=sys.stderr)
         for f in failures:

@@ -76,6 +76,37 @@ def _safe_relative_path(value: str) -> str:
     return value
 
 
+EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,80}$")]
+
+
+class HealthGate(_Strict):
+    """HTTP checks run after every switch; any failure rolls the store back to its previous release."""
+
+    store_url: AnyUrl = Field(description="Storefront URL; must answer 200 without PHP fatal-error output.")
+    health_url: AnyUrl | None = Field(
+        None, description="Plugin health route; default: store_url + the template's deploy.health_route."
+    )
+    count: int = Field(3, ge=1, le=30, description="Rounds of checks after the switch.")
+    interval_seconds: float = Field(1.0, ge=0, le=60, description="Pause between rounds.")
+    failure_limit: int = Field(0, ge=0, le=29, description="Failed rounds tolerated before rolling back.")
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="Per-request timeout.")
+
+    @field_validator("store_url", "health_url")
+    @classmethod
+    def _web_url(cls, url: AnyUrl | None) -> AnyUrl | None:
+        if url is not None and url.scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL")
+        if url is not None and (url.username or url.password):
+            raise ValueError("must not carry credentials")
+        return url
+
+    @model_validator(mode="after")
+    def _limit_below_count(self) -> HealthGate:
+        if self.failure_limit >= self.count:
+            raise ValueError(f"failure_limit ({self.failure_limit}) must be below count ({self.count})")
+        return self
+
+
 class LocalTarget(_Strict):
     """A store on this machine (or a mounted volume): the plugin lives at `path` under the stores root."""
 
@@ -83,6 +114,7 @@ class LocalTarget(_Strict):
     transport: Literal["local"]
     path: str = Field(description="Live plugin path, relative to the local stores root (PSP_STORES_DIR).")
     keep_releases: int = Field(5, ge=2, le=50, description="Releases kept on the store, live one included.")
+    health: HealthGate | None = None
 
     @field_validator("path")
     @classmethod
@@ -90,7 +122,55 @@ class LocalTarget(_Strict):
         return _safe_relative_path(value)
 
 
-Target = Annotated[LocalTarget, Field(discriminator="transport")]
+class SftpTarget(_Strict):
+    """A store reached over SFTP. The host key is pinned here; an unknown or changed key is refused."""
+
+    name: TargetName
+    transport: Literal["sftp"]
+    host: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")]
+    port: int = Field(22, ge=1, le=65535)
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")]
+    private_key_env: EnvVarName | None = Field(None, description="Env var holding the private key (PEM/OpenSSH).")
+    private_key_file: str | None = Field(None, description="Key file, relative to PSP_SSH_KEYS_DIR.")
+    known_host: str = Field(description="The host's public key as in known_hosts: '<type> <base64>'.")
+    path: str = Field(description="Absolute live plugin path on the store.")
+    keep_releases: int = Field(5, ge=2, le=50)
+    connect_timeout_seconds: float = Field(10, gt=0, le=120)
+    command_timeout_seconds: float = Field(60, gt=0, le=900)
+    health: HealthGate | None = None
+
+    @field_validator("known_host")
+    @classmethod
+    def _key_line(cls, value: str) -> str:
+        parts = value.split()
+        if len(parts) not in (2, 3) or not re.fullmatch(r"(ssh|ecdsa)-[a-z0-9-]+(@openssh\.com)?", parts[-2]):
+            raise ValueError("must be '<key type> <base64 key>' as printed by ssh-keyscan (e.g. 'ssh-ed25519 AAAA...')")
+        if not re.fullmatch(r"[A-Za-z0-9+/=]{40,}", parts[-1]):
+            raise ValueError("the key part is not base64")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or any(p in ("..", ".") for p in value.split("/")) or "//" in value:
+            raise ValueError("must be an absolute path without '..' or '.' segments, e.g. /var/www/plugins/x")
+        if not re.fullmatch(r"[A-Za-z0-9._/-]{2,240}", value):
+            raise ValueError("may contain only letters, digits, '.', '_', '-' and '/'")
+        return value.rstrip("/")
+
+    @field_validator("private_key_file")
+    @classmethod
+    def _key_file(cls, value: str | None) -> str | None:
+        return None if value is None else _safe_relative_path(value)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> SftpTarget:
+        if (self.private_key_env is None) == (self.private_key_file is None):
+            raise ValueError("set exactly one of private_key_env or private_key_file")
+        return self
+
+
+Target = Annotated[LocalTarget | SftpTarget, Field(discriminator="transport")]
 
 
 class PlatformSettings(_Strict):
@@ -157,6 +237,135 @@ class Webhooks(_Strict):
     tolerance_seconds: int = Field(300, ge=30, le=3600, description="Accepted clock skew of signed webhooks.")
 
 
+class StoreOrdersSource(_Strict):
+    """Where the reconciliation reads one store's orders: the platform's own API, or an export file."""
+
+    name: TargetName
+    platform: Literal[PLATFORMS]  # type: ignore[valid-type]
+    api_base_url: AnyUrl | None = Field(None, description="Store base URL the platform's order API lives under.")
+    export_file: str | None = Field(None, description="CSV or Parquet order export, relative to PSP_DATA_DIR.")
+    key_env: EnvVarName | None = Field(None, description="Env var holding the API user / consumer key.")
+    secret_env: EnvVarName | None = Field(None, description="Env var holding the API secret, token or password.")
+
+    @field_validator("export_file")
+    @classmethod
+    def _export_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith((".csv", ".parquet")):
+            raise ValueError("must be a .csv or .parquet file")
+        return None if value is None else _safe_relative_path(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StoreOrdersSource:
+        if (self.api_base_url is None) == (self.export_file is None):
+            raise ValueError("set exactly one of api_base_url or export_file")
+        if self.api_base_url is not None and self.secret_env is None:
+            raise ValueError("api_base_url needs secret_env (the env var holding the store API credential)")
+        return self
+
+
+class Reconciliation(_Strict):
+    """How the PSP's payments are reconciled with this client's store orders."""
+
+    max_open_hours: float = Field(24, gt=0, le=720, description="A divergence open longer than this fails its check.")
+    pending_max_age_minutes: int = Field(
+        60, ge=1, le=43200, description="A payment pending at the PSP longer than this is reported as stale."
+    )
+    healing: bool = Field(
+        False, description="Push the PSP's state to the store for safe divergences (paid at PSP, pending in store)."
+    )
+    stores: list[StoreOrdersSource] = Field(default_factory=list, description="Stores whose orders are reconciled.")
+
+
+class KpiThresholds(_Strict):
+    """Hourly payment KPI limits per client x platform; a breach raises an alert."""
+
+    min_authorization_rate: float = Field(0.80, ge=0, le=1)
+    max_decline_rate: float = Field(0.20, ge=0, le=1)
+    max_error_rate: float = Field(0.02, ge=0, le=1)
+    max_p95_latency_ms: int = Field(3000, ge=1, le=120000)
+    min_attempts: int = Field(20, ge=1, description="Hours with fewer payment attempts are not judged on rates.")
+
+
+GITHUB_LOGIN_PATTERN = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"
+GitHubRepoName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class GitHubApp(_Strict):
+    """A GitHub App installed on the organization; releases are made with its installation token."""
+
+    app_id: int = Field(ge=1, description="The App's id (its settings page).")
+    installation_id: int = Field(ge=1, description="The App's installation id on the organization.")
+    private_key_env: EnvVarName = Field(description="Env var holding the App's PEM private key; ends in _PRIVATE_KEY.")
+
+    @field_validator("private_key_env")
+    @classmethod
+    def _key_suffix(cls, value: str) -> str:
+        if not value.endswith("_PRIVATE_KEY"):
+            raise ValueError(f"{value!r} must end in _PRIVATE_KEY, so the secret scan of rendered plugins covers it")
+        return value
+
+
+class GitHubSettings(_Strict):
+    """Where the client's plugin releases are published: github.com or GitHub Enterprise (docs/github-releases.md)."""
+
+    organization: str = Field(max_length=39, pattern=GITHUB_LOGIN_PATTERN, description="Organization or account.")
+    repository: GitHubRepoName = Field(description="Repository receiving one release per plugin build.")
+    repositories: dict[str, GitHubRepoName] = Field(
+        default_factory=dict, description="Per-platform repository overrides, e.g. {magento2: bank-magento-module}."
+    )
+    base_url: str = Field("https://api.github.com", description="API base URL; GitHub Enterprise: https://HOST/api/v3.")
+    token_env: EnvVarName | None = Field(None, description="Env var holding the organization's token; ends in _TOKEN.")
+    app: GitHubApp | None = Field(None, description="GitHub App installation auth, instead of token_env.")
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_suffix(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith("_TOKEN"):
+            raise ValueError(f"{value!r} must end in _TOKEN, so the secret scan of rendered plugins covers it")
+        return value
+
+    @field_validator("repository", "repositories")
+    @classmethod
+    def _not_dots(cls, value: Any) -> Any:
+        names = [value] if isinstance(value, str) else list(value.values())
+        if any(n in (".", "..") for n in names):
+            raise ValueError("'.' and '..' are not repository names")
+        if isinstance(value, dict) and (unknown := sorted(k for k in value if k not in PLATFORMS)):
+            raise ValueError(f"unknown platform {', '.join(map(repr, unknown))}; use any of {', '.join(PLATFORMS)}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(value.rstrip("/"))
+        loopback = url.hostname in LOOPBACK_HOSTS
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise ValueError(f"must use https (got {url.scheme or 'no scheme'}://); http is accepted for loopback only")
+        if not url.hostname or url.username or url.password or url.query or url.fragment:
+            raise ValueError("must be a plain API base URL without credentials, query or fragment")
+        if url.hostname != "api.github.com" and url.path != "/api/v3":
+            raise ValueError(f"GitHub Enterprise API URLs end in /api/v3, e.g. https://{url.hostname}/api/v3")
+        if url.hostname == "api.github.com" and url.path:
+            raise ValueError("use https://api.github.com (no path) for github.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> GitHubSettings:
+        if (self.token_env is None) == (self.app is None):
+            raise ValueError("set exactly one of token_env (a token) or app (GitHub App installation)")
+        return self
+
+    @property
+    def api_base(self) -> str:
+        return self.base_url
+
+    def repository_for(self, platform: str) -> str:
+        return self.repositories.get(platform, self.repository)
+
+
 class ClientConfig(_Strict):
     """One client (bank or merchant group) of the PSP and the plugins it needs."""
 
@@ -173,6 +382,9 @@ class ClientConfig(_Strict):
     features: Features = Field(default_factory=Features)
     checkout: Checkout = Field(default_factory=Checkout)
     webhooks: Webhooks = Field(default_factory=Webhooks)
+    reconciliation: Reconciliation = Field(default_factory=Reconciliation)
+    kpis: KpiThresholds = Field(default_factory=KpiThresholds)
+    github: GitHubSettings | None = Field(None, description="Publish each plugin build as a GitHub release.")
     platforms: Platforms
 
     @field_validator("api_base_url")
@@ -218,7 +430,9 @@ class ClientConfig(_Strict):
         return [p for p in PLATFORMS if (s := self.platform(p)) is not None and s.enabled]
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # Operations settings (reconciliation, KPI limits) never reach a plugin: changing them rebuilds nothing.
+        values = self.model_dump(mode="json", exclude={"reconciliation", "kpis"})
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     def config_hash(self) -> str:
         """Hash of the validated values: comment or formatting edits don't rebuild anything."""
@@ -235,7 +449,7 @@ def _unique(values: list[str], what: str) -> list[str]:
 _PATTERN_HINTS = {
     DISPLAY_TEXT_PATTERN: "must be 2-80 letters, digits, spaces or . , & ( ) ' + - (no newlines or code delimiters)",
 }
-TRANSPORTS = ("local",)
+TRANSPORTS = ("local", "sftp")
 
 
 def _format_loc(loc: Iterable[Any]) -> str:

@@ -30,3 +30,19 @@ class PackageError(PspError):
 
 class DeployError(PspError):
     """A deploy to a store target failed; the store keeps serving its last good release."""
+
+
+class ReconciliationError(PspError):
+    """Payments or store orders could not be read, reconciled or healed (ledger, store API, export file)."""
+
+
+class AlertError(PspError):
+    """An alert could not be delivered to a channel (Slack, email)."""
+
+
+class PublishError(PspError):
+    """Publishing a built artifact as a GitHub release failed; names org/repo, tag and what to do."""
+
+
+class CompatError(PspError):
+    """The compatibility matrix could not be built, stored or compared (names the file or cell)."""

@@ -181,3 +181,11 @@ ZERO_DECIMAL: frozenset[str] = frozenset(
         "XPF",
     ]
 )
+
+# Currencies with three minor digits (amounts in thousandths).
+THREE_DECIMAL: frozenset[str] = frozenset(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"])
+
+
+def minor_unit_exponent(code: str) -> int:
+    """Digits after the decimal point in amounts of `code` (2 unless listed above)."""
+    return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2

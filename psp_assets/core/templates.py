@@ -12,18 +12,19 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from .config import PLATFORMS, validation_problems
 from .errors import TemplateError
-from .statuses import validate_status_map
+from .statuses import CANONICAL_STATUSES, validate_status_map
 from .yamlio import YamlError, read_yaml_mapping
 
 SPEC_FILE = "template.yaml"
 SHARED_DIR = "_shared"
 PhpVersion = Annotated[str, StringConstraints(pattern=r"^[78]\.[0-9]$")]
+NodeMajor = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]$")]
 PHP_VERSIONS: tuple[str, ...] = ("7.4", "8.0", "8.1", "8.2", "8.3", "8.4", "8.5")
 
 
@@ -47,6 +48,19 @@ class PhpRange(_Spec):
         return list(PHP_VERSIONS[PHP_VERSIONS.index(self.min) : PHP_VERSIONS.index(self.max) + 1])
 
 
+class NodeRange(_Spec):
+    """Node.js majors a JavaScript plugin (an app server) supports, e.g. min "18", max "22"."""
+
+    min: NodeMajor
+    max: NodeMajor
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NodeRange:
+        if int(self.min) > int(self.max):
+            raise ValueError(f"min {self.min} is newer than max {self.max}")
+        return self
+
+
 class SharedDir(_Spec):
     src: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$")]
     dest: str
@@ -61,7 +75,7 @@ class Packaging(_Spec):
 class Rule(_Spec):
     """One packaging-convention check, evaluated on the rendered tree (see checks.py)."""
 
-    rule: Literal["required", "matches", "every", "same", "json_equals", "xml_wellformed"]
+    rule: Literal["required", "matches", "every", "same", "json_equals", "xml_wellformed", "each_folder"]
     message: str
     files: list[str] = Field(default_factory=list)
     file: str | None = None
@@ -76,9 +90,99 @@ class Rule(_Spec):
 class Contract(_Spec):
     """How the contract tests load the plugin's platform-neutral core."""
 
-    namespace: str
-    bootstrap: list[str]
+    runtime: Literal["php", "node"] = Field(
+        "php",
+        description="php: the PHP core, via php/contract_harness.php; node: an ES module, via js/contract_harness.mjs",
+    )
+    namespace: str = ""
+    bootstrap: list[str] = Field(default_factory=list)
     define: dict[str, str] = Field(default_factory=dict)
+    module: str | None = Field(None, description="node: the core's ES module, relative to the plugin root.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Contract:
+        if self.runtime == "php" and (not self.namespace or not self.bootstrap):
+            raise ValueError("runtime php needs namespace and bootstrap (the core's PHP namespace and files)")
+        if self.runtime == "node" and not self.module:
+            raise ValueError("runtime node needs module (the core's ES module, e.g. src/core.mjs)")
+        return self
+
+
+class TranslationFile(_Spec):
+    """One translation file the plugin ships per client locale."""
+
+    path: str = Field(description="Path in the tree, rendered per client locale ({{ locale }} is e.g. nl_NL).")
+    format: Literal["po", "csv", "xliff", "json", "php_array"]
+
+
+class Translations(_Spec):
+    """How a plugin marks translatable strings and ships its translations (check_translations).
+
+    Templates that omit this block are checked the original way: gettext-style calls in .php/.phtml/.js
+    files, and a `<locale>.po` or `<locale>.csv` per client locale with every catalog message.
+    """
+
+    calls: list[str] = Field(
+        default_factory=list, description="Regexes whose group 1 is a message id, searched in the code files."
+    )
+    code_globs: list[str] = Field(default_factory=lambda: ["**/*.php", "**/*.js", "**/*.mjs", "**/*.tpl", "**/*.twig"])
+    files: list[TranslationFile] = Field(min_length=1)
+    complete: bool = Field(
+        True,
+        description="Every catalog message must be in each locale's files (msgid-keyed formats; php_array files "
+        "are keyed by the platform's own keys and are checked for the same keys in every locale instead).",
+    )
+
+
+class ApiCheck(_Spec):
+    """A platform API that differs between platform versions, checked on the rendered plugin for the
+    versions it names (the compatibility matrix runs these per platform version; see docs/templates.md)."""
+
+    name: str
+    versions: list[str] = Field(min_length=1, description="The template's platform_versions this check applies to.")
+    message: str
+    rule: Rule | None = Field(None, description="A convention rule evaluated on the rendered tree.")
+    php: str | None = Field(
+        None,
+        description="A PHP contract under templates/_shared/, run as `php <script> <plugin root> <platform version>`; "
+        "exit 0 and a JSON {\"ok\": true} on stdout pass.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ApiCheck:
+        if (self.rule is None) == (self.php is None):
+            raise ValueError(f"api check {self.name!r}: set exactly one of rule or php")
+        return self
+
+
+class DeploySpec(_Spec):
+    """What a deploy needs to know about the platform."""
+
+    health_route: str | None = Field(
+        None, description="Path of the plugin's health route on the store, e.g. '/wp-json/<namespace>/health'."
+    )
+
+
+class ReconciliationSpec(_Spec):
+    """How the payment reconciliation reads this platform's order states (docs/reconciliation.md)."""
+
+    other_states: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Order states the plugin never sets but the platform or merchant moves orders on to (e.g. "
+        "shipped), with the PSP statuses each is consistent with.",
+    )
+    api_states: dict[str, str] = Field(
+        default_factory=dict,
+        description="State identifiers as the platform's order API returns them -> the names used in status_map.",
+    )
+
+    @model_validator(mode="after")
+    def _canonical(self) -> ReconciliationSpec:
+        for state, statuses in self.other_states.items():
+            unknown = sorted(set(statuses) - set(CANONICAL_STATUSES))
+            if unknown:
+                raise ValueError(f"other_states.{state}: unknown PSP statuses {', '.join(unknown)}")
+        return self
 
 
 class TemplateSpec(_Spec):
@@ -86,7 +190,8 @@ class TemplateSpec(_Spec):
     title: str
     version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
     platform_versions: list[str] = Field(min_length=1)
-    php: PhpRange
+    php: PhpRange | None = Field(None, description="PHP versions the plugin supports; omitted when it has no PHP.")
+    node: NodeRange | None = Field(None, description="Node.js majors the plugin (an app server) supports.")
     status_map: dict[str, str]
     vars: dict[str, str] = Field(default_factory=dict)
     shared: list[SharedDir] = Field(default_factory=list)
@@ -95,12 +200,31 @@ class TemplateSpec(_Spec):
     rules: list[Rule] = Field(default_factory=list)
     contract: Contract
     lint_globs: list[str] = Field(default_factory=lambda: ["**/*.php"])
-    deploy: dict[str, Any] = Field(default_factory=dict)
+    js_check_globs: list[str] = Field(default_factory=list, description="JavaScript files `node --check` must accept.")
+    translations: Translations | None = None
+    api_checks: list[ApiCheck] = Field(default_factory=list)
+    deploy: DeploySpec = Field(default_factory=lambda: DeploySpec())
+    reconciliation: ReconciliationSpec = Field(default_factory=lambda: ReconciliationSpec())
 
     @model_validator(mode="after")
     def _known(self) -> TemplateSpec:
         if self.platform not in PLATFORMS:
             raise ValueError(f"platform {self.platform!r} is not one of {', '.join(PLATFORMS)}")
+        if self.php is None and self.node is None:
+            raise ValueError("declare the runtime range the plugin supports: php (min/max) or node (min/max)")
+        if self.contract.runtime == "php" and self.php is None:
+            raise ValueError("contract.runtime php needs a php range")
+        if self.contract.runtime == "node" and self.node is None:
+            raise ValueError("contract.runtime node needs a node range")
+        if self.php is None and self.lint_globs:
+            raise ValueError("lint_globs must be [] for a template without a php range (nothing to lint PHP with)")
+        for check in self.api_checks:
+            unknown = [v for v in check.versions if v not in self.platform_versions]
+            if unknown:
+                raise ValueError(
+                    f"api_checks: {check.name!r} names {', '.join(unknown)}, not among platform_versions "
+                    f"({', '.join(self.platform_versions)})"
+                )
         return self
 
 
@@ -132,6 +256,8 @@ class Template:
         digest = hashlib.sha256()
         inputs = [(SPEC_FILE, self.root / SPEC_FILE), *self.source_files()]
         inputs += [(f"{SHARED_DIR}/i18n/{rel}", p) for rel, p in _walk(self.templates_dir / SHARED_DIR / "i18n")]
+        checks = sorted({c.php for c in self.spec.api_checks if c.php})
+        inputs += [(f"{SHARED_DIR}/{rel}", self.templates_dir / SHARED_DIR / rel) for rel in checks]
         for rel, path in sorted(inputs):
             digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
         return digest.hexdigest()
@@ -168,7 +294,17 @@ def load_template(templates_dir: Path, platform: str) -> Template:
     problems = validate_status_map(spec.status_map, str(spec_path))
     if problems:
         raise TemplateError("\n".join(problems))
-    for rule in spec.rules:
+    rules = [*spec.rules, *(c.rule for c in spec.api_checks if c.rule is not None)]
+    calls = spec.translations.calls if spec.translations else []
+    for pattern in calls:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise TemplateError(f"{spec_path}: translations.calls: bad regex {pattern!r}: {exc}") from None
+    for check in spec.api_checks:
+        if check.php is not None and not (templates_dir / SHARED_DIR / check.php).is_file():
+            raise TemplateError(f"{spec_path}: api_checks: {check.name!r}: php {check.php!r} not found under _shared/")
+    for rule in rules:
         for pattern in (rule.pattern, rule.other_pattern):
             if pattern is not None:
                 try:

@@ -1,0 +1,301 @@
+"""The PSP payment ledger: the PSP's own record of every payment, its events, and the reconciliation's
+healing actions.
+
+PostgreSQL in production, SQLite for the embedded default; one schema, created and upgraded by the
+numbered migrations below (`migrate`). The schema is documented in docs/reconciliation.md:
+
+psp_payments          one row per payment: the order it pays (client, platform, order_ref), amount in
+                      minor units, currency, canonical status (statuses.py), when it was created and when
+                      its status last changed, and the id of the PSP event that changed it.
+psp_payment_events    every authorization / capture / refund / chargeback / cancel attempt with its
+                      outcome, decline reason and latency: the input of the payment KPIs.
+psp_healing_actions   every action the reconciliation took on a store, idempotent by event id.
+psp_ledger_migrations the applied migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .errors import ReconciliationError
+from .statuses import CANONICAL_STATUSES
+
+EVENT_TYPES: tuple[str, ...] = ("authorization", "capture", "refund", "chargeback", "cancel", "expire")
+EVENT_OUTCOMES: tuple[str, ...] = ("approved", "declined", "error")
+HEALING_OUTCOMES: tuple[str, ...] = ("applied", "skipped_store_newer", "skipped_state_changed", "failed")
+
+metadata = sa.MetaData()
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+payments_table = sa.Table(
+    "psp_payments",
+    metadata,
+    sa.Column("payment_id", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(40), nullable=False),
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("order_ref", sa.String(128), nullable=False, comment="The store's order reference the plugin sent."),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False, comment="Amount in the currency's minor units."),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("payment_method", sa.String(32)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status_changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_event_id", sa.String(64), comment="The PSP event that set the current status."),
+    sa.CheckConstraint(_in("status", CANONICAL_STATUSES), name="psp_payments_status_canonical"),
+    sa.CheckConstraint("amount_minor >= 0 AND refunded_minor >= 0", name="psp_payments_amounts_non_negative"),
+    sa.CheckConstraint("length(currency) = 3", name="psp_payments_currency_code"),
+    sa.Index("psp_payments_order", "client_id", "platform", "order_ref"),
+    sa.Index("psp_payments_status_changed", "status_changed_at"),
+)
+
+events_table = sa.Table(
+    "psp_payment_events",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("payment_id", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(40), nullable=False),
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("event_type", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(10), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False, comment="The payment's canonical status after the event."),
+    sa.Column("decline_reason", sa.String(64)),
+    sa.Column("latency_ms", sa.Integer, comment="PSP processing time of the request, in milliseconds."),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint(_in("event_type", EVENT_TYPES), name="psp_payment_events_type"),
+    sa.CheckConstraint(_in("outcome", EVENT_OUTCOMES), name="psp_payment_events_outcome"),
+    sa.CheckConstraint(_in("status", CANONICAL_STATUSES), name="psp_payment_events_status_canonical"),
+    sa.Index("psp_payment_events_occurred", "occurred_at"),
+    sa.Index("psp_payment_events_payment", "payment_id"),
+)
+
+actions_table = sa.Table(
+    "psp_healing_actions",
+    metadata,
+    sa.Column("action_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("client_id", sa.String(40), nullable=False),
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("store", sa.String(40), nullable=False),
+    sa.Column("order_ref", sa.String(128), nullable=False),
+    sa.Column("store_order_id", sa.String(64)),
+    sa.Column("payment_id", sa.String(64)),
+    sa.Column("event_id", sa.String(64), nullable=False, comment="The PSP event whose state was pushed."),
+    sa.Column("divergence", sa.String(40), nullable=False),
+    sa.Column("from_state", sa.String(40)),
+    sa.Column("to_state", sa.String(40)),
+    sa.Column("outcome", sa.String(24), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("acted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint(_in("outcome", HEALING_OUTCOMES), name="psp_healing_actions_outcome"),
+    # An event's state reaches an order at most once, whoever runs the healing and how often.
+    sa.Index(
+        "psp_healing_actions_applied_once",
+        "client_id",
+        "platform",
+        "order_ref",
+        "event_id",
+        unique=True,
+        postgresql_where=sa.text("outcome = 'applied'"),
+        sqlite_where=sa.text("outcome = 'applied'"),
+    ),
+)
+
+migrations_table = sa.Table(
+    "psp_ledger_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[payments_table, events_table, actions_table])
+
+
+# (version, description, upgrade). Append only; never edit an applied migration.
+MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
+    (1, "psp_payments, psp_payment_events, psp_healing_actions", _v1),
+)
+
+PAYMENT_FIELDS = [c.name for c in payments_table.columns]
+EVENT_FIELDS = [c.name for c in events_table.columns]
+ACTION_FIELDS = [c.name for c in actions_table.columns if c.name != "action_id"]
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and metadata."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable ledger URL>"
+
+
+@dataclass
+class Ledger:
+    """A connection to the ledger database. `schema` (PostgreSQL only) puts the tables in that schema."""
+
+    url: str
+    schema: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            engine = sa.create_engine(self.url, future=True)
+        except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+            raise ReconciliationError(
+                f"ledger URL {redact_url(self.url)}: {exc}; expected e.g. postgresql+psycopg2://user@host/db "
+                "or sqlite:///path/ledger.sqlite3"
+            ) from None
+        if engine.dialect.name == "sqlite":
+            Path(engine.url.database or "").parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = engine.execution_options(schema_translate_map={None: self.schema})
+
+    @property
+    def label(self) -> str:
+        return redact_url(self.url) + (f" (schema {self.schema})" if self.schema else "")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- schema -----------------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations not applied yet, in order, each in its own transaction; returns their
+        versions. Safe to run concurrently on PostgreSQL (an advisory lock serialises the runners)."""
+        applied: list[int] = []
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('psp_ledger_migrations'))"))
+                metadata.create_all(conn, tables=[migrations_table])
+                done = set(conn.execute(sa.select(migrations_table.c.version)).scalars())
+                for version, description, upgrade in MIGRATIONS:
+                    if version in done:
+                        continue
+                    with conn.begin_nested():
+                        upgrade(conn)
+                        conn.execute(
+                            migrations_table.insert().values(
+                                version=version, description=description, applied_at=datetime.now(UTC)
+                            )
+                        )
+                    applied.append(version)
+        except sa.exc.SQLAlchemyError as exc:
+            raise ReconciliationError(
+                f"ledger {self.label}: migration failed: {exc.__class__.__name__}: {exc}"
+            ) from None
+        return applied
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("psp_ledger_migrations", schema=self.schema):
+                return 0
+            return int(conn.execute(sa.select(sa.func.max(migrations_table.c.version))).scalar() or 0)
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def insert_payments(self, rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
+        return self._insert(payments_table, rows, PAYMENT_FIELDS)
+
+    def insert_events(self, rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
+        return self._insert(events_table, rows, EVENT_FIELDS)
+
+    def _insert(self, table: sa.Table, rows: pd.DataFrame | Iterable[Mapping[str, Any]], fields: list[str]) -> int:
+        records = _records(rows, fields)
+        if not records:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                for start in range(0, len(records), 5000):
+                    conn.execute(table.insert(), records[start : start + 5000])
+        except sa.exc.SQLAlchemyError as exc:
+            raise ReconciliationError(
+                f"ledger {self.label}: {table.name}: insert failed, nothing written: {exc}"
+            ) from None
+        return len(records)
+
+    def record_action(self, action: Mapping[str, Any]) -> bool:
+        """Record one healing action; False when an `applied` action for the same event is already there."""
+        values = {k: action.get(k) for k in ACTION_FIELDS}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(actions_table.insert().values(**values))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def payments(self, clients: Iterable[str] | None = None) -> pd.DataFrame:
+        query = sa.select(payments_table)
+        if clients is not None:
+            query = query.where(payments_table.c.client_id.in_(list(clients)))
+        return self._read(query, ("created_at", "status_changed_at"))
+
+    def events(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
+        query = sa.select(events_table)
+        if since is not None:
+            query = query.where(events_table.c.occurred_at >= since)
+        if until is not None:
+            query = query.where(events_table.c.occurred_at < until)
+        return self._read(query, ("occurred_at",))
+
+    def actions(self) -> pd.DataFrame:
+        return self._read(sa.select(actions_table).order_by(actions_table.c.action_id), ("acted_at",))
+
+    def applied_events(self, client_id: str, platform: str, order_ref: str) -> set[str]:
+        query = sa.select(actions_table.c.event_id).where(
+            actions_table.c.client_id == client_id,
+            actions_table.c.platform == platform,
+            actions_table.c.order_ref == order_ref,
+            actions_table.c.outcome == "applied",
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(metadata.tables[table])).scalar() or 0)
+
+    def _read(self, query: sa.Select, time_columns: Iterable[str]) -> pd.DataFrame:
+        try:
+            with self.engine.connect() as conn:
+                frame = pd.read_sql(query, conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise ReconciliationError(
+                f"ledger {self.label}: read failed ({exc.__class__.__name__}: {exc}); run the migration first "
+                "(Ledger.migrate, done by the ledger resource on first use)"
+            ) from None
+        for column in time_columns:
+            # The ledger writes UTC; SQLite hands it back without an offset.
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
+
+def _records(rows: pd.DataFrame | Iterable[Mapping[str, Any]], fields: list[str]) -> list[dict[str, Any]]:
+    if isinstance(rows, pd.DataFrame):
+        frame = rows[[f for f in fields if f in rows.columns]].astype(object)
+        frame = frame.where(frame.notna(), None)
+        records = frame.to_dict("records")
+        for record in records:
+            for key, value in record.items():
+                if isinstance(value, pd.Timestamp):
+                    record[key] = value.to_pydatetime(warn=False)
+        return records
+    return [{k: r.get(k) for k in fields if k in r} for r in rows]
