@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from psp_assets.core.demo_data import generate, partitions_for
+from psp_assets.core.reconciliation import StatusRules
 from psp_assets.definitions import defs
 from psp_assets.defs.reconciliation import LedgerResource
 from psp_assets.defs.resources import PspWorkspace
@@ -33,10 +34,11 @@ def test_reconciliation_job_reports_the_demo_divergences_and_fails_its_checks(pa
 
     fleet = paths.fleet()
     clients = [(c.id, c.config.enabled_platforms(), c.config.currencies[0]) for c in fleet.clients.values()]
-    expected = generate(partitions_for(sorted(clients), rules), rules, 200, seed=7).expected_divergences
+    job_rules, _ = StatusRules.load_available(paths.templates_dir)  # what the job itself reconciles
+    expected = generate(partitions_for(sorted(clients), job_rules), job_rules, 200, seed=7).expected_divergences
     report = pd.read_parquet(paths.data_dir / "reconciliation" / "payment_reconciliation.parquet")
     found = set(zip(report["client_id"], report["platform"], report["order_ref"], report["divergence"], strict=True))
-    assert found == {e for e in expected if e[1] in rules.platforms}
+    assert found == {e for e in expected if e[1] in job_rules.platforms}
     assert report["first_seen_at"].notna().all()
     healing = pd.read_parquet(paths.data_dir / "reconciliation" / "payment_healing.parquet")
     assert healing.empty  # no demo client opted in to healing

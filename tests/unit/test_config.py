@@ -93,7 +93,8 @@ def test_invalid_file_produces_no_partition(tmp_path: Path):
     (tmp_path / "good.yaml").write_text((DEMO_CLIENTS / "nordbank.yaml").read_text())
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(client_dict(id="baltic", currencies=["ZZZ"])))
     fleet = load_fleet(tmp_path)
-    assert fleet.partition_keys() == ["nordbank|woocommerce", "nordbank|magento2"]
+    enabled = load_client(DEMO_CLIENTS / "nordbank.yaml").enabled_platforms()
+    assert fleet.partition_keys() == [f"nordbank|{p}" for p in enabled]
     assert list(fleet.problems) == [f"{tmp_path.name}/bad.yaml"]
 
 
