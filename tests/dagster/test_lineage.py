@@ -4,44 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
-from psp_assets.core.config import load_fleet
+from psp_assets.core.config import PLATFORMS, load_fleet
 from psp_assets.core.deploy import current_release
 from psp_assets.core.pipeline import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.sensors import client_configs_sensor
 from psp_assets.defs.resources import PspWorkspace
 from psp_assets.fleet import latest_metadata, run_fleet
-from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
 LINEAGE = ("template_version", "template_hash", "config_hash", "plugin_version", "build")
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
-    """Configs and templates copied into tmp (tests edit them), outputs and stores in tmp too."""
-    shutil.copytree(DEMO_CLIENTS, tmp_path / "client_configs")
-    shutil.copytree(TEMPLATES, tmp_path / "templates")
-    values = {
-        "PSP_CLIENT_CONFIGS_DIR": tmp_path / "client_configs",
-        "PSP_TEMPLATES_DIR": tmp_path / "templates",
-        "PSP_DATA_DIR": tmp_path / "data",
-        "PSP_STORES_DIR": tmp_path / "stores",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, str(value))
-    return Paths.from_env()
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
 
 
 def meta(instance: dg.DagsterInstance, key: str, partition: str) -> dict:
@@ -60,7 +35,8 @@ def test_the_whole_demo_fleet_materializes_end_to_end_with_lineage_metadata(env:
     assert run_fleet(env, instance=instance) == 0
     summary = capsys.readouterr().out
     keys = load_fleet(env.configs_dir).partition_keys()
-    assert len(keys) == 4
+    assert len(keys) == 7
+    assert {k.split("|")[1] for k in keys} == set(PLATFORMS)  # every platform is built by a demo client
     for key in keys:
         client, platform = key.split("|")
         assert key in summary

@@ -9,8 +9,12 @@ from psp_assets.defs.plugins.assets import (
     test_report,
 )
 from psp_assets.defs.plugins.jobs import client_config_job, plugin_lineage_job, plugin_template_job
-from psp_assets.defs.plugins.sensors import client_configs_sensor
+from psp_assets.defs.plugins.sensors import (
+    client_configs_sensor,
+    lineage_on_upstream_change_sensor,
+    template_change_sensor,
+)
 
 assets = [plugin_template, client_config, rendered_source, test_report, built_artifact, deployed_store]
 jobs = [plugin_template_job, client_config_job, plugin_lineage_job]
-sensors = [client_configs_sensor]
+sensors = [client_configs_sensor, template_change_sensor, lineage_on_upstream_change_sensor]
