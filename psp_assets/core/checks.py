@@ -19,7 +19,7 @@ from typing import Any
 
 from .i18n import Catalog, parse_po
 from .php import PhpRuntime
-from .templates import Rule, Template
+from .templates import Rule, Template, Translations
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,24 @@ class TestReport:
             bucket["passed" if r.passed else "failed"] += 1
         return out
 
+    def by_php_version(self) -> dict[str, dict[str, Any]]:
+        """Each PHP version's result, oldest first: {"7.4": {"passed": False, "lint": {"passed": 26, "failed": 1},
+        "contract": {...}}, ...} over the results that name a PHP version."""
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.results:
+            if r.php_version is None or not re.fullmatch(r"\d+\.\d+", r.php_version):
+                continue
+            row = out.setdefault(r.php_version, {"passed": True})
+            bucket = row.setdefault(r.check, {"passed": 0, "failed": 0})
+            bucket["passed" if r.passed else "failed"] += 1
+            row["passed"] = row["passed"] and r.passed
+        return dict(sorted(out.items(), key=lambda item: tuple(int(x) for x in item[0].split("."))))
+
     def to_json(self) -> str:
         data: dict[str, Any] = {k: v for k, v in asdict(self).items() if k != "results"}
         data["passed"] = self.passed
         data["counts"] = self.counts()
+        data["php_versions"] = self.by_php_version()
         data["results"] = [asdict(r) for r in self.results]
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -64,7 +78,7 @@ class TestReport:
     def from_json(cls, text: str) -> TestReport:
         data = json.loads(text)
         results = [CheckResult(**r) for r in data.pop("results")]
-        for derived in ("passed", "counts"):
+        for derived in ("passed", "counts", "php_versions"):
             data.pop(derived, None)
         return cls(results=results, **data)
 
@@ -113,10 +127,29 @@ def _text(files: Mapping[str, bytes], path: str) -> str | None:
 
 
 def check_lint(root: Path, files: Iterable[str], template: Template, php: PhpRuntime) -> list[CheckResult]:
+    if not template.spec.lint_globs:  # the template declares no PHP (e.g. a Node app)
+        return []
     targets = [f for f in files if any(match_glob(f, g) for g in template.spec.lint_globs)]
     if not targets:
         return [CheckResult("lint", "(php files)", False, "no PHP file matched lint_globs", php.version)]
     return [CheckResult("lint", r.path, r.ok, r.message, php.version) for r in php.lint(root, targets)]
+
+
+def check_js_syntax(root: Path, files: Iterable[str], template: Template, node: Any = None) -> list[CheckResult]:
+    """`node --check` on every file matching the template's js_check_globs (none declared: no check)."""
+    globs = template.spec.js_check_globs
+    if not globs:
+        return []
+    targets = [f for f in files if any(match_glob(f, g) for g in globs)]
+    if not targets:
+        return [CheckResult("js", "(js files)", False, "no JavaScript file matched js_check_globs")]
+    from .node import NodeUnavailable, default_node
+
+    try:
+        runtime = node or default_node()
+    except NodeUnavailable as exc:
+        return [CheckResult("js", "(js files)", False, str(exc))]
+    return [CheckResult("js", r.path, r.ok, r.message) for r in runtime.check_syntax(root, targets)]
 
 
 def _rule_result(rule: Rule, files: Mapping[str, bytes], render: Callable[[str], str]) -> CheckResult:
@@ -135,6 +168,17 @@ def _rule_result(rule: Rule, files: Mapping[str, bytes], render: Callable[[str],
         if not matched:
             return fail(f"no file matches {rule.glob}")
         return fail(f"not in: {', '.join(bad[:10])}") if bad else CheckResult("packaging", name, True)
+    if rule.rule == "each_folder":
+        wanted = render(rule.file or "")
+        folders: set[str] = set()
+        for path in files:  # every folder of the tree, the root ("") and folders holding only folders included
+            parts = path.split("/")[:-1]
+            folders |= {"/".join(parts[:i]) for i in range(len(parts) + 1)}
+        if rule.glob:
+            folders = {f for f in folders if match_glob(f + "/", render(rule.glob))}
+        expected = (f"{f}/{wanted}" if f else wanted for f in folders)
+        missing = sorted(p for p in expected if p not in files)
+        return fail(f"missing: {', '.join(missing[:10])}") if missing else CheckResult("packaging", name, True)
     if rule.rule == "xml_wellformed":
         bad = []
         for p in sorted(files):
@@ -176,11 +220,29 @@ def _rule_result(rule: Rule, files: Mapping[str, bytes], render: Callable[[str],
     return fail(f"unknown rule {rule.rule}")
 
 
+def check_rule(rule: Rule, files: Mapping[str, bytes], render: Callable[[str], str]) -> CheckResult:
+    """One convention rule on a tree (what check_packaging does for each rule of a template)."""
+    return _rule_result(rule, files, render)
+
+
 def check_packaging(template: Template, files: Mapping[str, bytes], render: Callable[[str], str]) -> list[CheckResult]:
     return [_rule_result(rule, files, render) for rule in template.spec.rules]
 
 
-def check_translations(files: Mapping[str, bytes], catalog: Catalog, locales: Iterable[str]) -> list[CheckResult]:
+def check_translations(
+    files: Mapping[str, bytes],
+    catalog: Catalog,
+    locales: Iterable[str],
+    spec: Translations | None = None,
+    render: Callable[[str, str], str] | None = None,
+) -> list[CheckResult]:
+    """Strings used in code are catalog messages, and every client locale ships complete translations.
+
+    With a template's `translations` spec (`render(text, locale)` renders its per-locale paths), the calls
+    and file formats come from the template; without one, gettext calls and .po/.csv files are checked.
+    """
+    if spec is not None:
+        return _check_declared_translations(files, catalog, list(locales), spec, render or (lambda text, _loc: text))
     results: list[CheckResult] = []
     known = set(catalog.messages)
     for path in sorted(files):
@@ -219,6 +281,89 @@ def check_translations(files: Mapping[str, bytes], catalog: Catalog, locales: It
                 CheckResult("translations", f"{locale}: translation file", False, f"{locale}: no .po or .csv ships it")
             )
     return results
+
+
+def _check_declared_translations(
+    files: Mapping[str, bytes],
+    catalog: Catalog,
+    locales: list[str],
+    spec: Translations,
+    render: Callable[[str, str], str],
+) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    known = set(catalog.messages)
+    calls = [re.compile(c) for c in spec.calls]
+    for path in sorted(files):
+        if calls and any(match_glob(path, g) for g in spec.code_globs):
+            text = _text(files, path) or ""
+            used = {_unquote(m.group(1)) for c in calls for m in c.finditer(text)}
+            unknown = sorted(used - known)
+            detail = "" if not unknown else "not in the message catalog: " + "; ".join(map(repr, unknown[:10]))
+            results.append(CheckResult("translations", f"strings in {path}", not unknown, detail))
+    keysets: dict[str, tuple[str, set[str]]] = {}  # php_array file spec -> (first locale, its keys)
+    for locale in locales:
+        merged: dict[str, str] = {}
+        for index, declared in enumerate(spec.files):
+            path = render(declared.path, locale)
+            text = _text(files, path)
+            if text is None:
+                results.append(CheckResult("translations", f"{locale}: {path}", False, f"{locale}: {path} is missing"))
+                continue
+            try:
+                table = _parse_translation_file(text, declared.format)
+            except ValueError as exc:
+                results.append(CheckResult("translations", f"{locale}: {path}", False, f"{path}: {exc}"))
+                continue
+            empty = sorted(k for k, v in table.items() if not v.strip())
+            problem = f"{path}: empty translations for {', '.join(map(repr, empty[:10]))}" if empty else ""
+            if declared.format == "php_array":
+                first = keysets.setdefault(f"{index}", (locale, set(table)))
+                if set(table) != first[1]:
+                    diff = sorted(set(table) ^ first[1])
+                    problem = problem or f"{path}: keys differ from the {first[0]} file: {', '.join(diff[:10])}"
+            else:
+                merged.update(table)
+            results.append(CheckResult("translations", f"{locale}: {path}", not problem, problem))
+        msgid_keyed = [f for f in spec.files if f.format != "php_array"]
+        if spec.complete and msgid_keyed:
+            missing = [m for m in catalog.messages if not merged.get(m)]
+            detail = "" if not missing else f"{locale}: untranslated message ids: " + "; ".join(map(repr, missing[:10]))
+            results.append(CheckResult("translations", f"{locale}: every catalog message", not missing, detail))
+    return results
+
+
+def _unquote(literal: str) -> str:
+    return literal.replace("\\'", "'").replace('\\"', '"')
+
+
+_PHP_ARRAY_ENTRY = re.compile(r"^\$_\['([A-Za-z0-9_.]+)'\]\s*=\s*'((?:[^'\\]|\\.)*)';\s*$", re.M)
+
+
+def _parse_translation_file(text: str, fmt: str) -> dict[str, str]:
+    """Message (or key) -> translation of one shipped translation file."""
+    if fmt == "po":
+        return parse_po(text)
+    if fmt == "csv":
+        return _parse_csv(text)
+    if fmt == "json":
+        data = json.loads(text)
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ValueError("a JSON catalog must be one object of message -> translated string")
+        return data
+    if fmt == "xliff":
+        doc = xml.dom.minidom.parseString(text.encode())
+        table = {}
+        for unit in doc.getElementsByTagName("trans-unit"):
+            source = unit.getElementsByTagName("source")
+            target = unit.getElementsByTagName("target")
+            if source:
+                key = "".join(n.data for n in source[0].childNodes if n.nodeType == n.TEXT_NODE)
+                texts = target[0].childNodes if target else []
+                table[key] = "".join(n.data for n in texts if n.nodeType == n.TEXT_NODE)
+        return table
+    if fmt == "php_array":  # OpenCart language files: $_['key'] = 'single-quoted literal';
+        return {k: re.sub(r"\\([\\'])", r"\1", v) for k, v in _PHP_ARRAY_ENTRY.findall(text)}
+    raise ValueError(f"unknown translation format {fmt!r}")
 
 
 def _parse_csv(text: str) -> dict[str, str]:

@@ -652,6 +652,24 @@ def run_contract_tests(
     document, failure = _execute(root, vectors, php)
     if document is None:
         return [CheckResult(CHECK, "PHP harness ran", False, failure, php.version)]
+    return judge_contract(document, vectors, status_map, php, version=version, build=build)
+
+
+def judge_contract(
+    document: dict[str, Any],
+    vectors: dict[str, Any],
+    status_map: dict[str, str],
+    php: Any,
+    *,
+    version: str | None = None,
+    build: str | None = None,
+    runtime_key: str = "php",
+) -> list[CheckResult]:
+    """Judge a harness document (what the core returned for `vectors`) against Python's expectations.
+
+    Shared by every runtime whose harness writes the same document: PHP's contract_harness.php and the
+    Node harness for JavaScript cores (contract_node.py). `php` only lends its `version` to the results.
+    """
     results = _bootstrap_results(document, php)
     loaded = (document.get("bootstrap") or {}).get("value")
     if not loaded or loaded.get("missing"):
@@ -738,7 +756,7 @@ def run_contract_tests(
         value = _as_dict(value)
         problems = [
             f"{key} missing"
-            for key in ("plugin", "version", "build", "php")
+            for key in ("plugin", "version", "build", runtime_key)
             if not isinstance(value.get(key), str) or not value.get(key)
         ]
         if version is not None and value.get("version") != version:
@@ -751,7 +769,8 @@ def run_contract_tests(
             problems.append(f"build {value.get('build')!r} is not a 12-hex build id")
         return "; ".join(problems)
 
-    judge.case("Health::report names plugin, version, build and PHP", "health", health)
+    shown = "PHP" if runtime_key == "php" else runtime_key
+    judge.case(f"Health::report names plugin, version, build and {shown}", "health", health)
     if not document.get("complete"):
         judge.add("harness completed", False, f"stopped early: {document.get('fatal')}")
     return results + judge.results

@@ -37,9 +37,15 @@ def contract_target(template: Template, context: dict[str, Any]) -> ContractTarg
 
 
 def contract_results(root: Path, template: Template, context: dict[str, Any], php: PhpRuntime) -> list[CheckResult]:
+    """The contract tests on the runtime template.yaml names (`contract.runtime`: php, or node for JS cores)."""
     from .contract import run_contract_tests
 
     t = contract_target(template, context)
+    if template.spec.contract.runtime == "node":
+        from .contract_node import run_node_contract_tests
+
+        module = render_string(template.spec.contract.module or "", context)
+        return run_node_contract_tests(root, module, t.status_map, version=t.version, build=t.build)
     return run_contract_tests(
         root, t.namespace, t.bootstrap, t.define, t.status_map, php, version=t.version, build=t.build
     )

@@ -101,8 +101,8 @@ class Contract(_Spec):
 
     @model_validator(mode="after")
     def _complete(self) -> Contract:
-        if self.runtime == "php" and (not self.namespace or not self.bootstrap):
-            raise ValueError("runtime php needs namespace and bootstrap (the core's PHP namespace and files)")
+        if self.runtime == "php" and not self.namespace:
+            raise ValueError("runtime php needs namespace (and bootstrap: the core's PHP namespace and files)")
         if self.runtime == "node" and not self.module:
             raise ValueError("runtime node needs module (the core's ES module, e.g. src/core.mjs)")
         return self

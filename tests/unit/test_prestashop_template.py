@@ -1,0 +1,683 @@
+# ruff: noqa: E501  (the stand-in PrestaShop below is PHP source in a string)
+"""The PrestaShop template: a `<module>/` folder PrestaShop's module installer accepts, that lints, passes
+the shared contract, ships XLIFF catalogues for the new translation system, and handles checkout,
+webhooks, the shopper's return, refunds and captures when it runs.
+
+The runtime tests load the rendered module into a stand-in PrestaShop (`PS_STANDIN` below): PrestaShop
+is in no package registry this machine reaches, so only the API the module calls is imitated (Module,
+PaymentModule, ModuleFrontController, Configuration, Db, Order, OrderHistory, OrderState, Message,
+Context/Link, PaymentOption, ...), recording what the module asks of it; the stand-in's translator reads
+the module's own XLIFF files, as PrestaShop's does. Everything else is real: the rendered files, PHP, the
+shared core and its HTTPS transport, talking to the stand-in PSP of tests/unit/psp_standin.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from psp_assets.core import checks
+from psp_assets.core.config import ClientConfig, load_client, parse_client
+from psp_assets.core.contract import sign
+from psp_assets.core.contract_bridge import contract_results
+from psp_assets.core.i18n import load_catalog
+from psp_assets.core.package import package
+from psp_assets.core.php import NativePhp
+from psp_assets.core.render import RenderedTree, render, render_context, render_string, write_tree
+from psp_assets.core.templates import SHARED_DIR, Template, load_template
+from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
+from tests.unit.psp_standin import StandInServer
+
+XLIFF = "{urn:oasis:names:tc:xliff:document:1.2}"
+
+
+@dataclass(frozen=True)
+class Module:
+    config: ClientConfig
+    template: Template
+    tree: RenderedTree
+    root: Path
+    context: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.context["ids"]["module"]
+
+    def text(self, path: str) -> str:
+        return self.tree.files[path].decode()
+
+
+def render_module(config: ClientConfig, modules_dir: Path) -> Module:
+    template = load_template(TEMPLATES, "prestashop")
+    catalog = load_catalog(TEMPLATES / SHARED_DIR / "i18n", list(config.locales))
+    tree = render(template, config, catalog)
+    context = render_context(template, config, catalog)
+    root = write_tree(tree, modules_dir / context["ids"]["module"])
+    return Module(config, template, tree, root, context)
+
+
+@pytest.fixture(scope="module")
+def alpenkasse(tmp_path_factory: pytest.TempPathFactory) -> Module:
+    return render_module(load_client(DEMO_CLIENTS / "alpenkasse.yaml"), tmp_path_factory.mktemp("modules"))
+
+
+@pytest.fixture(scope="module")
+def nordbank(tmp_path_factory: pytest.TempPathFactory) -> Module:
+    config = make_client(platforms={"prestashop": {"slug": "nordbank-payments"}})
+    return render_module(config, tmp_path_factory.mktemp("modules"))
+
+
+# --- what PrestaShop's installer accepts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", ["alpenkasse", "nordbank"])
+def test_every_php_file_lints_and_the_packaging_rules_pass(
+    client: str, request: pytest.FixtureRequest, php: NativePhp
+) -> None:
+    module: Module = request.getfixturevalue(client)
+    php_files = [p for p in module.tree.files if p.endswith(".php")]
+    assert len(php_files) > 30
+    assert [f"{r.path}: {r.message}" for r in php.lint(module.root, php_files) if not r.ok] == []
+    results = checks.check_packaging(module.template, module.tree.files, lambda t: render_string(t, module.context))
+    assert len(results) == len(module.template.spec.rules)
+    assert [(r.name, r.detail) for r in results if not r.passed] == []
+
+
+def test_module_name_is_lowercase_alphanumeric_and_names_folder_file_and_class(alpenkasse: Module) -> None:
+    assert re.fullmatch(r"[a-z0-9]+", alpenkasse.name) and alpenkasse.name == "alpenkassepayments"
+    main = alpenkasse.text("alpenkassepayments.php")
+    assert re.search(r"^class Alpenkassepayments extends PaymentModule$", main, re.M)
+    assert "$this->name = 'alpenkassepayments';" in main
+    assert "$this->ps_versions_compliancy = ['min' => '1.7.8.0', 'max' => '9.99.99'];" in main
+    config = ET.fromstring(alpenkasse.tree.files["config.xml"])
+    assert config.findtext("name") == "alpenkassepayments" and config.findtext("version") == "1.0.0"
+    assert config.findtext("tab") == "payments_gateways"
+
+
+def test_the_zip_holds_exactly_the_module_folder(alpenkasse: Module, tmp_path: Path) -> None:
+    root = render_string(alpenkasse.template.spec.packaging.root, alpenkasse.context)
+    name = render_string(alpenkasse.template.spec.packaging.artifact, alpenkasse.context)
+    names = zipfile.ZipFile(package(alpenkasse.tree, root, name, tmp_path).path).namelist()
+    assert name == "alpenkassepayments-1.0.0.zip"
+    assert {n.split("/")[0] for n in names} == {"alpenkassepayments"}
+    for required in ("alpenkassepayments.php", "config.xml", "logo.png", "index.php", "controllers/front/webhook.php"):
+        assert f"alpenkassepayments/{required}" in names
+    assert (
+        zipfile.ZipFile(package(alpenkasse.tree, root, name, tmp_path / "again").path).read(
+            "alpenkassepayments/logo.png"
+        )[:4]
+        == b"\x89PNG"
+    )
+
+
+def test_every_folder_has_an_index_guard_and_the_rule_names_a_missing_one(alpenkasse: Module) -> None:
+    folders = {str(Path(p).parent) for p in alpenkasse.tree.files} | {"."}
+    assert sorted(f for f in folders if f"{f}/index.php".removeprefix("./") not in alpenkasse.tree.files) == []
+    files = dict(alpenkasse.tree.files)
+    del files["translations/de-DE/index.php"]
+    files["src/Lock.php"] = files["src/Lock.php"].replace(b"if (!defined('_PS_VERSION_')) {", b"if (true) {")
+    failures = {
+        r.detail
+        for r in checks.check_packaging(alpenkasse.template, files, lambda t: render_string(t, alpenkasse.context))
+        if not r.passed
+    }
+    assert "missing: translations/de-DE/index.php" in failures
+    assert "not in: src/Lock.php" in failures
+
+
+def test_contract_passes_in_the_modules_namespace(alpenkasse: Module, php: NativePhp) -> None:
+    results = contract_results(alpenkasse.root, alpenkasse.template, alpenkasse.context, php)
+    assert len(results) > 60 and [(r.name, r.detail) for r in results if not r.passed] == []
+
+
+# --- translations ----------------------------------------------------------------------------------------
+
+
+def _xliff(module: Module, path: str) -> dict[str, str]:
+    doc = ET.fromstring(module.tree.files[path])
+    return {u.findtext(f"{XLIFF}source"): u.findtext(f"{XLIFF}target") for u in doc.iter(f"{XLIFF}trans-unit")}
+
+
+def test_xliff_catalogues_per_locale_hold_the_whole_catalog_in_two_domains(alpenkasse: Module) -> None:
+    catalog = load_catalog(TEMPLATES / SHARED_DIR / "i18n", ["de_DE", "fr_FR"])
+    for locale in ("de-DE", "fr-FR"):
+        admin = _xliff(alpenkasse, f"translations/{locale}/ModulesAlpenkassepaymentsAdmin.{locale}.xlf")
+        shop = _xliff(alpenkasse, f"translations/{locale}/ModulesAlpenkassepaymentsShop.{locale}.xlf")
+        assert not set(admin) & set(shop)
+        assert {**admin, **shop} == catalog.translations[locale.replace("-", "_")]
+        root = ET.fromstring(alpenkasse.tree.files[f"translations/{locale}/ModulesAlpenkassepaymentsShop.{locale}.xlf"])
+        assert root.find(f"{XLIFF}file").get("target-language") == locale
+    spec = alpenkasse.template.spec.translations
+    results = checks.check_translations(
+        alpenkasse.tree.files,
+        catalog,
+        ["de_DE", "fr_FR"],
+        spec,
+        lambda t, loc: render_string(t, {**alpenkasse.context, "locale": loc}),
+    )
+    assert [(r.name, r.detail) for r in results if not r.passed] == []
+    assert sum(r.name.startswith("strings in ") for r in results) >= 10
+
+
+def test_every_translated_call_uses_a_module_domain_whose_catalogue_has_the_wording(alpenkasse: Module) -> None:
+    calls = re.compile(r"->trans\(\s*'((?:[^'\\]|\\.)*)'\s*,\s*(?:\[[^\]]*\]|\$\w+)\s*,\s*'([^']+)'")
+    smarty = re.compile(r"\{l s='((?:[^'\\]|\\.)*)'[^}]*\bd='([^']+)'")
+    found = 0
+    for path, data in alpenkasse.tree.files.items():
+        if path.endswith((".php", ".tpl")):
+            for wording, domain in calls.findall(data.decode()) + smarty.findall(data.decode()):
+                if not domain.startswith("Modules."):
+                    assert domain in ("Admin.Global", "Admin.Actions"), f"{path}: {domain}"
+                    continue
+                found += 1
+                part = domain.split(".")[2]
+                assert domain == f"Modules.Alpenkassepayments.{part}", f"{path}: {domain}"
+                catalogue = _xliff(alpenkasse, f"translations/de-DE/ModulesAlpenkassepayments{part}.de-DE.xlf")
+                assert wording.replace("\\'", "'") in catalogue, f"{path}: {wording!r} is not in the {domain} catalogue"
+    assert found > 40
+
+
+# --- running in PrestaShop ---------------------------------------------------------------------------
+
+PS_STANDIN = r"""<?php
+// A stand-in PrestaShop: only the API the module calls, recording what it is asked to do. State lives in
+// a JSON file so a scenario can span several requests (front controllers end with exit, as in PrestaShop).
+// Usage: php -n -d openssl.cafile=<ca> runner.php <module dir> <state.json> <scenario> [<json argument>]
+error_reporting(-1);
+$GLOBALS['errors'] = [];
+set_error_handler(static function ($no, $msg, $file, $line) { $GLOBALS['errors'][] = $msg . ' at ' . basename($file) . ':' . $line; return true; });
+define('_PS_VERSION_', '8.2.0');
+define('_DB_PREFIX_', 'ps_');
+define('_MYSQL_ENGINE_', 'InnoDB');
+[$moduleDir, $stateFile, $scenario] = array_slice($argv, 1, 3);
+$argument = isset($argv[4]) ? json_decode($argv[4], true) : [];
+$S = is_file($stateFile) ? json_decode(file_get_contents($stateFile), true) : [];
+$S += ['config' => ['PS_OS_PAYMENT' => 2, 'PS_OS_ERROR' => 8, 'PS_OS_CANCELED' => 6, 'PS_OS_REFUND' => 7, 'PS_LANG_DEFAULT' => 1],
+    'rows' => [], 'orders' => [], 'states' => [], 'histories' => [], 'messages' => [], 'logs' => [], 'queries' => [], 'hooks' => [], 'carts' => []];
+$OUT = ['scenario' => $scenario];
+register_shutdown_function(static function () use ($stateFile) {
+    global $S, $OUT;
+    $OUT['errors'] = $GLOBALS['errors'];
+    $OUT['http_status'] = http_response_code();
+    $OUT['body'] = ob_get_level() > 0 ? ob_get_clean() : '';
+    file_put_contents($stateFile, json_encode($S));
+    fwrite(STDERR, '');
+    echo "\n@@OUT@@" . json_encode($OUT);
+});
+ob_start();
+
+class StandInRedirect extends Exception {}
+class Configuration {
+    public static function get($key) { global $S; return $S['config'][$key] ?? false; }
+    public static function updateValue($key, $value) { global $S; $S['config'][$key] = (string) $value; return true; }
+    public static function deleteByName($key) { global $S; unset($S['config'][$key]); return true; }
+}
+function pSQL($value) { return addslashes((string) $value); }
+class Db {
+    const REPLACE = 3;
+    public static function getInstance() { static $db; return $db ?: ($db = new Db()); }
+    private function orderId($sql) { return preg_match('/`id_order` = (\d+)/', $sql, $m) ? $m[1] : null; }
+    public function execute($sql) { global $S; $S['queries'][] = $sql; return true; }
+    public function getRow($sql) { global $S; $id = $this->orderId($sql); return $id !== null && isset($S['rows'][$id]) ? $S['rows'][$id] : false; }
+    public function getValue($sql, $cache = true) {
+        global $S; $S['queries'][] = $sql;
+        if (preg_match("/GET_LOCK\\('([^']+)'/", $sql, $m)) { return '1'; }
+        return '1';
+    }
+    public function insert($table, $data, $null = false, $cache = true, $type = 1) {
+        global $S; $S['queries'][] = 'INSERT ' . $table;
+        $row = array_map(static function ($v) { return stripslashes((string) $v); }, $data);
+        $S['rows'][(string) $data['id_order']] = $row; return true;
+    }
+    public function update($table, $data, $where) {
+        global $S; $id = $this->orderId($where);
+        foreach ($data as $k => $v) { $S['rows'][$id][$k] = stripslashes((string) $v); } return true;
+    }
+}
+class Validate { public static function isLoadedObject($o) { return is_object($o) && !empty($o->id); } }
+class Language { public static function getLanguages($active = true) { return [['id_lang' => 1, 'locale' => 'de-DE'], ['id_lang' => 2, 'locale' => 'fr-FR']]; } }
+class OrderState {
+    public $id; public $name; public $module_name; public $color; public $logable; public $paid; public $invoice; public $send_email; public $hidden; public $delivery; public $shipped; public $unremovable;
+    public function __construct($id = null) { global $S; if ($id && isset($S['states'][$id])) { foreach ($S['states'][$id] as $k => $v) { $this->$k = $v; } } }
+    public function add() { global $S; $this->id = 100 + count($S['states']); $S['states'][$this->id] = get_object_vars($this); return true; }
+}
+class Currency {
+    const CODES = [1 => 'EUR', 2 => 'USD', 3 => 'CHF'];
+    public $id; public $iso_code;
+    public function __construct($id = null) { if (isset(self::CODES[$id])) { $this->id = $id; $this->iso_code = self::CODES[$id]; } }
+    public static function getDefaultCurrency() { return new Currency(1); }
+}
+class Country { public static function getIsoById($id) { return 'DE'; } }
+class Address { public $id_country = 1; public function __construct($id) {} }
+class Customer { public $id; public $email = 'kunde@example.org'; public $secure_key = 'securekey0123456789abcdef0123456'; public function __construct($id) { $this->id = $id; } }
+class Cart {
+    const BOTH = 3;
+    public $id; public $id_customer = 5; public $id_address_invoice = 9; public $id_currency = 1;
+    public function __construct($id = null) { $this->id = $id; }
+    public function getOrderTotal($tax = true, $type = 3) { return 12.5; }
+    public function duplicate() { global $S; $S['carts'][] = 'duplicate of ' . $this->id; $copy = new Cart(500 + count($S['carts'])); return ['success' => true, 'cart' => $copy]; }
+}
+class Order {
+    public $id; public $module; public $id_cart; public $id_customer; public $id_currency = 1; public $reference; public $secure_key; public $total_paid_tax_incl;
+    public function __construct($id = null) { global $S; if ($id && isset($S['orders'][$id])) { foreach ($S['orders'][$id] as $k => $v) { if ($k !== 'state') { $this->$k = $v; } } } }
+    public function getCurrentState() { global $S; return (int) $S['orders'][$this->id]['state']; }
+    public function getOrderPaymentCollection() { return []; }
+    public function getOrderSlipsCollection() { return new SlipCollection(); }
+}
+class SlipCollection {
+    public function orderBy($field, $way) { return $this; }
+    public function getFirst() { global $argument; $slip = new stdClass(); $slip->id = 31; $slip->total_products_tax_incl = $argument['slip'] ?? 5.0; $slip->total_shipping_tax_incl = 0.0; return $slip; }
+}
+class OrderHistory {
+    public $id_order;
+    public function changeIdOrderState($state, $order, $useExisting = false) { global $S; $id = is_object($order) ? $order->id : $order; $S['histories'][] = [(int) $id, (int) $state]; $S['orders'][$id]['state'] = (int) $state; }
+    public function addWithemail($autodate = true) { return true; }
+    public function add() { return true; }
+}
+class Message {
+    public $id_order; public $id_cart; public $id_customer; public $message; public $private;
+    public function add() { global $S; $S['messages'][] = ['order' => $this->id_order, 'private' => $this->private, 'message' => $this->message]; return true; }
+}
+class PrestaShopLogger { public static function addLog($message, $severity = 1, $code = null, $type = null, $id = null, $dup = false) { global $S; $S['logs'][] = $message; } }
+class Tools {
+    public static function getValue($key, $default = false) { global $argument; return $argument['request'][$key] ?? $default; }
+    public static function isSubmit($key) { global $argument; return isset($argument['request'][$key]); }
+    public static function substr($s, $start, $length) { return substr($s, $start, $length); }
+    public static function redirect($url) { global $OUT; $OUT['redirect'] = $url; throw new StandInRedirect($url); }
+    public static function getAdminTokenLite($tab) { return 'token'; }
+}
+class Link {
+    public function getModuleLink($module, $controller, $params = [], $ssl = null) { return 'https://shop.standin.invalid/module/' . $module . '/' . $controller . ($params ? '?' . http_build_query($params) : ''); }
+    public function getPageLink($page, $ssl = null, $lang = null, $params = []) { return 'https://shop.standin.invalid/' . $page . ($params ? '?' . http_build_query($params) : ''); }
+}
+class StandInLocale { public function formatPrice($amount, $iso) { return number_format((float) $amount, 2, ',', '.') . ' ' . $iso; } }
+class Context {
+    public $link; public $language; public $cart; public $cookie; public $smarty;
+    public static function getContext() { static $c; if (!$c) { $c = new Context(); $c->link = new Link(); $c->language = (object) ['locale' => 'de-DE']; $c->cart = new Cart(77); $c->cookie = new class { public $id_cart; public function write() {} }; $c->smarty = new class { public $vars = []; public function assign($v) { $this->vars = array_merge($this->vars, $v); } }; } return $c; }
+    public function getCurrentLocale() { return new StandInLocale(); }
+}
+abstract class Module {
+    public $name; public $tab; public $version; public $author; public $need_instance; public $ps_versions_compliancy; public $bootstrap; public $controllers; public $currencies; public $currencies_mode;
+    public $displayName; public $description; public $active = true; public $id = 42; public $context; public $table = 'module';
+    public function __construct() { $this->context = Context::getContext(); }
+    public function install() { return true; }
+    public function uninstall() { return true; }
+    public function registerHook($hooks) { global $S; $S['hooks'] = array_merge($S['hooks'], (array) $hooks); return true; }
+    public function display($file, $template) { return 'rendered ' . $template . ' ' . json_encode($this->context->smarty->vars); }
+    public function fetch($template) { return 'rendered ' . $template . ' ' . json_encode($this->context->smarty->vars); }
+    public function displayConfirmation($text) { return '<confirm>' . $text . '</confirm>'; }
+    public function displayWarning($text) { return '<warning>' . $text . '</warning>'; }
+    /** The translator reads the module's own XLIFF catalogue for the domain and locale, as PrestaShop's does. */
+    public function trans($id, array $parameters = [], $domain = null, $locale = null) {
+        $locale = $locale ?: $this->context->language->locale;
+        $file = __DIR__ . '/../../' . 'x';
+        $path = $GLOBALS['moduleDir'] . '/translations/' . $locale . '/' . str_replace('.', '', (string) $domain) . '.' . $locale . '.xlf';
+        $text = $id;
+        if (is_file($path) && preg_match_all('#<source>(.*?)</source>\s*<target>(.*?)</target>#s', file_get_contents($path), $m, PREG_SET_ORDER)) {
+            foreach ($m as $unit) { if (htmlspecialchars_decode($unit[1], ENT_QUOTES | ENT_XML1) === $id) { $text = htmlspecialchars_decode($unit[2], ENT_QUOTES | ENT_XML1); } }
+        }
+        return $parameters ? vsprintf($text, $parameters) : $text;
+    }
+}
+abstract class PaymentModule extends Module {
+    public $currentOrder;
+    public function validateOrder($cartId, $stateId, $amount, $method, $message = null, $extra = [], $currencyId = null, $dontTouch = false, $secureKey = false) {
+        global $S; $id = 1000 + count($S['orders']);
+        $S['orders'][$id] = ['id' => $id, 'module' => $this->name, 'id_cart' => $cartId, 'id_customer' => 5, 'reference' => 'REF' . $id, 'secure_key' => $secureKey, 'total_paid_tax_incl' => $amount, 'state' => $stateId];
+        $this->currentOrder = $id; return true;
+    }
+}
+abstract class ModuleFrontController {
+    public $module; public $context; public $errors = [];
+    public function __construct($module) { $this->module = $module; $this->context = Context::getContext(); }
+    protected function trans($id, array $parameters = [], $domain = null, $locale = null) { return $this->module->trans($id, $parameters, $domain, $locale); }
+    public function redirectWithNotifications($url) { global $OUT; $OUT['notifications'] = $this->errors; Tools::redirect($url); }
+}
+eval('namespace PrestaShop\PrestaShop\Core\Payment; class PaymentOption { public $data = []; public function __call($name, $args) { if (strpos($name, "set") === 0) { $this->data[lcfirst(substr($name, 3))] = $args[0]; return $this; } } }');
+
+$GLOBALS['moduleDir'] = realpath($moduleDir);
+$name = basename($GLOBALS['moduleDir']);
+require $GLOBALS['moduleDir'] . '/' . $name . '.php';
+$class = ucfirst($name);
+$module = new $class();
+foreach (($argument['config'] ?? []) as $key => $value) { $S['config'][$key] = $value; }
+foreach (($argument['orders'] ?? []) as $id => $order) { $S['orders'][$id] = $order; }
+foreach (($argument['rows'] ?? []) as $id => $row) { $S['rows'][$id] = $row; }
+
+try {
+    switch ($scenario) {
+        case 'install':
+            $OUT['installed'] = $module->install();
+            $OUT['display_name'] = $module->displayName;
+            $OUT['description'] = $module->description;
+            break;
+        case 'options':
+            $cart = new Cart(77);
+            $cart->id_currency = $argument['currency'];
+            $OUT['options'] = array_map(static function ($o) { return $o->data; }, $module->hookPaymentOptions(['cart' => $cart]));
+            break;
+        case 'controller':
+            $_SERVER['REQUEST_METHOD'] = $argument['method'] ?? 'GET';
+            $_SERVER['HTTP_X_PSP_SIGNATURE'] = $argument['signature'] ?? '';
+            if (isset($argument['body'])) { $GLOBALS['standin_body'] = $argument['body']; stream_wrapper_unregister('php'); stream_wrapper_register('php', 'StandInInput'); }
+            require $GLOBALS['moduleDir'] . '/controllers/front/' . $argument['controller'] . '.php';
+            $controllerClass = $class . ucfirst($argument['controller']) . 'ModuleFrontController';
+            (new $controllerClass($module))->postProcess();
+            break;
+        case 'slip':
+            $module->hookActionOrderSlipAdd(['order' => new Order($argument['order'])]);
+            break;
+        case 'shipped':
+            $state = new stdClass(); $state->shipped = 1;
+            $module->hookActionOrderStatusPostUpdate(['newOrderStatus' => $state, 'id_order' => $argument['order']]);
+            break;
+        case 'admin_order':
+            $OUT['panel'] = $module->hookDisplayAdminOrderMainBottom(['id_order' => $argument['order']]);
+            break;
+    }
+} catch (StandInRedirect $e) {
+    // Tools::redirect() ends the request, as in PrestaShop
+}
+
+/** php://input with the request body (the stand-in web server). */
+class StandInInput {
+    public $context; private $done = false;
+    public function stream_open($path, $mode, $options, &$opened) { return $path === 'php://input'; }
+    public function stream_read($count) { if ($this->done) { return ''; } $this->done = true; return $GLOBALS['standin_body']; }
+    public function stream_eof() { return $this->done; }
+    public function stream_stat() { return []; }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory):
+    server = StandInServer(tmp_path_factory.mktemp("standin"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def live(standin: StandInServer, tmp_path_factory: pytest.TempPathFactory) -> Module:
+    """Alpenkasse's module (manual capture, de_DE/fr_FR), talking to the stand-in PSP."""
+    data = yaml.safe_load((DEMO_CLIENTS / "alpenkasse.yaml").read_text())
+    config = parse_client({**data, "api_base_url": standin.url + "/v1"}, "alpenkasse.yaml")
+    return render_module(config, tmp_path_factory.mktemp("shop") / "modules")
+
+
+class Shop:
+    """One stand-in PrestaShop with its state, running the module's code request by request."""
+
+    def __init__(self, module: Module, standin: StandInServer, php: NativePhp, work: Path) -> None:
+        self.module, self.standin, self.php = module, standin, php
+        self.runner = work / "runner.php"
+        self.runner.write_text(PS_STANDIN)
+        self.state = work / "state.json"
+
+    def run(self, scenario: str, **argument: Any) -> dict[str, Any]:
+        proc = subprocess.run(
+            [self.php.binary, "-n", "-d", f"openssl.cafile={self.standin.cert}", str(self.runner), str(self.module.root), str(self.state), scenario, json.dumps(argument)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "@@OUT@@" in proc.stdout, proc.stdout + proc.stderr
+        out = json.loads(proc.stdout.rsplit("@@OUT@@", 1)[1])
+        assert out["errors"] == [], out["errors"]
+        return out
+
+    def saved(self) -> dict[str, Any]:
+        return json.loads(self.state.read_text())
+
+
+@pytest.fixture
+def shop(live: Module, standin: StandInServer, php: NativePhp, tmp_path: Path) -> Shop:
+    standin.reset()
+    return Shop(live, standin, php, tmp_path)
+
+
+CONFIGURED = {"PSP_ALPENKASSE_API_KEY": "key_ps_1", "PSP_ALPENKASSE_WEBHOOK_SECRET": "whsec_ps_secret"}
+
+
+def test_install_registers_hooks_creates_the_table_and_named_order_states(shop: Shop) -> None:
+    out = shop.run("install")
+    assert out["installed"] is True and out["display_name"] == "Alpenkasse"
+    assert (
+        out["description"]
+        == "Kunden bezahlen auf der sicheren Zahlungsseite von Alpenkasse und kehren anschließend in Ihren Shop zurück."
+    )
+    state = shop.saved()
+    assert state["hooks"] == [
+        "paymentOptions",
+        "displayPaymentReturn",
+        "displayAdminOrderMainBottom",
+        "actionOrderSlipAdd",
+        "actionOrderStatusPostUpdate",
+    ]
+    assert any("CREATE TABLE IF NOT EXISTS `ps_psp_alpenkasse_payment`" in q for q in state["queries"])
+    ids = {
+        key: int(state["config"][f"PSP_ALPENKASSE_{key}"])
+        for key in ("OS_AWAITING", "OS_AUTHORIZED", "OS_PARTIAL_REFUND", "OS_CHARGEBACK")
+    }
+    names = {key: state["states"][str(i)]["name"] for key, i in ids.items()}
+    assert names["OS_AWAITING"] == {"1": "Warten auf Alpenkasse-Zahlung", "2": "En attente du paiement Alpenkasse"}
+    assert names["OS_AUTHORIZED"]["1"] == "Alpenkasse-Zahlung autorisiert"
+    assert all(state["states"][str(i)]["module_name"] == "alpenkassepayments" for i in ids.values())
+    assert state["states"][str(ids["OS_PARTIAL_REFUND"])]["paid"] is True
+    assert shop.run("install")["installed"] is True
+    assert len(shop.saved()["states"]) == 4  # reinstalling reuses the states
+
+
+def test_payment_option_is_offered_only_configured_and_in_an_accepted_currency(shop: Shop) -> None:
+    assert shop.run("options", currency=1)["options"] == []  # no API key yet
+    [option] = shop.run("options", currency=1, config=CONFIGURED)["options"]
+    assert option["callToActionText"] == "Sicher bezahlen mit Alpenkasse"
+    assert option["action"] == "https://shop.standin.invalid/module/alpenkassepayments/payment"
+    assert option["moduleName"] == "alpenkassepayments"
+    assert option["additionalInformation"].startswith('<p style="white-space: pre-line">')
+    assert shop.run("options", currency=3)["options"] != []  # CHF
+    assert shop.run("options", currency=2)["options"] == []  # USD is not accepted
+
+
+def test_checkout_places_the_order_and_redirects_to_the_psps_payment_page(shop: Shop) -> None:
+    shop.run("install")
+    out = shop.run("controller", controller="payment", config=CONFIGURED)
+    assert out["redirect"] == "https://pay.standin.invalid/checkout/pay_1"
+    state = shop.saved()
+    [order] = state["orders"].values()
+    assert order["module"] == "alpenkassepayments" and order["state"] == int(
+        state["config"]["PSP_ALPENKASSE_OS_AWAITING"]
+    )
+    assert state["rows"][str(order["id"])]["payment_id"] == "pay_1"
+    [create] = shop.standin.state.calls("POST", "/v1/payments")
+    body = json.loads(create["body"])
+    assert (body["amount"], body["currency"], body["order_reference"], body["capture"]) == (
+        1250,
+        "EUR",
+        str(order["id"]),
+        "manual",
+    )
+    assert body["description"] == f"Bestellung {order['reference']}"
+    assert body["webhook_url"] == "https://shop.standin.invalid/module/alpenkassepayments/webhook"
+    assert body["return_url"].startswith("https://shop.standin.invalid/module/alpenkassepayments/return?id_order=")
+    assert create["headers"]["Idempotency-Key"] == f"order-{order['id']}-cart-77"
+    assert "Alpenkasse" in state["messages"][0]["message"] and state["messages"][0]["private"] == 1
+
+
+def test_checkout_gives_the_cart_back_when_the_psp_cannot_start_the_payment(shop: Shop, standin: StandInServer) -> None:
+    out = shop.run(
+        "controller", controller="payment", config={**CONFIGURED, "PSP_ALPENKASSE_API_KEY": "bad key with spaces"}
+    )
+    assert out["redirect"] == "https://shop.standin.invalid/order"
+    assert out["notifications"] == [
+        "Die Zahlung konnte nicht gestartet werden. Bitte versuchen Sie es erneut oder wählen Sie eine andere Zahlungsart."
+    ]
+    state = shop.saved()
+    [order] = state["orders"].values()
+    assert order["state"] == 8 and state["carts"] == ["duplicate of 77"]  # PS_OS_ERROR, cart restored
+    assert standin.state.calls("POST", "/v1/payments") == []
+
+
+def _paid_order(shop: Shop) -> tuple[str, int]:
+    shop.run("install")
+    shop.run("controller", controller="payment", config=CONFIGURED)
+    [order] = shop.saved()["orders"].values()
+    return str(order["id"]), order["id"]
+
+
+def _deliver(
+    shop: Shop, event_id: str, ref: str, status: str, *, secret: str = "whsec_ps_secret", age: int = 0
+) -> dict[str, Any]:
+    import time
+
+    body = json.dumps(
+        {
+            "id": event_id,
+            "type": "payment.updated",
+            "created": int(time.time()),
+            "data": {"payment_id": "pay_1", "order_reference": ref, "status": status},
+        }
+    )
+    return shop.run(
+        "controller",
+        controller="webhook",
+        method="POST",
+        body=body,
+        signature=sign(secret, int(time.time()) - age, body),
+    )
+
+
+def test_webhooks_move_the_order_through_the_shared_state_machine(shop: Shop, standin: StandInServer) -> None:
+    ref, _ = _paid_order(shop)
+    standin.state.set_status("pay_1", "authorized")
+    out = _deliver(shop, "evt_1", ref, "authorized")
+    assert (out["http_status"], json.loads(out["body"])) == (200, {"result": "applied"})
+    state = shop.saved()
+    authorized = int(state["config"]["PSP_ALPENKASSE_OS_AUTHORIZED"])
+    assert state["orders"][ref]["state"] == authorized
+    assert state["rows"][ref]["status"] == "authorized" and json.loads(state["rows"][ref]["events"]) == ["evt_1"]
+    assert state["messages"][-1]["message"] == "Alpenkasse meldet den Zahlungsstatus: autorisiert (Ereignis evt_1)."
+    assert json.loads(_deliver(shop, "evt_1", ref, "authorized")["body"]) == {"result": "duplicate"}
+    standin.state.set_status("pay_1", "pending")
+    assert json.loads(_deliver(shop, "evt_2", ref, "pending")["body"]) == {"result": "ignored"}
+    assert shop.saved()["orders"][ref]["state"] == authorized
+    bad = _deliver(shop, "evt_3", ref, "paid", secret="whsec_other")
+    assert (bad["http_status"], json.loads(bad["body"])) == (401, {"result": "rejected_signature"})
+    stale = _deliver(shop, "evt_3", ref, "paid", age=3600)
+    assert (stale["http_status"], json.loads(stale["body"])) == (401, {"result": "rejected_stale"})
+    standin.state.unavailable = True
+    down = _deliver(shop, "evt_4", ref, "paid")
+    assert (down["http_status"], json.loads(down["body"])) == (503, {"result": "psp_unavailable"})
+    standin.state.unavailable = False
+    standin.state.set_status("pay_1", "paid")
+    assert json.loads(_deliver(shop, "evt_5", ref, "paid")["body"]) == {"result": "applied"}
+    assert shop.saved()["orders"][ref]["state"] == 2  # PS_OS_PAYMENT
+    get = shop.run("controller", controller="webhook", method="GET")
+    assert get["http_status"] == 405
+
+
+def test_the_return_page_re_reads_the_psp_and_sends_the_shopper_on(shop: Shop, standin: StandInServer) -> None:
+    ref, _ = _paid_order(shop)
+    key = shop.saved()["orders"][ref]["secure_key"]
+    standin.state.set_status("pay_1", "paid")
+    out = shop.run("controller", controller="return", request={"id_order": ref, "key": key})
+    assert out["redirect"].startswith(
+        "https://shop.standin.invalid/order-confirmation?id_cart=77&id_module=42&id_order=" + ref
+    )
+    assert shop.saved()["orders"][ref]["state"] == 2
+    forged = shop.run("controller", controller="return", request={"id_order": ref, "key": "guess"})
+    assert forged["redirect"] == "https://shop.standin.invalid/index"
+
+
+def test_a_failed_payment_brings_the_shopper_back_to_the_checkout_with_the_cart(
+    shop: Shop, standin: StandInServer
+) -> None:
+    ref, _ = _paid_order(shop)
+    key = shop.saved()["orders"][ref]["secure_key"]
+    standin.state.set_status("pay_1", "failed")
+    out = shop.run("controller", controller="return", request={"id_order": ref, "key": key})
+    assert out["redirect"] == "https://shop.standin.invalid/order"
+    assert out["notifications"] == [
+        "Die Zahlung wurde nicht abgeschlossen. Bitte versuchen Sie es erneut oder wählen Sie eine andere Zahlungsart."
+    ]
+    assert shop.saved()["orders"][ref]["state"] == 8  # PS_OS_ERROR
+
+
+def test_credit_slips_refund_at_the_psp_and_shipping_captures(shop: Shop, standin: StandInServer) -> None:
+    ref, order_id = _paid_order(shop)
+    standin.state.set_status("pay_1", "authorized")
+    _deliver(shop, "evt_1", ref, "authorized")
+    shop.run("shipped", order=order_id)
+    [capture] = standin.state.calls("POST", "/v1/payments/pay_1/captures")
+    assert json.loads(capture["body"]) == {"amount": 1250, "currency": "EUR"}
+    assert capture["headers"]["Idempotency-Key"] == f"capture-{order_id}"
+    shop.run("shipped", order=order_id)
+    assert len(standin.state.calls("POST", "/v1/payments/pay_1/captures")) == 1  # captured once
+    shop.run("slip", order=order_id, slip=4.5)
+    [refund] = standin.state.calls("POST", "/v1/payments/pay_1/refunds")
+    assert json.loads(refund["body"]) == {"amount": 450, "currency": "EUR", "reason": ""}
+    assert refund["headers"]["Idempotency-Key"] == f"refund-{order_id}-31"
+    assert re.fullmatch(
+        r"Erstattung von 4,50 EUR an Alpenkasse übermittelt \(Korrelations-ID [0-9a-f-]{36}\)\.",
+        shop.saved()["messages"][-1]["message"],
+    )
+    standin.state.follow_up_status = 422
+    shop.run("slip", order=order_id, slip=1.0)
+    assert "hat die Erstattung nicht angenommen" in shop.saved()["messages"][-1]["message"]
+    panel = shop.run("admin_order", order=order_id)["panel"]
+    assert '"psp_payment_id":"pay_1"' in panel and '"psp_status":"autorisiert"' in panel
+
+
+def test_health_reports_version_build_and_prestashop(shop: Shop, live: Module) -> None:
+    out = shop.run("controller", controller="health")
+    report = json.loads(out["body"])
+    assert out["http_status"] == 200
+    assert (report["plugin"], report["version"], report["build"], report["prestashop"]) == (
+        "alpenkasse-payments",
+        "1.0.0",
+        live.tree.build,
+        "8.2.0",
+    )
+
+
+# --- two banks' modules in one shop --------------------------------------------------------------------
+
+
+def _qualified_class(source: str) -> str | None:
+    namespace = re.search(r"^namespace ([\w\\]+);", source, re.M)
+    name = re.search(r"^(?:final |abstract )?(?:class|interface) (\w+)", source, re.M)
+    if name is None:
+        return None
+    return f"{namespace.group(1)}\\{name.group(1)}" if namespace else name.group(1)
+
+
+def test_two_banks_modules_share_no_name_namespace_route_table_or_path(alpenkasse: Module, nordbank: Module) -> None:
+    def names(module: Module) -> dict[str, set[str]]:
+        php_source = "\n".join(module.text(p) for p in module.tree.files if p.endswith(".php"))
+        return {
+            "module": {module.name},
+            "classes": {
+                _qualified_class(module.text(p))
+                for p in module.tree.files
+                if p.endswith(".php") and "class " in module.text(p)
+            }
+            - {None},
+            "namespaces": set(re.findall(r"^namespace ([\w\\]+);", php_source, re.M)),
+            "config keys": {re.search(r"const PREFIX = '(\w+)';", module.text("src/Settings.php")).group(1)},
+            "table": {re.search(r"const TABLE = '(\w+)';", module.text("src/PaymentRepository.php")).group(1)},
+            "domains": set(re.findall(r"'(Modules\.\w+\.\w+)'", php_source)),
+            "installed paths": {f"modules/{module.name}/{p}" for p in module.tree.files},
+            "routes": {f"module/{module.name}/webhook", f"module/{module.name}/health"},
+        }
+
+    a, b = names(alpenkasse), names(nordbank)
+    for kind in a:
+        assert a[kind] and b[kind], kind
+        assert not a[kind] & b[kind], f"{kind} collide: {sorted(a[kind] & b[kind])[:3]}"
