@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: setup demo fleet ui test lint bench clean
+.PHONY: setup demo fleet ui prod-ui test lint bench clean
 
 setup:
 	@scripts/setup.sh
@@ -19,6 +19,21 @@ demo: fleet ui
 
 ui: setup
 	.venv/bin/dagster dev -h $(HOST) -p $(PORT)
+
+# The production instance (deploy/postgres/dagster.yaml: Postgres storage, the queue with its limits, run
+# retries and monitoring) served from this checkout: DAGSTER_HOME is var/dagster-prod holding a link to
+# that file. Connection from PSP_PG_* (defaults: the local server, database psp_dagster). docs/operations.md
+PROD_HOME ?= $(CURDIR)/var/dagster-prod
+prod-ui: export DAGSTER_HOME := $(PROD_HOME)
+prod-ui: export PSP_PG_HOST ?= 127.0.0.1
+prod-ui: export PSP_PG_PORT ?= 5432
+prod-ui: export PSP_PG_USER ?= postgres
+prod-ui: export PSP_PG_PASSWORD ?=
+prod-ui: export PSP_PG_DB ?= psp_dagster
+prod-ui: setup
+	@mkdir -p $(PROD_HOME) && ln -sfn $(CURDIR)/deploy/postgres/dagster.yaml $(PROD_HOME)/dagster.yaml
+	.venv/bin/python deploy/postgres/ensure_database.py
+	.venv/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 test:
 	@scripts/test.sh

@@ -6,8 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(php-cli)
+APT_PACKAGES=(php-cli php-mysql openssh-server wordpress wordpress-theme-twentytwentythree openssl)
+# PostgreSQL for the production-instance tests (Dagster storage); Chromium for the UI's end-to-end test
+APT_PACKAGES+=(postgresql chromium chromium-driver)
 PYTHON=${PYTHON:-python3}
+# Node.js runs PHP 7.4-8.5 as WebAssembly (the compatibility matrix); Debian's when none is on PATH
+command -v node >/dev/null || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -35,5 +39,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing Python dependencies into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   echo "$want" > "$stamp"
+fi
+# npm packages (package.json + package-lock.json): installed exactly as locked, again only when the lock changed
+if [ -f package-lock.json ]; then
+  command -v npm >/dev/null || { echo "setup: npm is missing: install Debian's npm (apt-get install npm)" >&2; exit 1; }
+  npm_want=$(cat package.json package-lock.json | sha256sum | cut -c1-16)
+  if [ ! -f node_modules/.psp-installed ] || [ "$(cat node_modules/.psp-installed)" != "$npm_want" ]; then
+    echo "setup: installing npm packages (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    echo "$npm_want" > node_modules/.psp-installed
+  fi
 fi
 echo "setup: ready ($(php -r 'echo "PHP ", PHP_VERSION;'), $(.venv/bin/python -c 'import dagster; print("dagster", dagster.__version__)'))"

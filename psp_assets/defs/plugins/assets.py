@@ -23,6 +23,9 @@ warnings.filterwarnings(
 GROUP = "plugins"
 LINEAGE_KEYS = ("template_version", "template_hash", "config_hash", "plugin_version", "build")
 TESTS_PASS = "plugin_checks_pass"
+# Every deploy step claims a slot in this pool: the instance caps concurrent deploys fleet-wide
+# (deploy/postgres/dagster.yaml, docs/operations.md), however the run was launched.
+DEPLOY_POOL = "psp_deploy"
 
 
 def _lineage(handle: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +64,7 @@ def plugin_template(context: dg.AssetExecutionContext, workspace: PspWorkspace) 
         "platform": platform,
         "template_version": spec.version,
         "template_hash": template.content_hash,
-        "php_versions": spec.php.versions(),
+        "php_versions": spec.php.versions() if spec.php else [],
         "platform_versions": spec.platform_versions,
     }
     yield dg.Output(
@@ -70,7 +73,7 @@ def plugin_template(context: dg.AssetExecutionContext, workspace: PspWorkspace) 
         metadata={
             "template_version": spec.version,
             "template_hash": template.content_hash,
-            "php_range": f"{spec.php.min} - {spec.php.max}",
+            "php_range": f"{spec.php.min} - {spec.php.max}" if spec.php else "none (no PHP in this template)",
             "platform_versions": ", ".join(spec.platform_versions),
             "source_files": len(template.source_files()),
         },
@@ -180,10 +183,13 @@ def test_report(
     paths = workspace.paths
     tree = pipeline.load_rendered(rendered_source)
     config = _config(rendered_source)
-    report = pipeline.test_plugin(paths, config, tree, pipeline.Path(rendered_source["path"]), php.runtime)
+    runtimes = php.runtimes if php.matrix else None
+    report = pipeline.test_plugin(paths, config, tree, pipeline.Path(rendered_source["path"]), php.runtime, runtimes)
     failures = report.failures()
     for failure in failures[:20]:
-        context.log.error(f"{failure.check}: {failure.name}: {failure.detail}")
+        on = f" [PHP {failure.php_version}]" if failure.php_version else ""
+        context.log.error(f"{failure.check}{on}: {failure.name}: {failure.detail}")
+    by_php = report.by_php_version()
     handle = {
         **_lineage(rendered_source),
         "client": tree.client_id,
@@ -199,7 +205,8 @@ def test_report(
             **_lineage(rendered_source),
             "passed": report.passed,
             "report_path": handle["report_path"],
-            "php_version": php.runtime.version,
+            "php_version": ", ".join(by_php) or php.runtime.version,
+            "php_matrix": dg.MetadataValue.md(_php_matrix_md(by_php)),
             "checks": dg.MetadataValue.json(counts),
             "failed": len(failures),
         },
@@ -210,11 +217,28 @@ def test_report(
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "failed": len(failures),
+            "php_matrix": dg.MetadataValue.md(_php_matrix_md(by_php)),
             "failures": dg.MetadataValue.md(
-                "\n".join(f"- **{f.check}** `{f.name}`: {f.detail[:300]}" for f in failures[:25]) or "none"
+                "\n".join(
+                    f"- **{f.check}**{f' (PHP {f.php_version})' if f.php_version else ''} `{f.name}`: {f.detail[:300]}"
+                    for f in failures[:25]
+                )
+                or "none"
             ),
         },
     )
+
+
+def _php_matrix_md(by_php: dict[str, dict[str, Any]]) -> str:
+    """One row per PHP version the checks ran on: pass/fail and the lint and contract counts."""
+    if not by_php:
+        return "no PHP checks"
+    rows = ["| PHP | result | lint failed | contract failed |", "|---|---|---|---|"]
+    for version, row in by_php.items():
+        lint, contract = row.get("lint", {}), row.get("contract", {})
+        verdict = "pass" if row["passed"] else "**FAIL**"
+        rows.append(f"| {version} | {verdict} | {lint.get('failed', 0)} | {contract.get('failed', 0)} |")
+    return "\n".join(rows)
 
 
 @dg.asset(partitions_def=plugin_partitions, group_name=GROUP, kinds={"zip"})
@@ -257,7 +281,7 @@ def built_artifact(
     )
 
 
-@dg.asset(partitions_def=plugin_partitions, group_name=GROUP, kinds={"sftp"})
+@dg.asset(partitions_def=plugin_partitions, group_name=GROUP, kinds={"sftp"}, pool=DEPLOY_POOL)
 def deployed_store(
     context: dg.AssetExecutionContext, workspace: PspWorkspace, php: PhpResource, built_artifact: dict[str, Any]
 ) -> dg.Output:
@@ -268,7 +292,10 @@ def deployed_store(
     client_id, platform = split_key(context.partition_key)
     config = _config(built_artifact)  # deploy where the config that produced this artifact says
     artifact = pipeline.artifact_from_handle(built_artifact)
-    deployments = pipeline.deploy_plugin(paths, config, platform, artifact, php.runtime)
+    # SSH keys are read only here, through Dagster's EnvVar, by the names the config gives; never logged
+    deployments = pipeline.deploy_plugin(
+        paths, config, platform, artifact, php.runtime, secret=lambda name: dg.EnvVar(name).get_value()
+    )
     targets = [
         {
             "target": d.target,
