@@ -39,8 +39,12 @@ def test_a_template_change_re_records_only_that_platform_and_a_quiet_tick_starts
 def test_upstream_materializations_rebuild_exactly_the_touched_partitions(env, instance):
     fleet = load_fleet(env.configs_dir)
     instance.add_dynamic_partitions("client", sorted(fleet.clients))
+    for platform in fleet.clients["nordbank"].config.enabled_platforms():
+        materialize(instance, "plugin_template_job", platform)
+    before = tick(lineage_on_upstream_change_sensor, instance)
+    assert not before.run_requests  # no client config recorded yet: nothing to build
     materialize(instance, "client_config_job", "nordbank")
-    start = tick(lineage_on_upstream_change_sensor, instance)
+    start = tick(lineage_on_upstream_change_sensor, instance, before.cursor)
     assert {r.partition_key for r in start.run_requests} == {
         f"nordbank|{p}" for p in fleet.clients["nordbank"].config.enabled_platforms()
     }
@@ -49,7 +53,18 @@ def test_upstream_materializations_rebuild_exactly_the_touched_partitions(env, i
 
     materialize(instance, "plugin_template_job", "magento2")
     template = tick(lineage_on_upstream_change_sensor, instance, quiet.cursor)
-    expected = {f"{c}|magento2" for c, lc in fleet.clients.items() if "magento2" in lc.config.enabled_platforms()}
+    expected = {"nordbank|magento2"}  # the only client whose config is recorded
     assert {r.partition_key for r in template.run_requests} == expected
     assert all(r.partition_key.endswith("|magento2") for r in template.run_requests)
     assert not tick(lineage_on_upstream_change_sensor, instance, template.cursor).run_requests
+
+
+def test_the_same_inputs_never_start_the_lineage_twice(env, instance):
+    instance.add_dynamic_partitions("client", ["nordbank"])
+    materialize(instance, "plugin_template_job", "woocommerce")
+    materialize(instance, "client_config_job", "nordbank")
+    first = tick(lineage_on_upstream_change_sensor, instance)
+    materialize(instance, "client_config_job", "nordbank")  # re-recorded, unchanged
+    again = tick(lineage_on_upstream_change_sensor, instance, first.cursor)
+    woo = [r.run_key for r in first.run_requests if r.partition_key == "nordbank|woocommerce"]
+    assert woo and woo == [r.run_key for r in again.run_requests if r.partition_key == "nordbank|woocommerce"]

@@ -107,14 +107,22 @@ def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, works
             elif partition in fleet.clients:
                 for platform in fleet.clients[partition].config.enabled_platforms():
                     wanted[f"{partition}|{platform}"] = f"config {partition} changed"
-    requests = [
-        dg.RunRequest(
-            run_key=f"lineage:{key}:{latest}",
-            partition_key=key,
-            tags={"psp/trigger": reason},
+    requests = []
+    for key, reason in sorted(wanted.items()):
+        client, platform = key.split("|")
+        template_version = _latest_data_version(context.instance, "plugin_template", platform)
+        config_version = _latest_data_version(context.instance, "client_config", client)
+        if template_version is None or config_version is None:
+            continue  # the other input is not recorded yet; its materialization will trigger this partition
+        # keyed by the inputs: the same template and config never start the lineage twice, however many
+        # upstream materializations (or ticks) point at them
+        requests.append(
+            dg.RunRequest(
+                run_key=f"lineage:{key}:{template_version[:16]}:{config_version[:16]}",
+                partition_key=key,
+                tags={"psp/trigger": reason},
+            )
         )
-        for key, reason in sorted(wanted.items())
-    ]
     return dg.SensorResult(
         run_requests=requests,
         cursor=str(latest),
