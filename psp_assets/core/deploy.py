@@ -340,11 +340,18 @@ def deploy(
             previous = legacy
             result.previous_version = legacy
         if previous == release and not verify_tree(fs, release_dir, artifact.manifest):
-            result.noop = True
-            result.deployed_version = release
-            result.health = "unchanged"
             result.steps.append(Step("noop", True, f"{release} is already live and matches its manifest"))
-            return result
+            # still gated: a deploy killed between its switch and its health check left this release live
+            # without a verdict, and a retry must not call that a success
+            check = _checked(result, health, live, release, artifact.manifest)
+            if check.ok:
+                result.noop = True
+                result.deployed_version = release
+                result.health = "unchanged"
+                return result
+            fallback = _newest_good_release(fs, releases, exclude=release)
+            result.previous_version = fallback
+            return _roll_back(fs, result, check, live, releases, fallback, health, bad_marker)
         if fs.exists(bad_marker):
             why = json.loads(fs.read_bytes(bad_marker)).get("reason", "")
             raise DeployError(
@@ -364,9 +371,7 @@ def deploy(
         finally:
             fs.rmtree(staging)
         _timed(result, "switch", lambda: (_switch(fs, live, release), f"{live} -> {release}")[1])
-        started = time.monotonic()
-        check = health(live, release, artifact.manifest)
-        result.steps.append(Step("health", check.ok, check.detail, round(time.monotonic() - started, 4)))
+        check = _checked(result, health, live, release, artifact.manifest)
         if check.ok:
             result.health = "healthy"
             result.deployed_version = release
@@ -375,24 +380,62 @@ def deploy(
                 Step("prune", True, f"removed {', '.join(removed)}" if removed else "nothing to remove")
             )
             return result
-        result.health = "unhealthy"
-        if check.blame == "release":
-            fs.write_bytes(bad_marker, json.dumps({"reason": check.detail[:500], "at": time.time()}).encode())
-        else:
-            result.steps.append(Step("not marked bad", True, "the failure points at the store, not the release"))
-        _timed(result, "rollback", lambda: _rollback(fs, live, previous))
-        result.rolled_back = True
-        result.deployed_version = previous
-        if previous is not None:
-            started = time.monotonic()
-            again = health(live, previous, stored_manifest(fs, releases, previous))
-            result.steps.append(Step("re-verify", again.ok, again.detail, round(time.monotonic() - started, 4)))
-            if not again.ok:
-                result.error = f"rolled back to {previous}, but it is unhealthy too: {again.detail}"
-        return result
+        return _roll_back(fs, result, check, live, releases, previous, health, bad_marker)
     finally:
         _HELD_LOCKS.discard(token)
         fs.rmtree(lock)
+
+
+def _checked(
+    result: Deployment,
+    health: HealthCheck,
+    live: str,
+    release: str,
+    manifest: dict[str, str] | None,
+    step: str = "health",
+) -> HealthResult:
+    started = time.monotonic()
+    check = health(live, release, manifest)
+    result.steps.append(Step(step, check.ok, check.detail, round(time.monotonic() - started, 4)))
+    return check
+
+
+def _roll_back(
+    fs: StoreFS,
+    result: Deployment,
+    check: HealthResult,
+    live: str,
+    releases: str,
+    previous: str | None,
+    health: HealthCheck,
+    bad_marker: str,
+) -> Deployment:
+    """The release failed its health check: mark it when it is to blame, go back to `previous`, re-verify."""
+    result.health = "unhealthy"
+    if check.blame == "release":
+        fs.write_bytes(bad_marker, json.dumps({"reason": check.detail[:500], "at": time.time()}).encode())
+    else:
+        result.steps.append(Step("not marked bad", True, "the failure points at the store, not the release"))
+    _timed(result, "rollback", lambda: _rollback(fs, live, previous))
+    result.rolled_back = True
+    result.deployed_version = previous
+    if previous is not None:
+        again = _checked(result, health, live, previous, stored_manifest(fs, releases, previous), "re-verify")
+        if not again.ok:
+            result.error = f"rolled back to {previous}, but it is unhealthy too: {again.detail}"
+    return result
+
+
+def _newest_good_release(fs: StoreFS, releases: str, exclude: str) -> str | None:
+    """The most recent release on the store other than `exclude` that is not marked bad."""
+    names = set(fs.listdir(releases))
+    candidates = [
+        e
+        for e in names
+        if not e.startswith(".") and not e.endswith(".json") and e != exclude and f"{e}.bad.json" not in names
+    ]
+    candidates.sort(key=lambda e: fs.mtime(posixpath.join(releases, e)), reverse=True)
+    return candidates[0] if candidates else None
 
 
 def _adopt(fs: StoreFS, live: str, releases: str, legacy: str) -> str:

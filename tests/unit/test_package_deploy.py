@@ -74,7 +74,23 @@ def test_redeploying_the_same_artifact_is_a_recorded_noop(tmp_path):
     art = package(tree(), "acme-pay", "a.zip", tmp_path / "art")
     deploy(art, fs, LIVE, "prod", healthy)
     again = deploy(art, fs, LIVE, "prod", healthy)
-    assert again.noop and again.health == "unchanged" and [s.step for s in again.steps] == ["noop"]
+    assert again.noop and again.health == "unchanged" and [s.step for s in again.steps] == ["noop", "health"]
+
+
+def test_a_retry_after_a_deploy_killed_before_its_health_check_still_gates_the_release(tmp_path):
+    fs = LocalFS(tmp_path)
+    deploy(package(tree(build="good"), "acme-pay", "a.zip", tmp_path / "g"), fs, LIVE, "prod", healthy)
+    bad = package(tree(build="bad"), "acme-pay", "a.zip", tmp_path / "b")
+
+    def killed(*_args):
+        raise KeyboardInterrupt  # the worker dies right after the switch
+
+    with pytest.raises(KeyboardInterrupt):
+        deploy(bad, fs, LIVE, "prod", killed)
+    assert current_release(fs, LIVE) == "1.0.0-bad"  # live, but never verified
+    retry = deploy(bad, fs, LIVE, "prod", lambda live, release, _m: HealthResult(release != "1.0.0-bad", "fatal"))
+    assert not retry.noop and retry.rolled_back and retry.deployed_version == "1.0.0-good"
+    assert current_release(fs, LIVE) == "1.0.0-good"
 
 
 def test_failed_health_rolls_back_and_marks_the_release_bad(tmp_path):
