@@ -1,19 +1,27 @@
 """PHP runtimes: one interface, several backends.
 
-`NativePhp` runs the machine's `php` binary (Debian php-cli). Every backend lints many files and runs
-many scripts per boot; callers never start one runtime per file.
+`NativePhp` runs the machine's `php` binary (Debian php-cli). `WasmPhp` runs PHP 7.4 ... 8.5 compiled to
+WebAssembly (npm `@php-wasm/node-X-Y`) in one Node process per version; `PhpRuntimes` keeps one booted
+runtime per version for a whole run. Every backend lints many files and runs many scripts per boot;
+callers never start one runtime per file.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import queue
 import shutil
 import subprocess
-from collections.abc import Iterable
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import PspError
 
@@ -103,3 +111,267 @@ def _tidy(text: str, root: Path) -> str:
     text = text.replace(str(root) + "/", "")
     lines = [ln for ln in text.splitlines() if ln and not ln.startswith("Errors parsing")]
     return "\n".join(lines)[:2000]
+
+
+# --- PHP as WebAssembly ------------------------------------------------------------------------------
+
+WASM_DRIVER = Path(__file__).with_name("php") / "wasm_driver.mjs"
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+WASM_PACKAGE_VERSION = "3.1.56"  # package.json pins every @php-wasm package to this
+
+# Runtime boots in this process, per PHP version (what benchmarks and tests count).
+BOOTS: Counter[str] = Counter()
+
+
+def node_modules_dir() -> Path:
+    return Path(os.environ.get("PSP_NODE_MODULES") or NODE_MODULES).resolve()
+
+
+class WasmPhp:
+    """Real PHP `version` (7.4 ... 8.5) compiled to WebAssembly, run by Node (`@php-wasm/node`).
+
+    One boot (about 0.3-0.8 s) serves every later `lint` and `run`: the driver
+    (php/wasm_driver.mjs) keeps the runtime and answers JSON lines. Lint compiles without executing
+    (`php -l` semantics; a deprecation fails the file, as with NativePhp); scripts run with `$argv`,
+    `STDERR` and errors on stderr like the CLI. Unlike `NativePhp` (`php -n`), the runtime has the
+    extensions php-wasm builds in (mbstring, gd, sqlite, ...): it cannot unload them. A request that
+    times out kills the process; the next call boots a new one (counted in `boots`).
+    """
+
+    def __init__(
+        self, version: str, node: str | None = None, boot_timeout: float = 120, node_flags: list[str] | None = None
+    ) -> None:
+        self.version = version
+        # e.g. ["--no-liftoff"]: V8 compiles PHP with its optimizing tier up front, a slower boot (about
+        # 3 s) for requests about 3x faster; worth it when one runtime serves many plugins
+        self.node_flags = list(
+            node_flags if node_flags is not None else os.environ.get("PSP_WASM_NODE_FLAGS", "").split()
+        )
+        self.full_version = ""
+        self.boots = 0
+        self.boot_seconds = 0.0
+        self._node = node or os.environ.get("PSP_NODE_BINARY") or shutil.which("node")
+        if not self._node:
+            raise PhpUnavailable("no `node` on PATH: PHP as WebAssembly needs Node.js (scripts/setup.sh installs it)")
+        package = node_modules_dir() / "@php-wasm" / f"node-{version.replace('.', '-')}"
+        if not (package / "package.json").is_file():
+            raise PhpUnavailable(
+                f"PHP {version} as WebAssembly: {package} is missing; run scripts/setup.sh (npm ci installs "
+                f"@php-wasm/node-{version.replace('.', '-')}@{WASM_PACKAGE_VERSION} from package-lock.json)"
+            )
+        self._boot_timeout = boot_timeout
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: deque[str] = deque(maxlen=40)
+        self._next_id = 0
+        with self._lock:
+            self._start()
+
+    # the process -------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        started = time.perf_counter()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NODE_OPTIONS")}
+        env["PSP_NODE_MODULES"] = str(node_modules_dir())
+        proc = subprocess.Popen(
+            [self._node, *self.node_flags, str(WASM_DRIVER), self.version],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            env=env,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        stderr: deque[str] = deque(maxlen=40)
+        threading.Thread(target=_pump, args=(proc.stdout, lines.put, lambda: lines.put(None)), daemon=True).start()
+        threading.Thread(target=_pump, args=(proc.stderr, stderr.append, None), daemon=True).start()
+        self._proc, self._lines, self._stderr = proc, lines, stderr
+        ready = self._read(self._boot_timeout, "boot")
+        if not ready.get("ready"):
+            self._kill()
+            raise PhpUnavailable(f"PHP {self.version} as WebAssembly did not boot: {ready}")
+        self.full_version = str(ready.get("version", ""))
+        if not self.full_version.startswith(self.version + "."):
+            self._kill()
+            raise PhpUnavailable(f"asked @php-wasm for PHP {self.version}, it booted {self.full_version!r}")
+        self.boots += 1
+        BOOTS[self.version] += 1
+        self.boot_seconds += time.perf_counter() - started
+
+    def _read(self, timeout: float, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                self._kill()
+                raise PhpUnavailable(
+                    f"PHP {self.version} (WebAssembly): {what} took longer than {timeout:.0f} s; "
+                    "the runtime was stopped and boots again on the next call"
+                ) from None
+            if line is None:
+                code = self._proc.wait() if self._proc else None
+                tail = "\n".join(self._stderr)[-1500:]
+                self._proc = None
+                raise PhpUnavailable(f"PHP {self.version} (WebAssembly) stopped during {what} (exit {code}): {tail}")
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                self._stderr.append(line)  # stray output is kept for the error message, never parsed
+                continue
+            if isinstance(data, dict):
+                return data
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def _call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            assert self._proc is not None and self._proc.stdin is not None
+            self._next_id += 1
+            request = {**request, "id": self._next_id}
+            try:
+                self._proc.stdin.write(json.dumps(request) + "\n")
+                self._proc.stdin.flush()
+            except OSError as exc:
+                self._kill()
+                raise PhpUnavailable(f"PHP {self.version} (WebAssembly) is not running: {exc}") from None
+            while True:
+                reply = self._read(timeout, request["op"])
+                if reply.get("id") == request["id"]:
+                    break
+        if not reply.get("ok"):
+            raise PhpUnavailable(f"PHP {self.version} (WebAssembly) could not {request['op']}: {reply.get('error')}")
+        return reply
+
+    def close(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin:
+                proc.stdin.close()
+            proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> WasmPhp:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # the PhpRuntime protocol -------------------------------------------------------------------------
+
+    def lint(self, root: Path, files: Iterable[str]) -> list[LintResult]:
+        files = sorted(files)
+        if not files:
+            return []
+        reply = self._call({"op": "lint", "root": str(Path(root).resolve()), "files": files}, 60 + len(files))
+        return [LintResult(r["path"], bool(r["ok"]), r["message"]) for r in reply["results"]]
+
+    def run(self, script: Path, args: list[str], cwd: Path, timeout: float = 60) -> RunResult:
+        request = {
+            "op": "run",
+            "script": str(Path(script).resolve()),
+            "args": [str(a) for a in args],
+            "cwd": str(Path(cwd).resolve()),
+        }
+        try:
+            reply = self._call(request, timeout)
+        except PhpUnavailable as exc:
+            if "took longer than" in str(exc):
+                raise subprocess.TimeoutExpired([f"php{self.version}.wasm", str(script)], timeout) from None
+            raise
+        return RunResult(int(reply["returncode"]), reply["stdout"], reply["stderr"])
+
+
+def _pump(stream: Any, sink: Callable[[str], None], at_end: Callable[[], None] | None) -> None:
+    for line in stream:
+        sink(line.rstrip("\n"))
+    if at_end is not None:
+        at_end()
+
+
+class PhpRuntimes:
+    """One booted runtime per PHP version, shared by every file and partition of a run.
+
+    `get("8.1")` boots PHP 8.1 the first time and returns the same runtime after that; `close()` stops
+    them all (a later `get` boots again). `factory` picks the backend (default: `WasmPhp`).
+    """
+
+    def __init__(self, factory: Callable[[str], PhpRuntime] | None = None) -> None:
+        self._factory: Callable[[str], PhpRuntime] = factory or WasmPhp
+        self._runtimes: dict[str, PhpRuntime] = {}
+        self._lock = threading.Lock()
+        self._booting: dict[str, threading.Lock] = {}
+        self._closed_boots: Counter[str] = Counter()
+
+    def get(self, version: str) -> PhpRuntime:
+        with self._lock:
+            booting = self._booting.setdefault(version, threading.Lock())
+        with booting:  # versions boot side by side; one version boots once
+            with self._lock:
+                runtime = self._runtimes.get(version)
+            if runtime is None:
+                runtime = self._factory(version)
+                with self._lock:
+                    self._runtimes[version] = runtime
+            return runtime
+
+    __call__ = get
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted(self._runtimes)
+
+    def boots(self) -> Counter[str]:
+        """Runtime boots per version since this pool was made (restarts after a crash or timeout included)."""
+        with self._lock:
+            live = Counter({v: getattr(rt, "boots", 1) for v, rt in self._runtimes.items()})
+        return live + self._closed_boots
+
+    def close(self) -> None:
+        with self._lock:
+            runtimes, self._runtimes = list(self._runtimes.values()), {}
+            for runtime in runtimes:
+                self._closed_boots[runtime.version] += getattr(runtime, "boots", 1)
+        for runtime in runtimes:
+            close = getattr(runtime, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> PhpRuntimes:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+_SHARED: dict[int, PhpRuntimes] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_runtimes() -> PhpRuntimes:
+    """The process-wide pool: at most one boot per PHP version per process (in-process Dagster runs and
+    the `psp fleet` runner reuse it run after run), stopped when the process exits. A forked child
+    never talks to its parent's runtimes: it gets a pool of its own."""
+    pid = os.getpid()
+    with _SHARED_LOCK:
+        pool = _SHARED.get(pid)
+        if pool is None:
+            _SHARED.clear()
+            pool = _SHARED[pid] = PhpRuntimes()
+            atexit.register(pool.close)
+        return pool

@@ -20,6 +20,7 @@ from typing import Any
 import paramiko
 
 from . import checks
+from .api_checks import run_api_checks
 from .config import ClientConfig, Fleet, HealthGate, LocalTarget, SftpTarget, load_fleet
 from .contract_bridge import contract_results
 from .deploy import Deployment, HealthCheck, HealthResult, LocalFS, StoreFS, deploy, verify_tree
@@ -123,17 +124,33 @@ def secret_values(environ: dict[str, str] | None = None) -> list[str]:
 
 
 def test_plugin(
-    paths: Paths, config: ClientConfig, tree: RenderedTree, root: Path, php: PhpRuntime
+    paths: Paths,
+    config: ClientConfig,
+    tree: RenderedTree,
+    root: Path,
+    php: PhpRuntime,
+    runtimes: Callable[[str], PhpRuntime] | None = None,
 ) -> checks.TestReport:
-    """Run every check on a rendered tree and write the report next to the others."""
+    """Run every check on a rendered tree and write the report next to the others.
+
+    With `runtimes` (PHP version -> booted runtime, e.g. a `PhpRuntimes` pool), lint and the contract
+    tests run on every PHP version the template declares, each result carrying its `php_version`;
+    without it they run on `php` alone."""
     template = load_template(paths.templates_dir, tree.platform)
     catalog = catalog_for(template, config)
     context = render_context(template, config, catalog)
     report = checks.TestReport(tree.client_id, tree.platform, tree.plugin_version, tree.build)
-    report.results += checks.check_lint(root, tree.files, template, php)
-    report.results += contract_results(root, template, context, php)
+    matrix = php_matrix(template, php, runtimes)
+    for runtime in matrix:
+        report.results += checks.check_lint(root, tree.files, template, runtime)
+    report.results += checks.check_js_syntax(root, tree.files, template)
+    for runtime in matrix:
+        report.results += contract_results(root, template, context, runtime)
     report.results += checks.check_packaging(template, tree.files, lambda text: render_string(text, context))
-    report.results += checks.check_translations(tree.files, catalog, config.locales)
+    report.results += run_api_checks(template, root, tree.files, context, php)
+    report.results += checks.check_translations(
+        tree.files, catalog, config.locales, template.spec.translations, _locale_renderer(context)
+    )
     forbidden = [str(REPO_ROOT), str(paths.data_dir), str(root), str(Path.home())]
     report.results += checks.check_secrets(tree.files, secret_values(), forbidden)
     out = paths.report_path(tree.client_id, tree.platform, tree.build)
@@ -142,6 +159,19 @@ def test_plugin(
     tmp.write_text(report.to_json())
     os.replace(tmp, out)
     return report
+
+
+def php_matrix(template: Template, php: PhpRuntime, runtimes: Callable[[str], PhpRuntime] | None) -> list[PhpRuntime]:
+    """The runtimes a template's PHP checks run on: one per declared PHP version when `runtimes` is given
+    (the template's whole `php` range), else just `php`. A template without PHP gets `php` (unused)."""
+    if runtimes is None or template.spec.php is None:
+        return [php]
+    return [runtimes(version) for version in template.spec.php.versions()]
+
+
+def _locale_renderer(context: dict[str, Any]) -> Callable[[str, str], str]:
+    """Renders a template.yaml per-locale path (translations.files) for one client locale."""
+    return lambda text, locale: render_string(text, {**context, "locale": locale})
 
 
 def build_plugin(paths: Paths, config: ClientConfig, tree: RenderedTree, report: checks.TestReport) -> Artifact:
@@ -169,6 +199,28 @@ def local_health(fs: LocalFS, php: PhpRuntime, lint_globs: list[str]) -> HealthC
                 False, "PHP lint failed on the store: " + "; ".join(f"{r.path}: {r.message}" for r in failed[:3])
             )
         return HealthResult(True, f"{len(php_files)} PHP files lint on {php.version}")
+
+    return check
+
+
+def js_health(fs: LocalFS, js_globs: list[str]) -> HealthCheck:
+    """On a local store, the live JavaScript files pass `node --check` (Node app templates)."""
+
+    def check(live: str, release: str, manifest: dict[str, str] | None) -> HealthResult:
+        if manifest is None:
+            return HealthResult(True, f"{release}: no manifest (hand-installed); syntax check skipped")
+        from .node import NodeUnavailable, default_node
+
+        js_files = [p for p in manifest if any(checks.match_glob(p, g) for g in js_globs)]
+        try:
+            failed = [r for r in default_node().check_syntax(fs.root / live, js_files) if not r.ok]
+        except NodeUnavailable as exc:
+            return HealthResult(False, str(exc))
+        if failed:
+            return HealthResult(
+                False, "node --check failed on the store: " + "; ".join(f"{r.path}: {r.message}" for r in failed[:3])
+            )
+        return HealthResult(True, f"{len(js_files)} JavaScript files pass node --check")
 
     return check
 
@@ -291,8 +343,10 @@ def deploy_plugin(
                 live = target.path
                 fs.makedirs(posixpath.dirname(live))
                 health_checks = [manifest_health(fs)]
-                if isinstance(fs, LocalFS):
+                if isinstance(fs, LocalFS) and template.spec.lint_globs:
                     health_checks.append(local_health(fs, php, template.spec.lint_globs))
+                if isinstance(fs, LocalFS) and template.spec.js_check_globs:
+                    health_checks.append(js_health(fs, template.spec.js_check_globs))
                 if target.health is not None:
                     health_checks.append(http_health(gate_settings(target.health, route, where)))
                 result = deploy(artifact, fs, live, target.name, combine(*health_checks), keep=target.keep_releases)

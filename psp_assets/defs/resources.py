@@ -5,7 +5,7 @@ from typing import Any
 
 import dagster as dg
 
-from psp_assets.core.php import NativePhp, PhpRuntime
+from psp_assets.core.php import NativePhp, PhpRuntime, PhpRuntimes, shared_runtimes
 from psp_assets.core.pipeline import Paths
 
 
@@ -30,13 +30,26 @@ class PspWorkspace(dg.ConfigurableResource):
 
 
 class PhpResource(dg.ConfigurableResource):
-    """The PHP runtime the checks run on; booted once per run, shared by every partition in it."""
+    """The PHP runtimes the checks run on: the machine's PHP (`runtime`, for deploy health checks) and one
+    PHP-as-WebAssembly runtime per version 7.4 ... 8.5 (`runtimes`), each booted on first use and shared
+    by every partition of the run: at most one boot per version per run. With `shared` (default) later
+    runs in the same process reuse them too (in-process fleets, tests); otherwise they stop with the run."""
 
     binary: str = ""
+    matrix: bool = True  # lint and contract tests on every PHP version a template declares (else machine PHP only)
+    shared: bool = True
 
     @cached_property
     def runtime(self) -> PhpRuntime:
         return NativePhp(self.binary or None)
+
+    @cached_property
+    def runtimes(self) -> PhpRuntimes:
+        return shared_runtimes() if self.shared else PhpRuntimes()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if not self.shared and "runtimes" in self.__dict__:
+            self.runtimes.close()
 
 
 class JsonHandleIOManager(dg.ConfigurableIOManager):

@@ -354,7 +354,7 @@ def test_amounts_go_to_the_psp_in_iso_4217_minor_units(rendered, php: NativePhp,
 
 def test_health_route_and_webhook_controller_are_wired_to_the_clients_route(rendered):
     r = rendered["nordbank"]
-    assert render_string(r.template.spec.deploy["health_route"], r.context) == "/psp_nordbank/health"
+    assert render_string(r.template.spec.deploy.health_route, r.context) == "/psp_nordbank/health"
     assert "Health::report()" in r.text("Controller/Health/Index.php")
     webhook = r.text("Controller/Webhook/Index.php")
     assert "implements HttpPostActionInterface, CsrfAwareActionInterface" in webhook
