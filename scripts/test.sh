@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export DAGSTER_HOME="$PWD/var/test-dagster-home"
 mkdir -p "$DAGSTER_HOME"
-.venv/bin/ruff check psp_assets tests
+.venv/bin/ruff check psp_assets tests bench
 .venv/bin/psp schema --check
 # PostgreSQL at 127.0.0.1:5432 (Dagster storage and ledger tests): start the machine's cluster when it is down
 if [ -d /etc/postgresql ] && ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -57,22 +57,10 @@ def check_round(
     "environment" when the store could not be asked or answers like a cache or routing problem (no answer,
     4xx, a different version): those roll back too, but the release is not marked bad.
     """
-    try:
-        status, body = get(settings.store_url, settings.timeout_seconds)
-    except (OSError, TimeoutError) as exc:
-        return f"storefront {settings.store_url}: no answer ({exc})", "environment"
-    if marker := FATAL_MARKERS.search(body):
-        return f"storefront {settings.store_url}: HTTP {status} with PHP error output ({marker.group(0)!r})", "release"
-    if status != 200:
-        return f"storefront {settings.store_url}: HTTP {status}", "release" if status >= 500 else "environment"
-    try:
-        status, body = get(settings.health_url, settings.timeout_seconds)
-    except (OSError, TimeoutError) as exc:
-        return f"health route {settings.health_url}: no answer ({exc})", "environment"
-    if marker := FATAL_MARKERS.search(body):
-        return f"health route {settings.health_url}: HTTP {status} with PHP error output", "release"
-    if status != 200:
-        return f"health route {settings.health_url}: HTTP {status}", "release" if status >= 500 else "environment"
+    for what, url in (("storefront", settings.store_url), ("health route", settings.health_url)):
+        problem, blame, body = _probe(what, url, settings.timeout_seconds, get)
+        if problem:
+            return problem, blame
     try:
         report = json.loads(body)
     except ValueError:
@@ -81,6 +69,21 @@ def check_round(
     if version is not None and got != (version, build):
         return f"health route reports {got[0]} build {got[1]}, expected {version} build {build}", "environment"
     return "", ""
+
+
+def _probe(
+    what: str, url: str, timeout: float, get: Callable[[str, float], tuple[int, str]]
+) -> tuple[str, str, str]:
+    """GET one URL: (problem, blame, body); the problem is '' when it answered 200 without PHP errors."""
+    try:
+        status, body = get(url, timeout)
+    except (OSError, TimeoutError) as exc:
+        return f"{what} {url}: no answer ({exc})", "environment", ""
+    if marker := FATAL_MARKERS.search(body):
+        return f"{what} {url}: HTTP {status} with PHP error output ({marker.group(0)!r})", "release", body
+    if status != 200:
+        return f"{what} {url}: HTTP {status}", "release" if status >= 500 else "environment", body
+    return "", "", body
 
 
 def http_gate(
