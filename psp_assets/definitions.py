@@ -19,8 +19,6 @@ defs = dg.Definitions(
     jobs=_collect("jobs"),
     schedules=_collect("schedules"),
     sensors=_collect("sensors"),
-    # per-partition runs are short: in-process avoids ~1.5 s of process start per step (DESIGN.md facts)
-    executor=dg.in_process_executor,
     resources={
         "workspace": PspWorkspace(),
         "php": PhpResource(),
