@@ -46,9 +46,11 @@ def cmd_validate(args: argparse.Namespace, paths: Paths) -> int:
         if missing:
             problems.append(f"{label}: platforms: no template for {', '.join(missing)} in {paths.templates_dir}")
         try:
-            load_catalog(i18n, list(loaded.config.locales))
+            catalog = load_catalog(i18n, list(loaded.config.locales))
         except PspError as exc:
             problems += [f"{label}: {line}" for line in str(exc).splitlines()]
+        else:
+            problems += [f"{label}: locales: {line}" for line in catalog.problems()]
     for line in problems:
         _err(line)
     print(f"{len(fleet.clients) + len(fleet.problems)} config(s) checked, {len(problems)} problem(s)")

@@ -238,12 +238,15 @@ def check_translations(
 ) -> list[CheckResult]:
     """Strings used in code are catalog messages, and every client locale ships complete translations.
 
-    With a template's `translations` spec (`render(text, locale)` renders its per-locale paths), the calls
-    and file formats come from the template; without one, gettext calls and .po/.csv files are checked.
+    First, every client locale must translate every catalog message (`check_catalog`). Then, with a
+    template's `translations` spec (`render(text, locale)` renders its per-locale paths), the calls and file
+    formats come from the template; without one, gettext calls and .po/.csv files are checked.
     """
+    locales = list(locales)
+    results = check_catalog(catalog, locales)
     if spec is not None:
-        return _check_declared_translations(files, catalog, list(locales), spec, render or (lambda text, _loc: text))
-    results: list[CheckResult] = []
+        renderer = render or (lambda text, _loc: text)
+        return results + _check_declared_translations(files, catalog, locales, spec, renderer)
     known = set(catalog.messages)
     for path in sorted(files):
         if path.endswith((".php", ".phtml", ".js")):
@@ -280,6 +283,19 @@ def check_translations(
             results.append(
                 CheckResult("translations", f"{locale}: translation file", False, f"{locale}: no .po or .csv ships it")
             )
+    return results
+
+
+def check_catalog(catalog: Catalog, locales: Iterable[str]) -> list[CheckResult]:
+    """One result per client locale: it translates every message of templates/_shared/i18n/messages.yaml.
+    A failure names the locale and each untranslated message id, whatever file formats the platform ships."""
+    results = []
+    for locale in locales:
+        missing = catalog.missing.get(locale, ())
+        shown = "; ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        where = "the source catalog" if locale == catalog.source_locale else f"templates/_shared/i18n/{locale}.yaml"
+        detail = f"{locale}: no translation in {where} for message id(s) {shown}" if missing else ""
+        results.append(CheckResult("translations", f"{locale}: translation catalog", not missing, detail))
     return results
 
 

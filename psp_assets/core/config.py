@@ -27,6 +27,8 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .iban import bic_problem, iban_problem, normalize_bic, normalize_iban
+from .identity import clash_problem
 from .iso4217 import ISO_4217
 from .yamlio import YamlError, read_yaml_mapping
 
@@ -286,6 +288,32 @@ class KpiThresholds(_Strict):
     min_attempts: int = Field(20, ge=1, description="Hours with fewer payment attempts are not judged on rates.")
 
 
+class Settlement(_Strict):
+    """The client's payout account, where the PSP settles the money its merchants take. Checked with the
+    rules the plugins apply at checkout (core/iban.py, the same vectors), and kept in electronic form."""
+
+    iban: str = Field(description="IBAN of the payout account; spaces are allowed and removed (ISO 13616).")
+    bic: str | None = Field(None, description="BIC of the account's bank, 8 or 11 characters (ISO 9362).")
+
+    @field_validator("iban")
+    @classmethod
+    def _iban(cls, value: str) -> str:
+        problem = iban_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return normalize_iban(value)
+
+    @field_validator("bic")
+    @classmethod
+    def _bic(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = bic_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return normalize_bic(value)
+
+
 GITHUB_LOGIN_PATTERN = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"
 GitHubRepoName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -306,6 +334,36 @@ class GitHubApp(_Strict):
         return value
 
 
+class GitHubSource(_Strict):
+    """The client's source repository: each tested build's rendered source and a CI workflow arrive there as a
+    pull request from a branch `psp/<platform>/<version>-<build>` (docs/github-releases.md, Client repositories)."""
+
+    repository: GitHubRepoName = Field(
+        description="Repository in github.organization receiving the source; may be the release repository."
+    )
+    base_branch: str = Field("main", description="Branch the pull requests target (it must exist).")
+
+    @field_validator("repository")
+    @classmethod
+    def _not_dots(cls, value: str) -> str:
+        if value in (".", ".."):
+            raise ValueError("'.' and '..' are not repository names")
+        return value
+
+    @field_validator("base_branch")
+    @classmethod
+    def _branch_name(cls, value: str) -> str:
+        # git check-ref-format, the subset a person would type
+        parts = value.split("/")
+        if (
+            not re.fullmatch(r"[A-Za-z0-9._/-]{1,100}", value)
+            or any(not part or part.startswith((".", "-")) or part.endswith((".lock", ".")) for part in parts)
+            or ".." in value
+        ):
+            raise ValueError("not a branch name: use letters, digits, . _ - and / between parts, e.g. main")
+        return value
+
+
 class GitHubSettings(_Strict):
     """Where the client's plugin releases are published: github.com or GitHub Enterprise (docs/github-releases.md)."""
 
@@ -317,6 +375,9 @@ class GitHubSettings(_Strict):
     base_url: str = Field("https://api.github.com", description="API base URL; GitHub Enterprise: https://HOST/api/v3.")
     token_env: EnvVarName | None = Field(None, description="Env var holding the organization's token; ends in _TOKEN.")
     app: GitHubApp | None = Field(None, description="GitHub App installation auth, instead of token_env.")
+    source: GitHubSource | None = Field(
+        None, description="Also publish each tested build's source, with a CI workflow, as a pull request here."
+    )
 
     @field_validator("token_env")
     @classmethod
@@ -384,6 +445,7 @@ class ClientConfig(_Strict):
     webhooks: Webhooks = Field(default_factory=Webhooks)
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     kpis: KpiThresholds = Field(default_factory=KpiThresholds)
+    settlement: Settlement | None = Field(None, description="The client's payout account (IBAN, optional BIC).")
     github: GitHubSettings | None = Field(None, description="Publish each plugin build as a GitHub release.")
     platforms: Platforms
 
@@ -430,8 +492,11 @@ class ClientConfig(_Strict):
         return [p for p in PLATFORMS if (s := self.platform(p)) is not None and s.enabled]
 
     def canonical_json(self) -> str:
-        # Operations settings (reconciliation, KPI limits) never reach a plugin: changing them rebuilds nothing.
-        values = self.model_dump(mode="json", exclude={"reconciliation", "kpis"})
+        # Operations settings (reconciliation, KPI limits, the payout account) never reach a plugin: changing
+        # them rebuilds nothing.
+        values = self.model_dump(mode="json", exclude={"reconciliation", "kpis", "settlement"})
+        if values.get("github") and values["github"].get("source") is None:
+            del values["github"]["source"]  # added later: configs without it keep their hash and build id
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     def config_hash(self) -> str:
@@ -554,7 +619,9 @@ def config_files(directory: Path) -> list[Path]:
 def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
     """Load configs; invalid files are kept out of `clients` and reported in `problems`.
 
-    A client id used by two files is a problem of the later file (by name), so the earlier keeps working.
+    A client id used by two files is a problem of the later file (by name), so the earlier keeps working;
+    so is a client whose plugin names would clash with an earlier client's in a store that installs both
+    (identity.clash_problem).
     """
     fleet = Fleet()
     for path in sorted(paths) if paths is not None else config_files(directory):
@@ -569,6 +636,17 @@ def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
             fleet.problems[label] = [
                 f"{label}: id: {config.id!r} is already used by {first}; client ids must be unique"
             ]
+            continue
+        clash = next(
+            (
+                problem
+                for other in fleet.clients.values()
+                if (problem := clash_problem(label, config, other.config, _label(other.path, directory)))
+            ),
+            None,
+        )
+        if clash is not None:
+            fleet.problems[label] = [clash]
             continue
         fleet.clients[config.id] = LoadedClient(config, path)
     return fleet

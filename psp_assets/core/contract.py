@@ -1,7 +1,9 @@
 """Contract tests: run a rendered plugin's platform-neutral PHP core against the shared vectors.
 
 The vectors are built here, from the single sources of truth (`statuses.py` for statuses and
-transitions, Python's `hmac` for signatures, the template's `status_map`). They are written to a
+transitions, Python's `hmac` for signatures, the template's `status_map`, and the PSP API contract
+psp-api.openapi.yaml, whose examples give every event and payment its shape and whose operations every
+PSP call is judged against: contract_api.py). They are written to a
 temporary JSON file and executed in ONE PHP process by `php/contract_harness.php`, which reports what
 the core returned; every comparison happens here, so a failure names the vector, what Python expected
 and what PHP did. Any PHP warning, notice or deprecation raised by a case fails that case.
@@ -16,15 +18,22 @@ import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from . import iban
 from .checks import CheckResult
+from .contract_api import Shapes, api_vectors, judge_api, payment_request_vectors, webhook_vectors
+from .openapi import Contract, ContractError
 from .php import PhpRuntime
 from .statuses import CANONICAL_STATUSES, can_transition
 
 HARNESS = Path(__file__).with_name("php") / "contract_harness.php"
+BANK_ID_VECTORS = Path(__file__).parents[1] / "contract" / "bank_id_vectors.json"
 CHECK = "contract"
+# Contracts vectors were built from, by digest: the judge uses the same one (vectors carry no paths).
+_CONTRACTS: dict[str, Contract] = {}
 
 # Fixed inputs: the contract is deterministic, so a failing run can be replayed exactly.
 SECRET = "whsec_contract_3f9a1c7e5b2d4086"
@@ -47,6 +56,8 @@ CORE_CLASSES = (
     "StreamTransport",
     "WebhookProcessor",
     "Health",
+    "BankAccount",
+    "PaymentRequest",
 )
 NOT_STATUSES = ("PAID", "completed", "pending ", "")
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -64,32 +75,32 @@ def _mac(header: str) -> str:
     return header.split("v1=", 1)[1]
 
 
-def event_body(event_id: str, payment_id: str, order_ref: str, status: str, created: int = NOW) -> str:
-    data = {"payment_id": payment_id, "order_reference": order_ref, "status": status}
-    return json.dumps(
-        {"id": event_id, "type": "payment.updated", "created": created, "data": data}, separators=(",", ":")
-    )
+def event_body(
+    event_id: str, payment_id: str, order_ref: str, status: str, created: int = NOW, *, shapes: Shapes | None = None
+) -> str:
+    """The contract's example event (its shape) for this payment, order and status."""
+    return (shapes or Shapes.of(Contract.load())).event_body(event_id, payment_id, order_ref, status, created)
 
 
-def _altered_event(order_ref: str, data: dict[str, Any] | None = None, **top: Any) -> str:
+def _altered_event(order_ref: str, data: dict[str, Any] | None = None, *, shapes: Shapes, **top: Any) -> str:
     """A signed-looking event for `order_ref` with fields replaced; a None value removes the field."""
-    event: dict[str, Any] = json.loads(event_body("evt_1", "p", order_ref, "paid"))
+    event: dict[str, Any] = json.loads(event_body("evt_1", "p", order_ref, "paid", shapes=shapes))
     event.update(top)
     event["data"].update(data or {})
     event["data"] = {k: v for k, v in event["data"].items() if v is not None}
     return json.dumps(event)
 
 
-def _payment(payment_id: str, order_ref: str, status: str) -> dict[str, Any]:
-    return {"id": payment_id, "status": status, "amount": 1250, "currency": "EUR", "order_reference": order_ref}
+def _payment(payment_id: str, order_ref: str, status: str, shapes: Shapes | None = None) -> dict[str, Any]:
+    return (shapes or Shapes.of(Contract.load())).payment_for(payment_id, order_ref, status)
 
 
 # --- vectors -------------------------------------------------------------------------------------------
 
 
-def _signature_vectors() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    body = event_body("evt_sig", "pay_sig", "1001", "paid")
-    unicode_body = event_body("evt_ünï", "pay_sig", "Zamówienie-7", "paid")
+def _signature_vectors(shapes: Shapes) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    body = event_body("evt_sig", "pay_sig", "1001", "paid", shapes=shapes)
+    unicode_body = event_body("evt_ünï", "pay_sig", "Zamówienie-7", "paid", shapes=shapes)
     valid = sign(SECRET, NOW, body)
 
     def verify(name: str, header: str, expect: str, *, secret: str = SECRET, payload: str = body) -> dict[str, Any]:
@@ -188,10 +199,11 @@ def _delivery(
     ts: int = NOW,
     psp_order: str | None = None,
     exception: str | None = None,
+    shapes: Shapes,
 ) -> Step:
     """A signed event whose payload says `hint` while the PSP says `psp_status` (None: unreachable)."""
-    body = event_body(event_id, payment_id, order_ref, hint)
-    payment = None if psp_status is None else _payment(payment_id, psp_order or order_ref, psp_status)
+    body = event_body(event_id, payment_id, order_ref, hint, shapes=shapes)
+    payment = None if psp_status is None else _payment(payment_id, psp_order or order_ref, psp_status, shapes)
     rejected = result in ("rejected_signature", "rejected_stale")
     return Step(
         body=body,
@@ -206,10 +218,12 @@ def _delivery(
     )
 
 
-def _webhook_scenarios() -> list[Scenario]:
-    d = _delivery
+def _webhook_scenarios(shapes: Shapes | None = None) -> list[Scenario]:
+    shapes = shapes or Shapes.of(Contract.load())
+    d = partial(_delivery, shapes=shapes)
+    altered = partial(_altered_event, shapes=shapes)
     pay = "pay_1001"
-    bad_sig_body = event_body("evt_1", "pay_1006", "1006", "paid")
+    bad_sig_body = event_body("evt_1", "pay_1006", "1006", "paid", shapes=shapes)
     return [
         Scenario(
             "late pending never downgrades a paid order",
@@ -280,10 +294,10 @@ def _webhook_scenarios() -> list[Scenario]:
                 for body in (
                     "not json",
                     "[]",
-                    _altered_event("1007", data={"payment_id": None}),  # payment id missing
-                    _altered_event("1007", id=""),
-                    _altered_event("1007", created="now"),
-                    _altered_event("1007", data={"payment_id": 7}),
+                    altered("1007", data={"payment_id": None}),  # payment id missing
+                    altered("1007", id=""),
+                    altered("1007", created="now"),
+                    altered("1007", data={"payment_id": 7}),
                 )
             ),
             applied=(),
@@ -353,23 +367,17 @@ def _webhook_scenarios() -> list[Scenario]:
     ]
 
 
-def _client_vectors() -> dict[str, Any]:
+def _client_vectors(shapes: Shapes) -> dict[str, Any]:
     payment_id = "pay_ä/1?x"  # must be URL-encoded into the path
     return {
         "api_base": API_BASE + "/",
         "api_key": API_KEY,
         "payment_id": payment_id,
-        "payment_json": json.dumps(_payment(payment_id, "1001", "paid")),
-        "created_json": json.dumps(
-            {"id": "pay_new", "status": "pending", "checkout_url": "https://pay.contract.invalid/c/1"}
-        ),
-        "create_payload": {
-            "amount": 1250,
-            "currency": "EUR",
-            "order_reference": "1001",
-            "description": "Order #1001 \u2013 \u00fc",
-        },
-        "idempotency_key": "order-1001-attempt-1",
+        "payment_json": json.dumps(_payment(payment_id, "1001", "paid", shapes)),
+        "created_json": json.dumps(shapes.created),
+        "create_payload": shapes.create_request,
+        "error_json": json.dumps(shapes.error),
+        "idempotency_key": shapes.idempotency_key,
         "refused_bases": [
             "http://psp.contract.invalid/v1",
             "ftp://psp.contract.invalid",
@@ -379,9 +387,41 @@ def _client_vectors() -> dict[str, Any]:
     }
 
 
-def build_vectors(namespace: str, bootstrap: list[str], define: Mapping[str, str]) -> dict[str, Any]:
-    signs, verifies, constant_time = _signature_vectors()
+# Debtor accounts as a shopper enters them at checkout: (name, IBAN, BIC, IBAN required).
+DEBTOR_CASES = (
+    ("a valid IBAN typed with spaces and in lower case, no BIC", "de89 3704 0044 0532 0130 00", "", False),
+    ("a valid IBAN and BIC", "NL91ABNA0417164300", " abnanl2a ", False),
+    ("nothing entered where the IBAN is optional", "", "", False),
+    ("nothing entered where the IBAN is required", "", "", True),
+    ("a BIC without an IBAN", "", "DEUTDEFF", False),
+    ("a mistyped IBAN and a BIC of an unknown country", "DE89370400440532013001", "DEUTXXFF", False),
+    ("an IBAN one character short", "NL91ABNA041716430", "", True),
+    ("an IBAN from a country that is not accepted", "XX82WEST12345698765432", "", False),
+    ("a valid IBAN and a malformed BIC", "BE68539007547034", "GEBA BEBB", True),
+)
+
+
+def bank_id_vectors() -> dict[str, Any]:
+    """The shared IBAN/BIC vectors (psp_assets/contract/bank_id_vectors.json) and the debtor cases."""
+    data = json.loads(BANK_ID_VECTORS.read_text(encoding="utf-8"))
     return {
+        "iban": [*data["iban_valid"], *data["iban_invalid"]],
+        "bic": [*data["bic_valid"], *data["bic_invalid"]],
+        "debtor": [{"name": n, "iban": i, "bic": b, "required": r} for n, i, b, r in DEBTOR_CASES],
+    }
+
+
+def build_vectors(
+    namespace: str, bootstrap: list[str], define: Mapping[str, str], contract: Contract | None = None
+) -> dict[str, Any]:
+    """Every vector for one harness run; `contract` (default: the one in force) shapes events, payments
+    and API answers, and is what the PSP calls are judged against."""
+    contract = contract or Contract.load()
+    _CONTRACTS[contract.digest] = contract
+    shapes = Shapes.of(contract)
+    signs, verifies, constant_time = _signature_vectors(shapes)
+    return {
+        "contract_digest": contract.digest,
         "mode": "contract",
         "namespace": namespace,
         "bootstrap": list(bootstrap),
@@ -401,9 +441,13 @@ def build_vectors(namespace: str, bootstrap: list[str], define: Mapping[str, str
                 "tolerance": TOLERANCE,
                 "steps": [{"body": st.body, "header": st.header, "now": st.now, "psp": dict(st.psp)} for st in s.steps],
             }
-            for s in _webhook_scenarios()
-        ],
-        "client": _client_vectors(),
+            for s in _webhook_scenarios(shapes)
+        ]
+        + webhook_vectors(contract, lambda body: sign(SECRET, NOW, body), SECRET, TOLERANCE, NOW),
+        "client": _client_vectors(shapes),
+        "api": api_vectors(contract, API_BASE + "/"),
+        "bank_ids": bank_id_vectors(),
+        "payment_request": payment_request_vectors(contract),
     }
 
 
@@ -439,12 +483,14 @@ class _Judge:
         self.fatal: str | None = document.get("fatal")
         self.version = php.version
         self.results: list[CheckResult] = []
+        self.judged: list[tuple[str, str, Callable[[Any], str]]] = []  # (name, case id, judge), in order
 
     def add(self, name: str, passed: bool, detail: str = "") -> None:
         self.results.append(CheckResult(CHECK, name, passed, "" if passed else detail, self.version))
 
     def case(self, name: str, case_id: str, judge: Callable[[Any], str]) -> None:
         """Judge one case: `judge(value)` returns "" when the value is right, else what is wrong."""
+        self.judged.append((name, case_id, judge))
         record = self.cases.get(case_id)
         if record is None:
             why = f"the harness stopped first: {self.fatal}" if self.fatal else "the harness did not run it"
@@ -464,8 +510,18 @@ class _Judge:
         self.add(name, not problems, "; ".join(problems))
 
 
+@dataclass(frozen=True)
+class Equals:
+    """A judge that wants exactly `expected` (contract_suite.py writes it out for the client's CI)."""
+
+    expected: Any
+
+    def __call__(self, actual: Any) -> str:
+        return "" if actual == self.expected else f"expected {self.expected!r}, got {actual!r}"
+
+
 def _equals(expected: Any) -> Callable[[Any], str]:
-    return lambda actual: "" if actual == expected else f"expected {expected!r}, got {actual!r}"
+    return Equals(expected)
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -534,7 +590,7 @@ def _scenario_judge(scenario: Scenario, status_map: Mapping[str, str]) -> Callab
     return judge
 
 
-def _client_judges(judge: _Judge, vectors: dict[str, Any]) -> None:
+def _client_judges(judge: _Judge, vectors: dict[str, Any], shapes: Shapes) -> None:
     client = vectors["client"]
     expected_url = API_BASE + "/payments/pay_%C3%A4%2F1%3Fx"
 
@@ -562,10 +618,9 @@ def _client_judges(judge: _Judge, vectors: dict[str, Any]) -> None:
                 problems.append(f"call {n}: User-Agent {agent!r} does not name the plugin version and build")
         if len(set(ids)) != len(ids):
             problems.append(f"X-Correlation-ID repeated across calls: {ids}")
-        expected_payment = _payment(client["payment_id"], "1001", "paid")
+        expected_payment = _payment(client["payment_id"], "1001", "paid", shapes)
         for returned in (value or {}).get("returned") or []:
-            if returned != expected_payment:
-                problems.append(f"getPayment returned {returned}, expected {expected_payment}")
+            problems += _returned_problems("getPayment", returned, expected_payment, ("id", "status"))
         return "; ".join(problems)
 
     def create_payment(value: Any) -> str:
@@ -591,9 +646,8 @@ def _client_judges(judge: _Judge, vectors: dict[str, Any]) -> None:
                 problems.append(f"{name} header is {headers.get(name)!r}, expected {want!r}")
         if not UUID4.fullmatch(headers.get("X-Correlation-ID", "")):
             problems.append("no UUIDv4 X-Correlation-ID")
-        want_return = {"id": "pay_new", "status": "pending", "checkout_url": "https://pay.contract.invalid/c/1"}
-        if (value or {}).get("returned") != want_return:
-            problems.append(f"createPayment returned {(value or {}).get('returned')}, expected {want_return}")
+        want = ("id", "status", "checkout_url")
+        problems += _returned_problems("createPayment", (value or {}).get("returned"), shapes.created, want)
         return "; ".join(problems)
 
     def http_error(value: Any) -> str:
@@ -625,6 +679,51 @@ def _client_judges(judge: _Judge, vectors: dict[str, Any]) -> None:
     judge.case("PspClient refuses a non-https API base", "client:https_only", _equals(refused))
 
 
+def _bank_id_judges(judge: _Judge, vectors: dict[str, Any]) -> None:
+    """Every shared IBAN/BIC vector gets the verdict core/iban.py gives it, case by case."""
+    for value in vectors["iban"]:
+        want = {"problem": iban.iban_reason(value), "normalized": iban.normalize_iban(value)}
+        judge.case(
+            f"BankAccount::ibanProblem({value!r}) is {want['problem'] or 'valid'!r}, as in core/iban.py",
+            f"iban:{value}",
+            _equals(want),
+        )
+    for value in vectors["bic"]:
+        want = {"problem": iban.bic_reason(value), "normalized": iban.normalize_bic(value)}
+        judge.case(
+            f"BankAccount::bicProblem({value!r}) is {want['problem'] or 'valid'!r}, as in core/iban.py",
+            f"bic:{value}",
+            _equals(want),
+        )
+    for case in vectors["debtor"]:
+        want = iban.check_debtor(case["iban"], case["bic"], case["required"])
+        judge.case(f"BankAccount::checkDebtor: {case['name']}", f"debtor:{case['name']}", _equals(want))
+
+
+def _contract_of(vectors: dict[str, Any]) -> Contract:
+    """The PSP API contract `vectors` were built from."""
+    digest = vectors.get("contract_digest")
+    if digest in _CONTRACTS:
+        return _CONTRACTS[digest]
+    contract = Contract.load()
+    if digest and contract.digest != digest:
+        raise ContractError(
+            f"the vectors were built from another PSP API contract than {contract.path}; judge them in the process "
+            "that built them, or point PSP_CONTRACT_FILE at that contract"
+        )
+    return contract
+
+
+def _returned_problems(method: str, returned: Any, answer: dict[str, Any], required: tuple[str, ...]) -> list[str]:
+    """A client method hands back fields of the PSP's answer, unchanged, and at least `required` of them."""
+    if not isinstance(returned, dict):
+        return [f"{method} returned {returned!r}, expected fields of {answer}"]
+    wrong = [f"{k}={v!r}" for k, v in returned.items() if k not in answer or answer[k] != v]
+    missing = [k for k in required if k not in returned]
+    problems = [f"{method} returned {', '.join(wrong)}; the PSP answered {answer}"] if wrong else []
+    return problems + ([f"{method} did not return {', '.join(missing)}"] if missing else [])
+
+
 def _expected_release(vectors: dict[str, Any]) -> list[str]:
     return [v for v in (vectors.get("expect_version"), vectors.get("expect_build")) if v]
 
@@ -639,15 +738,17 @@ def run_contract_tests(
     *,
     version: str | None = None,
     build: str | None = None,
+    contract: Contract | None = None,
 ) -> list[CheckResult]:
     """Execute the rendered core under `root` against the shared vectors, in one PHP process.
 
     `namespace` is the core's PHP namespace, `bootstrap` the core files to load (relative to `root`, in
     order), `define` constants to define first (e.g. ABSPATH), `status_map` the template's mapping that
     `StatusMap` must reproduce. `version` and `build`, when given, are what `Health::report()` and the
-    user agent must name (the rendered tree's plugin version and build id).
+    user agent must name (the rendered tree's plugin version and build id). `contract` is the PSP API
+    contract (default: the one in force, openapi.contract_file()).
     """
-    vectors = build_vectors(namespace, bootstrap, define)
+    vectors = build_vectors(namespace, bootstrap, define, contract)
     vectors["expect_version"], vectors["expect_build"] = version, build
     document, failure = _execute(root, vectors, php)
     if document is None:
@@ -664,17 +765,22 @@ def judge_contract(
     version: str | None = None,
     build: str | None = None,
     runtime_key: str = "php",
+    judged: list[tuple[str, str, Callable[[Any], str]]] | None = None,
 ) -> list[CheckResult]:
     """Judge a harness document (what the core returned for `vectors`) against Python's expectations.
 
     Shared by every runtime whose harness writes the same document: PHP's contract_harness.php and the
     Node harness for JavaScript cores (contract_node.py). `php` only lends its `version` to the results.
+    `judged`, when given, receives every case as (name, case id, judge), in order (contract_suite.py).
     """
     results = _bootstrap_results(document, php)
     loaded = (document.get("bootstrap") or {}).get("value")
     if not loaded or loaded.get("missing"):
         return results  # nothing else can run without the core's classes
     judge = _Judge(document, php)
+    contract = _contract_of(vectors)
+    shapes = Shapes.of(contract)
+    judge_api(judge, document, vectors, contract)
 
     for case in vectors["sign"]:
         judge.case(
@@ -745,12 +851,14 @@ def judge_contract(
             row_judge,
         )
 
-    for scenario in _webhook_scenarios():
+    for scenario in _webhook_scenarios(shapes):
         judge.case(
             f"WebhookProcessor: {scenario.name}", f"webhook:{scenario.name}", _scenario_judge(scenario, status_map)
         )
 
-    _client_judges(judge, vectors)
+    _client_judges(judge, vectors, shapes)
+    if "bank_ids" in vectors:
+        _bank_id_judges(judge, vectors["bank_ids"])
 
     def health(value: Any) -> str:
         value = _as_dict(value)
@@ -773,6 +881,8 @@ def judge_contract(
     judge.case(f"Health::report names plugin, version, build and {shown}", "health", health)
     if not document.get("complete"):
         judge.add("harness completed", False, f"stopped early: {document.get('fatal')}")
+    if judged is not None:
+        judged.extend(judge.judged)
     return results + judge.results
 
 

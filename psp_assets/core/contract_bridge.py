@@ -45,7 +45,17 @@ def contract_results(root: Path, template: Template, context: dict[str, Any], ph
         from .contract_node import run_node_contract_tests
 
         module = render_string(template.spec.contract.module or "", context)
-        return run_node_contract_tests(root, module, t.status_map, version=t.version, build=t.build)
+        return run_node_contract_tests(
+            root, module, t.status_map, version=t.version, build=t.build, contract=template.api_contract
+        )
     return run_contract_tests(
-        root, t.namespace, t.bootstrap, t.define, t.status_map, php, version=t.version, build=t.build
+        root,
+        t.namespace,
+        t.bootstrap,
+        t.define,
+        t.status_map,
+        php,
+        version=t.version,
+        build=t.build,
+        contract=template.api_contract,
     )

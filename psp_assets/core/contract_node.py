@@ -15,6 +15,7 @@ from typing import Any
 from .checks import CheckResult
 from .contract import CHECK, build_vectors, judge_contract
 from .node import NodeRuntime, NodeUnavailable, default_node
+from .openapi import Contract
 
 HARNESS = Path(__file__).with_name("js") / "contract_harness.mjs"
 
@@ -29,6 +30,8 @@ JS_CORE_EXPORTS = (
     "HttpsTransport",
     "WebhookProcessor",
     "Health",
+    "BankAccount",
+    "PaymentRequest",
 )
 PHP_LOAD_CHECK = "core loads under php -n"
 
@@ -65,10 +68,11 @@ def _runtime(node: NodeRuntime | None) -> tuple[NodeRuntime | None, list[CheckRe
 
 
 def _in_js_terms(text: str) -> str:
-    return text.replace(
+    text = text.replace(
         "call it unqualified with the expected MAC first; never ==, === or strcmp",
         "call crypto.timingSafeEqual on node:crypto's default export, expected MAC first; never ===",
-    ).replace("hash_equals", "crypto.timingSafeEqual")
+    )
+    return text.replace("hash_equals", "crypto.timingSafeEqual").replace("PaymentRequest::", "PaymentRequest.")
 
 
 def _rename_load_check(results: list[CheckResult], node: NodeRuntime) -> list[CheckResult]:
@@ -89,12 +93,14 @@ def run_node_contract_tests(
     *,
     version: str | None = None,
     build: str | None = None,
+    contract: Contract | None = None,
 ) -> list[CheckResult]:
-    """Execute the JS core module `module` under `root` against the shared contract vectors."""
+    """Execute the JS core module `module` under `root` against the shared contract vectors (and the PSP
+    API `contract`, default: the one in force)."""
     runtime, problems = _runtime(node)
     if runtime is None:
         return problems
-    vectors = build_vectors("", [module], {})
+    vectors = build_vectors("", [module], {}, contract)
     vectors["expect_classes"] = list(JS_CORE_EXPORTS)
     vectors["expect_version"], vectors["expect_build"] = version, build
     document, failure = _execute(root, vectors, runtime)

@@ -190,14 +190,19 @@ class AppCredentials:
 Credentials = TokenCredentials | AppCredentials
 
 
+def credentials_for(settings: GitHubSettings) -> Credentials:
+    """The credential a client's `github:` section names (a token variable or a GitHub App)."""
+    if settings.app is not None:
+        app = settings.app
+        return AppCredentials(app.app_id, app.installation_id, app.private_key_env)
+    assert settings.token_env is not None  # the config model requires exactly one of the two
+    return TokenCredentials(settings.token_env)
+
+
 def target_for(settings: GitHubSettings, platform: str) -> tuple[ReleaseTarget, Credentials]:
     """The repository and credentials a client's `github:` section names for one platform."""
     target = ReleaseTarget(settings.organization, settings.repository_for(platform), settings.api_base)
-    if settings.app is not None:
-        app = settings.app
-        return target, AppCredentials(app.app_id, app.installation_id, app.private_key_env)
-    assert settings.token_env is not None  # the config model requires exactly one of the two
-    return target, TokenCredentials(settings.token_env)
+    return target, credentials_for(settings)
 
 
 # --- what happened ------------------------------------------------------------------------------
@@ -341,21 +346,26 @@ def _redacted_pygithub_logs(secrets: list[str]) -> Iterator[None]:
             lg.removeFilter(redactor)
 
 
-def _read_secret(name: str, what: str, target: ReleaseTarget, secrets: SecretLookup) -> str:
+RELEASE_PERMISSIONS = "contents: write"
+
+
+def _read_secret(name: str, what: str, target: ReleaseTarget, secrets: SecretLookup, permissions: str) -> str:
     value = secrets(name)
     if not value or not value.strip():
         raise PublishError(
             f"{target.full_name}: environment variable {name} ({what}) is not set; set it where the Dagster runs "
-            f"execute, to a credential allowed to write releases (contents: write) on {target.full_name}"
+            f"execute, to a credential allowed to write ({permissions}) on {target.full_name}"
         )
     return value.strip()
 
 
-def _auth(credentials: Credentials, target: ReleaseTarget, secrets: SecretLookup) -> tuple[Auth.Auth, list[str]]:
+def _auth(
+    credentials: Credentials, target: ReleaseTarget, secrets: SecretLookup, permissions: str = RELEASE_PERMISSIONS
+) -> tuple[Auth.Auth, list[str]]:
     if isinstance(credentials, TokenCredentials):
-        token = _read_secret(credentials.env, "github.token_env", target, secrets)
+        token = _read_secret(credentials.env, "github.token_env", target, secrets, permissions)
         return Auth.Token(token), [token]
-    key = _read_secret(credentials.private_key_env, "github.app.private_key_env", target, secrets)
+    key = _read_secret(credentials.private_key_env, "github.app.private_key_env", target, secrets, permissions)
     if "\\n" in key and "\n" not in key:
         key = key.replace("\\n", "\n")  # keys pasted into one-line secret stores
     if "PRIVATE KEY-----" not in key:
@@ -375,27 +385,63 @@ def _auth(credentials: Credentials, target: ReleaseTarget, secrets: SecretLookup
     return Auth.AppInstallationAuth(app, credentials.installation_id), [key]
 
 
-class _Publisher:
+@contextmanager
+def github_session(
+    target: ReleaseTarget,
+    credentials: Credentials,
+    secrets: SecretLookup,
+    *,
+    permissions: str = RELEASE_PERMISSIONS,
+    timeout_seconds: int = 30,
+    seconds_between_requests: float = 0.25,
+    seconds_between_writes: float = 1.0,
+) -> Iterator[Github]:
+    """A PyGithub client for `target`, authenticated as `credentials`, with PyGithub's log redacted.
+
+    PyGithub's own retry is off: callers retry per idempotent step (GitHubSteps.step), never inside a
+    request that may have taken effect."""
+    auth, secret_values = _auth(credentials, target, secrets, permissions)
+    gh = Github(
+        base_url=target.base_url.rstrip("/"),
+        auth=auth,
+        timeout=timeout_seconds,
+        retry=None,
+        user_agent="psp-plugin-platform",
+        seconds_between_requests=seconds_between_requests,
+        seconds_between_writes=seconds_between_writes,
+    )
+    try:
+        with _redacted_pygithub_logs(secret_values):
+            yield gh
+    finally:
+        gh.close()
+
+
+class GitHubSteps:
+    """Runs idempotent steps against one repository: 5xx answers, dropped connections and rate limits
+    are retried within the RetryPolicy; any other answer becomes a PublishError saying what to do.
+    Subclasses say where they are (`where`) and what the credential needs (`permissions`)."""
+
+    permissions = RELEASE_PERMISSIONS
+    repository_field = "github.repository"
+
     def __init__(
         self,
-        plan: ReleasePlan,
         target: ReleaseTarget,
         credentials: Credentials,
-        gh: Github,
         policy: RetryPolicy,
         log: Callable[[str], None],
         sleep: Callable[[float], None],
         clock: Callable[[], float],
     ) -> None:
-        self.plan, self.target, self.credentials, self.gh = plan, target, credentials, gh
+        self.target, self.credentials = target, credentials
         self.policy, self.log, self.sleep, self.clock = policy, log, sleep, clock
         self.retries = 0
         self.waited = 0.0
 
     @property
     def where(self) -> str:
-        """Every message starts with org/repo, server and tag, so an operator knows what to look at."""
-        return f"{self.target.full_name} at {self.target.host}, tag {self.plan.tag}"
+        return f"{self.target.full_name} at {self.target.host}"
 
     def _fail(self, what: str, exc: GithubException) -> PublishError:
         status, msg = exc.status, _message(exc)
@@ -403,10 +449,10 @@ class _Publisher:
         if status == 401:
             hint = f"GitHub rejected {who} ({msg}); replace it with a valid credential"
         elif status == 403:
-            hint = f"{who} may not {what} ({msg}); it needs 'contents: write' on {self.target.full_name}"
+            hint = f"{who} may not {what} ({msg}); it needs '{self.permissions}' on {self.target.full_name}"
         elif status == 404:
             hint = (
-                f"not found while trying to {what} ({msg}): check github.organization / github.repository "
+                f"not found while trying to {what} ({msg}): check github.organization / {self.repository_field} "
                 f"and that {who} can see {self.target.full_name}"
             )
         elif status == 422 and "release" in what:
@@ -460,6 +506,27 @@ class _Publisher:
                 self.sleep(wait)
                 self.waited += wait
         raise AssertionError("unreachable")
+
+
+class _Publisher(GitHubSteps):
+    def __init__(
+        self,
+        plan: ReleasePlan,
+        target: ReleaseTarget,
+        credentials: Credentials,
+        gh: Github,
+        policy: RetryPolicy,
+        log: Callable[[str], None],
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+    ) -> None:
+        super().__init__(target, credentials, policy, log, sleep, clock)
+        self.plan, self.gh = plan, gh
+
+    @property
+    def where(self) -> str:
+        """Every message starts with org/repo, server and tag, so an operator knows what to look at."""
+        return f"{self.target.full_name} at {self.target.host}, tag {self.plan.tag}"
 
     # --- the idempotent steps ---
 
@@ -586,22 +653,15 @@ def publish_release(
     Raises PublishError naming org/repo, tag and what to do; never includes a credential value.
     """
     policy = policy or RetryPolicy()
-    auth, secret_values = _auth(credentials, target, secrets)
-    gh = Github(
-        base_url=target.base_url.rstrip("/"),
-        auth=auth,
-        timeout=timeout_seconds,
-        retry=None,  # retries happen per idempotent step, above, never inside a non-idempotent request
-        user_agent="psp-plugin-platform",
+    with github_session(
+        target,
+        credentials,
+        secrets,
+        timeout_seconds=timeout_seconds,
         seconds_between_requests=seconds_between_requests,
         seconds_between_writes=seconds_between_writes,
-    )
-    publisher = _Publisher(plan, target, credentials, gh, policy, log or (lambda _m: None), sleep, clock)
-    try:
-        with _redacted_pygithub_logs(secret_values):
-            return publisher.run()
-    finally:
-        gh.close()
+    ) as gh:
+        return _Publisher(plan, target, credentials, gh, policy, log or (lambda _m: None), sleep, clock).run()
 
 
 def publish_artifact(

@@ -2,7 +2,9 @@
 
 The message catalog (`templates/_shared/i18n/messages.yaml`) lists every customer- and merchant-facing
 string in its source language; one `<locale>.yaml` per locale maps each to its translation. Rendering
-refuses a client locale with a missing or mistranslated message, so no string ships untranslated.
+refuses a client locale without a catalog file or with a translation whose placeholders differ. A message
+a locale does not translate is recorded in `Catalog.missing` (it renders empty): the test report's
+translation check fails naming locale and message id, so the plugin is never built with it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import ast
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RenderError
@@ -23,14 +25,24 @@ PLACEHOLDER = re.compile(r"%(?:\d+\$)?[sdf]")
 class Catalog:
     source_locale: str
     messages: tuple[str, ...]
-    translations: dict[str, dict[str, str]]  # locale -> msgid -> text
+    translations: dict[str, dict[str, str]]  # locale -> msgid -> text ('' where the locale has none)
+    missing: dict[str, tuple[str, ...]] = field(default_factory=dict)  # locale -> message ids it does not translate
 
     def for_locale(self, locale: str) -> dict[str, str]:
         return self.translations[locale]
 
+    def problems(self) -> list[str]:
+        """One line per message a locale does not translate."""
+        return [
+            f"{locale}.yaml: message {msgid!r} is not translated for {locale}"
+            for locale, msgids in self.missing.items()
+            for msgid in msgids
+        ]
+
 
 def load_catalog(i18n_dir: Path, locales: list[str]) -> Catalog:
-    """Load the source messages and the translations for `locales`, checking completeness."""
+    """Load the source messages and the translations for `locales`. Raises RenderError for a locale without a
+    catalog file and for a translation whose placeholders differ; untranslated messages go to `missing`."""
     try:
         source = read_yaml_mapping(i18n_dir / "messages.yaml")
     except YamlError as exc:
@@ -38,6 +50,7 @@ def load_catalog(i18n_dir: Path, locales: list[str]) -> Catalog:
     messages = tuple(source.get("messages") or ())
     source_locale = source.get("source_locale", "en_US")
     translations: dict[str, dict[str, str]] = {}
+    missing: dict[str, tuple[str, ...]] = {}
     problems: list[str] = []
     for locale in locales:
         if locale == source_locale:
@@ -53,16 +66,19 @@ def load_catalog(i18n_dir: Path, locales: list[str]) -> Catalog:
         except YamlError as exc:
             problems.append(str(exc))
             continue
+        untranslated = []
         for msgid in messages:
             text = table.get(msgid)
             if not isinstance(text, str) or not text.strip():
-                problems.append(f"{path.name}: message {msgid!r} is not translated for {locale}")
+                untranslated.append(msgid)
             elif sorted(PLACEHOLDER.findall(text)) != sorted(PLACEHOLDER.findall(msgid)):
                 problems.append(f"{path.name}: message {msgid!r}: placeholders differ in the {locale} translation")
-        translations[locale] = {m: str(table.get(m, "")) for m in messages}
+        if untranslated:
+            missing[locale] = tuple(untranslated)
+        translations[locale] = {m: "" if m in untranslated else str(table[m]) for m in messages}
     if problems:
         raise RenderError("\n".join(problems))
-    return Catalog(source_locale=source_locale, messages=messages, translations=translations)
+    return Catalog(source_locale=source_locale, messages=messages, translations=translations, missing=missing)
 
 
 def parse_po(text: str) -> dict[str, str]:

@@ -23,53 +23,15 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from . import escape
+from . import escape, iban
 from .config import ClientConfig
 from .errors import RenderError
 from .i18n import Catalog, compile_mo, load_catalog, parse_po
+from .identity import identity_for
 from .statuses import CANONICAL_STATUSES, TRANSITIONS
 from .templates import SHARED_DIR, Template
 
 RENDER_SUFFIX = ".j2"
-
-
-@dataclass(frozen=True)
-class PluginIdentity:
-    """Every name a generated plugin puts into a shared namespace, derived from the client id, so that
-    two banks' plugins installed in one store never collide."""
-
-    client_id: str
-    slug: str
-
-    @property
-    def studly(self) -> str:
-        return "".join(part.capitalize() for part in self.client_id.split("-"))
-
-    @property
-    def snake(self) -> str:
-        return self.client_id.replace("-", "_")
-
-    def as_context(self) -> dict[str, str]:
-        studly, snake = self.studly, self.snake
-        return {
-            "slug": self.slug,
-            "module": re.sub(r"[^a-z0-9]", "", self.slug),
-            "php_namespace": f"Psp{studly}",
-            "vendor": f"Psp{studly}",
-            "prefix": f"psp_{snake}",
-            "const_prefix": f"PSP_{snake.upper()}",
-            "text_domain": self.slug,
-            "rest_namespace": f"{self.slug}/v1",
-            "js_handle": f"{self.slug}-checkout",
-            "gateway_id": f"psp_{snake}",
-            "composer_vendor": f"psp-{self.client_id}",
-        }
-
-
-def identity_for(config: ClientConfig, platform: str) -> PluginIdentity:
-    settings = config.platform(platform)
-    slug = settings.slug if settings is not None and settings.slug else f"{config.id}-payments"
-    return PluginIdentity(client_id=config.id, slug=slug)
 
 
 def build_id(template_hash: str, config_hash: str) -> str:
@@ -163,6 +125,7 @@ def render_context(template: Template, config: ClientConfig, catalog: Catalog) -
         "messages": list(catalog.messages),
         "translations": catalog.translations,
         "source_locale": catalog.source_locale,
+        "bank_ids": iban.render_data(config.payment_methods),
     }
     # template.yaml `vars` are small templates themselves (e.g. a namespace built from ids); they are
     # escaped where they are used, like any other value

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from . import iban, openapi
 from .config import PLATFORMS, validation_problems
 from .errors import TemplateError
 from .statuses import CANONICAL_STATUSES, validate_status_map
@@ -161,6 +162,11 @@ class DeploySpec(_Spec):
     health_route: str | None = Field(
         None, description="Path of the plugin's health route on the store, e.g. '/wp-json/<namespace>/health'."
     )
+    install_path: str | None = Field(
+        None,
+        description="Where the platform installs the plugin, relative to the store (or app host) root, e.g. "
+        "'wp-content/plugins/{{ ids.slug }}': the tree's files land below it (docs/templates.md, Side by side).",
+    )
 
 
 class ReconciliationSpec(_Spec):
@@ -235,6 +241,7 @@ class Template:
     spec: TemplateSpec
     root: Path
     templates_dir: Path
+    contract_file: Path = openapi.DEFAULT_CONTRACT_FILE
 
     @property
     def platform(self) -> str:
@@ -250,10 +257,19 @@ class Template:
             files += [(f"{shared.dest.rstrip('/')}/{rel}", path) for rel, path in _walk(src)]
         return files
 
+    @property
+    def api_contract(self) -> openapi.Contract:
+        """The PSP API contract the plugin is checked against (docs/contract.md)."""
+        return openapi.Contract.load(self.contract_file)
+
     @cached_property
     def content_hash(self) -> str:
-        """sha256 over every input file (the template's own, the shared dirs it uses, the i18n catalogs)."""
+        """sha256 over every input file (the template's own, the shared dirs it uses, the i18n catalogs)
+        and over the PSP API contract's meaning (its digest: wording edits do not count), so a contract
+        change makes every plugin stale and re-tested before anything is built."""
         digest = hashlib.sha256()
+        digest.update(b"psp-api-contract\0" + self.api_contract.digest.encode())
+        digest.update(b"bank-id-rules\0" + iban.rules_digest().encode())  # generated into BankAccount
         inputs = [(SPEC_FILE, self.root / SPEC_FILE), *self.source_files()]
         inputs += [(f"{SHARED_DIR}/i18n/{rel}", p) for rel, p in _walk(self.templates_dir / SHARED_DIR / "i18n")]
         checks = sorted({c.php for c in self.spec.api_checks if c.php})
@@ -275,7 +291,8 @@ def _walk(root: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def load_template(templates_dir: Path, platform: str) -> Template:
+def load_template(templates_dir: Path, platform: str, contract: Path | None = None) -> Template:
+    """The template for `platform`; `contract` is the PSP API contract file (default: openapi.contract_file())."""
     if platform not in PLATFORMS:
         raise TemplateError(f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
     root = templates_dir / platform
@@ -311,7 +328,8 @@ def load_template(templates_dir: Path, platform: str) -> Template:
                     re.compile(pattern)
                 except re.error as exc:
                     raise TemplateError(f"{spec_path}: rules: bad regex {pattern!r}: {exc}") from None
-    return Template(spec=spec, root=root, templates_dir=templates_dir)
+    contract_file = contract or openapi.contract_file()
+    return Template(spec=spec, root=root, templates_dir=templates_dir, contract_file=contract_file)
 
 
 def available_platforms(templates_dir: Path) -> list[str]:

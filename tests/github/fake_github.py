@@ -14,6 +14,21 @@ at it exactly as it would at an Enterprise server:
 - DELETE /repos/{owner}/{repo}/releases/assets/{id}             (assets#delete-a-release-asset)
 - POST   /app/installations/{id}/access_tokens                  (apps#create-an-installation-access-token; RS256 JWT)
 
+Repository contents, read the way a template source reads them (tests seed history with `commit_files`):
+
+- GET    /repos/{owner}/{repo}/commits?sha=&path=&per_page=&page=  (commits#list-commits; newest first, only
+                                                                 commits that changed `path`, Link header paging)
+- GET    /repos/{owner}/{repo}/contents/{path}?ref=              (repos/contents#get-repository-content; a
+                                                                 directory lists its entries, a file is base64)
+- GET    /repos/{owner}/{repo}/git/trees/{sha}?recursive=1       (git/trees#get-a-tree)
+- GET    /repos/{owner}/{repo}/git/blobs/{sha}                   (git/blobs#get-a-blob; base64)
+
+Objects are stored as git stores them: blob, tree and commit ids are real git object ids (sha1 of the
+object with its header), so a client can verify every blob it downloads.
+
+Writing git data (blobs, trees, commits, branch refs) and pull requests, the way a client repository
+receives a plugin's source, lives in fake_github_git.py (its docstring lists the documented endpoints).
+
 Authorization is checked per organization (`token X` or `Bearer X`): an unknown token gets 401 "Bad
 credentials", a valid token of another organization gets 404, as GitHub hides private repositories.
 Faults are injected per request (method + path regex): any status once or N times (before or after the
@@ -24,11 +39,13 @@ that leaves a partial asset in state "starter", as GitHub does.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 import re
 import socket
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +57,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
+
+from tests.github.fake_github_git import GitWriteRoutes
 
 
 @dataclass
@@ -63,10 +82,29 @@ class Release:
 
 
 @dataclass
+class GitCommit:
+    sha: str
+    tree: str
+    parents: list[str]
+    message: str
+    date: datetime
+    files: dict[str, str]  # path -> blob sha: the whole snapshot, so "did this commit change path" is a lookup
+
+
+@dataclass
 class Repo:
     owner: str
     name: str
     releases: dict[int, Release] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    trees: dict[str, list[tuple[str, str, str, str]]] = field(default_factory=dict)  # sha -> (mode, type, name, sha)
+    commits: dict[str, GitCommit] = field(default_factory=dict)
+    branches: dict[str, str] = field(default_factory=dict)  # branch -> head commit sha
+
+
+def git_object_id(kind: str, data: bytes) -> str:
+    """The id git gives an object: sha1 over '<kind> <size>\\0' and the data."""
+    return hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).hexdigest()
 
 
 @dataclass
@@ -99,7 +137,7 @@ class Seen:
     status: int = 0
 
 
-class FakeGitHub:
+class FakeGitHub(GitWriteRoutes):
     def __init__(self, *, digests: bool = True) -> None:
         self.digests = digests  # github.com reports asset digests; older Enterprise servers do not
         self.lock = threading.RLock()
@@ -188,6 +226,56 @@ class FakeGitHub:
         with self.lock:
             return [s for s in self.seen if s.method == method and re.search(pattern, s.path)]
 
+    def commit_files(
+        self, owner: str, repo: str, changes: dict[str, bytes | None], message: str = "", branch: str = "main"
+    ) -> GitCommit:
+        """A new commit on `branch` (created when missing): the parent's files with `changes` applied
+        (None deletes a path). Returns the commit; its sha is a real git commit id."""
+        with self.lock:
+            r = self.repos[(owner, repo)]
+            parent = r.commits.get(r.branches.get(branch, ""))
+            files = dict(parent.files) if parent else {}
+            for path, data in changes.items():
+                if data is None:
+                    files.pop(path, None)
+                else:
+                    sha = git_object_id("blob", data)
+                    r.blobs[sha] = data
+                    files[path] = sha
+            tree = self._write_tree(r, files)
+            # one second apart at least, as a real history would be; dates order nothing here, parents do
+            date = datetime.now(UTC).replace(microsecond=0)
+            if parent and date <= parent.date:
+                date = parent.date + timedelta(seconds=1)
+            stamp = f"PSP Test <test@psp.example> {int(date.timestamp())} +0000"
+            text = f"tree {tree}\n" + (f"parent {parent.sha}\n" if parent else "")
+            text += f"author {stamp}\ncommitter {stamp}\n\n{message or 'update'}\n"
+            sha = git_object_id("commit", text.encode())
+            commit = GitCommit(sha, tree, [parent.sha] if parent else [], message or "update", date, files)
+            r.commits[sha] = commit
+            r.branches[branch] = sha
+            return commit
+
+    @staticmethod
+    def _write_tree(r: Repo, files: dict[str, str]) -> str:
+        """Store the trees for a flat path -> blob map; returns the root tree's id (git's tree format)."""
+        blobs: dict[str, str] = {}
+        subdirs: dict[str, dict[str, str]] = {}
+        for path, sha in files.items():
+            head, _, rest = path.partition("/")
+            if rest:
+                subdirs.setdefault(head, {})[rest] = sha
+            else:
+                blobs[head] = sha
+        entries = [("100644", "blob", name, sha) for name, sha in blobs.items()]
+        entries += [("40000", "tree", name, FakeGitHub._write_tree(r, sub)) for name, sub in subdirs.items()]
+        # git orders entries by name, a directory's name compared as if it ended in "/"
+        entries.sort(key=lambda e: e[2] + ("/" if e[1] == "tree" else ""))
+        data = b"".join(f"{mode} {name}\0".encode() + bytes.fromhex(sha) for mode, _, name, sha in entries)
+        sha = git_object_id("tree", data)
+        r.trees[sha] = entries
+        return sha
+
     # --- JSON shapes (as documented) -----------------------------------------------------------
 
     def _repo_json(self, repo: Repo) -> dict[str, Any]:
@@ -251,6 +339,8 @@ class FakeGitHub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out as two writes: without this, Nagle and delayed ACKs add ~40 ms a request
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 pass
@@ -397,7 +487,153 @@ class FakeGitHub:
                     return 200, asset.data, None
                 if method == "GET":
                     return 200, self._asset_json(repo, rel, asset), None
+            if (answer := self._git_route(repo, method, rest, query, body)) is not None:
+                return answer
+            if method == "GET" and (answer := self._read_route(repo, rest, query)) is not None:
+                return answer
         return 404, {"message": "Not Found"}, None
+
+    # --- repository contents (read side) ---------------------------------------------------------
+
+    def _resolve(self, repo: Repo, ref: str) -> GitCommit | None:
+        """A branch name or a commit sha (full, or a prefix of at least 7 characters, as GitHub accepts)."""
+        if ref in repo.branches:
+            return repo.commits[repo.branches[ref]]
+        if len(ref) >= 7:
+            return next((c for sha, c in repo.commits.items() if sha.startswith(ref)), None)
+        return None
+
+    @staticmethod
+    def _under(files: dict[str, str], path: str) -> dict[str, str]:
+        """The entries at or below `path` (a file or a directory), keyed by their full path."""
+        path = path.strip("/")
+        return {p: s for p, s in files.items() if not path or p == path or p.startswith(path + "/")}
+
+    def _commit_json(self, repo: Repo, c: GitCommit) -> dict[str, Any]:
+        api, web = f"{self.base_url}/repos/{repo.owner}/{repo.name}", f"{self.origin}/{repo.owner}/{repo.name}"
+        person = {"name": "PSP Test", "email": "test@psp.example", "date": c.date.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return {
+            "url": f"{api}/commits/{c.sha}",
+            "sha": c.sha,
+            "node_id": f"C_{c.sha[:16]}",
+            "html_url": f"{web}/commit/{c.sha}",
+            "comments_url": f"{api}/commits/{c.sha}/comments",
+            "commit": {
+                "url": f"{api}/git/commits/{c.sha}",
+                "author": person,
+                "committer": person,
+                "message": c.message,
+                "tree": {"url": f"{api}/git/trees/{c.tree}", "sha": c.tree},
+                "comment_count": 0,
+                "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
+            },
+            "author": None,
+            "committer": None,
+            "parents": [{"url": f"{api}/commits/{p}", "sha": p, "html_url": f"{web}/commit/{p}"} for p in c.parents],
+        }
+
+    def _list_commits(self, repo: Repo, query: dict[str, list[str]]) -> tuple[int, Any, dict | None]:
+        ref = (query.get("sha") or [""])[0] or "main"
+        path = (query.get("path") or [""])[0]
+        per_page = min(100, int((query.get("per_page") or ["30"])[0]))
+        page = max(1, int((query.get("page") or ["1"])[0]))
+        head = self._resolve(repo, ref)
+        if head is None:
+            return 404, {"message": "No commit found for SHA: " + ref}, None
+        history, commit = [], head
+        while commit is not None:  # first-parent history, newest first
+            parent = repo.commits[commit.parents[0]] if commit.parents else None
+            before = parent.files if parent else {}
+            if not path or self._under(commit.files, path) != self._under(before, path):
+                history.append(commit)
+            commit = parent
+        chunk = history[(page - 1) * per_page : page * per_page]
+        headers = {}
+        last = max(1, math.ceil(len(history) / per_page))
+        if page < last:
+            base = f"{self.base_url}/repos/{repo.owner}/{repo.name}/commits?sha={ref}&path={path}&per_page={per_page}"
+            headers["Link"] = f'<{base}&page={page + 1}>; rel="next", <{base}&page={last}>; rel="last"'
+        return 200, [self._commit_json(repo, c) for c in chunk], headers
+
+    def _tree_entries(self, repo: Repo, tree: str, prefix: str, recursive: bool) -> list[dict[str, Any]]:
+        api = f"{self.base_url}/repos/{repo.owner}/{repo.name}/git"
+        out = []
+        for mode, kind, name, sha in repo.trees[tree]:
+            entry = {"path": prefix + name, "mode": mode.rjust(6, "0"), "type": kind, "sha": sha}
+            if kind == "blob":
+                entry |= {"size": len(repo.blobs[sha]), "url": f"{api}/blobs/{sha}"}
+            else:
+                entry["url"] = f"{api}/trees/{sha}"
+            out.append(entry)
+            if kind == "tree" and recursive:
+                out += self._tree_entries(repo, sha, prefix + name + "/", recursive)
+        return out
+
+    def _contents(self, repo: Repo, path: str, ref: str) -> tuple[int, Any, dict | None]:
+        commit = self._resolve(repo, ref)
+        if commit is None:
+            return 404, {"message": "No commit found for the ref " + ref}, None
+        path = path.strip("/")
+        tree, kind, sha = commit.tree, "dir", commit.tree
+        for part in [p for p in path.split("/") if p]:  # walk down to the entry at `path`
+            if kind != "dir":
+                return 404, {"message": "Not Found"}, None
+            found = next((e for e in repo.trees[tree] if e[2] == part), None)
+            if found is None:
+                return 404, {"message": "Not Found"}, None
+            kind, sha = ("dir", found[3]) if found[1] == "tree" else ("file", found[3])
+            tree = sha
+
+        def item(entry_path: str, entry_kind: str, entry_sha: str) -> dict[str, Any]:
+            api = f"{self.base_url}/repos/{repo.owner}/{repo.name}"
+            web = f"{self.origin}/{repo.owner}/{repo.name}"
+            url = f"{api}/contents/{entry_path}?ref={ref}"
+            git = f"{api}/git/{'trees' if entry_kind == 'dir' else 'blobs'}/{entry_sha}"
+            html = f"{web}/{'tree' if entry_kind == 'dir' else 'blob'}/{ref}/{entry_path}"
+            return {
+                "type": entry_kind,
+                "size": len(repo.blobs[entry_sha]) if entry_kind == "file" else 0,
+                "name": entry_path.rsplit("/", 1)[-1],
+                "path": entry_path,
+                "sha": entry_sha,
+                "url": url,
+                "git_url": git,
+                "html_url": html,
+                "download_url": f"{self.origin}/raw/{repo.owner}/{repo.name}/{ref}/{entry_path}"
+                if entry_kind == "file"
+                else None,
+                "_links": {"self": url, "git": git, "html": html},
+            }
+
+        if kind == "file":
+            data = repo.blobs[sha]
+            return 200, item(path, "file", sha) | {"encoding": "base64", "content": _base64_lines(data)}, None
+        prefix = path + "/" if path else ""
+        entries = [item(prefix + e[2], "dir" if e[1] == "tree" else "file", e[3]) for e in repo.trees[tree]]
+        return 200, entries, None
+
+    def _read_route(self, repo: Repo, rest: str, query: dict[str, list[str]]) -> tuple[int, Any, dict | None] | None:
+        """GET routes over the repository's commits, contents, trees and blobs; None when none matches."""
+        if rest == "/commits":
+            return self._list_commits(repo, query)
+        if rest == "/contents" or rest.startswith("/contents/"):
+            ref = (query.get("ref") or [""])[0] or "main"
+            return self._contents(repo, rest[len("/contents") :], ref)
+        if t := re.fullmatch(r"/git/trees/([0-9a-f]{40})", rest):
+            if t.group(1) not in repo.trees:
+                return 404, {"message": "Not Found"}, None
+            recursive = (query.get("recursive") or [""])[0] not in ("", "0", "false")
+            tree = self._tree_entries(repo, t.group(1), "", recursive)
+            url = f"{self.base_url}/repos/{repo.owner}/{repo.name}/git/trees/{t.group(1)}"
+            return 200, {"sha": t.group(1), "url": url, "tree": tree, "truncated": False}, None
+        if b := re.fullmatch(r"/git/blobs/([0-9a-f]{40})", rest):
+            data = repo.blobs.get(b.group(1))
+            if data is None:
+                return 404, {"message": "Not Found"}, None
+            url = f"{self.base_url}/repos/{repo.owner}/{repo.name}/git/blobs/{b.group(1)}"
+            body = {"sha": b.group(1), "node_id": f"B_{b.group(1)[:16]}", "size": len(data), "url": url}
+            return 200, body | {"content": _base64_lines(data), "encoding": "base64"}, None
+        return None
 
     def _upload(
         self, h: BaseHTTPRequestHandler, owner: str, name: str, release_id: int, query: dict[str, list[str]]
@@ -455,3 +691,8 @@ class FakeGitHub:
             self.issued_tokens.append(issued)
         expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return 201, {"token": issued, "expires_at": expires, "permissions": {"contents": "write"}}, None
+
+
+def _base64_lines(data: bytes) -> str:
+    """Base64 as GitHub sends file and blob content: wrapped at 60 characters, each line newline-terminated."""
+    return "".join(line + "\n" for line in textwrap.wrap(base64.b64encode(data).decode(), 60))

@@ -1,5 +1,6 @@
-"""The github_release asset through Dagster itself: the real plugin lineage job on a temporary instance,
-publishing to the local GitHub stand-in, and a scan of everything the runs left behind for secrets."""
+"""The github_release and client_repository assets through Dagster itself: the real plugin lineage job
+on a temporary instance, publishing to the local GitHub stand-in, and a scan of everything the runs left
+behind for secrets."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.conftest import DEMO_CLIENTS, TEMPLATES
 from tests.github.fake_github import FakeGitHub
 
 NORDBANK_TOKEN = "ghp_nordbankDagsterSecret_5f9c2d"
+SOURCE_REPO = "payment-plugins-source"
 BALTIC_TOKEN = "ghp_balticDagsterSecret_8e1a7b"
 LINEAGE = ("template_version", "template_hash", "config_hash", "plugin_version", "build")
 FAST = {"seconds_between_requests": 0.0, "seconds_between_writes": 0.0, "backoff_seconds": 0.01}
@@ -35,6 +37,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_github: FakeGitHub
         path = configs / f"{name}.yaml"
         doc = yaml.safe_load(path.read_text())
         doc["github"]["base_url"] = fake_github.base_url
+        if name == "nordbank":  # nordbank's engineers also get the source, as pull requests
+            doc["github"]["source"] = {"repository": SOURCE_REPO}
         path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     baltic = configs / "baltic-credit.yaml"
     doc = yaml.safe_load(baltic.read_text())
@@ -54,6 +58,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_github: FakeGitHub
         monkeypatch.setenv(key, str(value))
     monkeypatch.delenv("PSP_GITHUB_PUBLISH", raising=False)
     fake_github.add_repo("nordbank-psp", "payment-plugins", NORDBANK_TOKEN)
+    fake_github.add_repo("nordbank-psp", SOURCE_REPO, NORDBANK_TOKEN)
+    fake_github.commit_files("nordbank-psp", SOURCE_REPO, {"README.md": b"# Nord Bank plugins\n"}, "Initial commit")
+    fake_github.seen.clear()
     fake_github.add_repo("baltic-credit", "plugins", BALTIC_TOKEN)
     fake_github.add_repo("ecommerce", "psp-magento-module")
     return Paths.from_env()
@@ -81,9 +88,9 @@ def run_lineage(instance: dg.DagsterInstance, partition: str, **github_config) -
     )
 
 
-def observations(instance: dg.DagsterInstance, partition: str) -> list[dict]:
+def observations(instance: dg.DagsterInstance, partition: str, asset: str = "github_release") -> list[dict]:
     records = instance.fetch_observations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("github_release"), asset_partitions=[partition]), limit=10
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=10
     ).records
     return [{k: v.value for k, v in r.asset_observation.metadata.items()} for r in records if r.asset_observation]
 
@@ -98,6 +105,10 @@ def test_without_PSP_GITHUB_PUBLISH_nothing_is_published_and_the_run_succeeds(en
     assert skipped["status"] == "skipped" and "PSP_GITHUB_PUBLISH=1" in skipped["reason"]
     assert skipped["repository"] == "nordbank-psp/payment-plugins"
     assert all(skipped.get(k) for k in LINEAGE)
+    assert latest_metadata(instance, "client_repository", "nordbank|woocommerce") == {}
+    [source] = observations(instance, "nordbank|woocommerce", "client_repository")
+    assert source["status"] == "skipped" and "PSP_GITHUB_PUBLISH=1" in source["reason"]
+    assert source["repository"] == f"nordbank-psp/{SOURCE_REPO}" and all(source.get(k) for k in LINEAGE)
     assert fake_github.seen == [], "nothing may reach GitHub while publishing is off"
 
 
@@ -114,11 +125,13 @@ def test_a_client_without_a_github_section_is_skipped_cleanly_even_with_publishi
 
     assert result.success
     assert latest_metadata(instance, "github_release", "baltic-credit|woocommerce") == {}
+    assert latest_metadata(instance, "client_repository", "baltic-credit|woocommerce") == {}
     assert observations(instance, "baltic-credit|woocommerce") == []
+    assert observations(instance, "baltic-credit|woocommerce", "client_repository") == []
     assert fake_github.seen == []
 
 
-def test_a_publish_that_cannot_authenticate_fails_only_the_release_and_names_the_variable(
+def test_a_publish_that_cannot_authenticate_fails_only_the_publishing_steps_and_names_the_variable(
     env, instance, fake_github, monkeypatch
 ):
     monkeypatch.setenv("PSP_GITHUB_PUBLISH", "1")
@@ -127,10 +140,10 @@ def test_a_publish_that_cannot_authenticate_fails_only_the_release_and_names_the
     result = run_lineage(instance, "nordbank|woocommerce")
 
     assert not result.success
-    failures = [e for e in result.all_events if e.is_step_failure]
-    assert [e.step_key for e in failures] == ["github_release"]
-    message = failures[0].step_failure_data.error.message
-    assert "NORDBANK_GITHUB_TOKEN" in message and "nordbank-psp/payment-plugins" in message
+    failures = {e.step_key: e.step_failure_data.error.message for e in result.all_events if e.is_step_failure}
+    assert sorted(failures) == ["client_repository", "github_release"]
+    for step, repository in (("github_release", "payment-plugins"), ("client_repository", SOURCE_REPO)):
+        assert "NORDBANK_GITHUB_TOKEN" in failures[step] and f"nordbank-psp/{repository}" in failures[step]
     assert latest_metadata(instance, "deployed_store", "nordbank|woocommerce"), "the deploy is independent"
 
 
@@ -179,6 +192,27 @@ def test_releases_are_published_per_organization_with_lineage_and_no_secret_anyw
         [zip_asset] = [a for a in release.assets.values() if a.name == zip_name]
         assert zip_asset.data == Path(artifact["artifact_path"]).read_bytes()
 
+    # nordbank's source: one branch and pull request holding exactly the tested tree, the suite and the workflow
+    source = latest_metadata(instance, "client_repository", "nordbank|woocommerce")
+    artifact = latest_metadata(instance, "built_artifact", "nordbank|woocommerce")
+    rendered = latest_metadata(instance, "rendered_source", "nordbank|woocommerce")
+    assert all(source.get(k) == artifact.get(k) for k in LINEAGE)
+    assert source["branch"] == f"psp/woocommerce/{artifact['plugin_version']}-{artifact['build']}"
+    assert (source["branch_state"], source["pull_request_state"]) == ("created", "created")
+    assert source["pull_request_url"].endswith(f"/nordbank-psp/{SOURCE_REPO}/pull/1")
+    assert source["repository"] == f"nordbank-psp/{SOURCE_REPO}"
+    on_branch = fake_github.files_at("nordbank-psp", SOURCE_REPO, source["branch"])
+    assert fake_github.repos[("nordbank-psp", SOURCE_REPO)].branches[source["branch"]] == source["commit_sha"]
+    assert sorted(source["files"]) == sorted(set(on_branch) - {"README.md"}) and source["file_count"] == len(
+        source["files"]
+    )
+    tree_root = Path(rendered["path"])
+    plugin = {p.relative_to(tree_root).as_posix(): p.read_bytes() for p in tree_root.rglob("*") if p.is_file()}
+    assert {p[len("woocommerce/") :]: d for p, d in on_branch.items() if p.startswith("woocommerce/")} == plugin
+    assert ".github/workflows/psp-woocommerce-ci.yml" in on_branch and source["contract_cases"] > 100
+    for other in ("baltic-credit|woocommerce", "alpenkasse|magento2"):
+        assert latest_metadata(instance, "client_repository", other) == {}, "no github.source: nothing published"
+
     # each organization saw only its own credential
     [installation_token] = fake_github.issued_tokens
     by_owner: dict[str, set[str]] = {}
@@ -196,6 +230,14 @@ def test_releases_are_published_per_organization_with_lineage_and_no_secret_anyw
     assert again.success
     meta = latest_metadata(instance, "github_release", "nordbank|woocommerce")
     assert meta["release"] == "reused" and {a["state"] for a in meta["assets"]} == {"unchanged"}
+    source_again = latest_metadata(instance, "client_repository", "nordbank|woocommerce")
+    assert (source_again["branch_state"], source_again["pull_request_state"], source_again["changed"]) == (
+        "reused",
+        "open",
+        False,
+    )
+    assert source_again["commit_sha"] == source["commit_sha"]
+    assert len(fake_github.pulls_of("nordbank-psp", SOURCE_REPO)) == 1
     runs.append(again)
 
     secrets = [NORDBANK_TOKEN, BALTIC_TOKEN, installation_token, *private.strip().splitlines()[1:-1]]
@@ -212,8 +254,33 @@ def test_releases_are_published_per_organization_with_lineage_and_no_secret_anyw
         for repo in fake_github.repos.values()
         for rel in repo.releases.values()
     ]
+    # ... and the source repository: every blob, commit message and pull request
+    source_repo = fake_github.repos[("nordbank-psp", SOURCE_REPO)]
+    published.append((*source_repo.blobs.values(), *(c.message.encode() for c in source_repo.commits.values())))
+    published.append(tuple((p.title + p.body).encode() for p in fake_github.pulls_of("nordbank-psp", SOURCE_REPO)))
     for secret in secrets:
         assert secret not in events, "a secret reached the event log"
         leaked = [str(p) for p, data in files if secret.encode() in data]
         assert not leaked, f"a secret reached {leaked}"
         assert not any(secret.encode() in blob for release in published for blob in release)
+
+
+def test_a_source_branch_holding_other_files_fails_client_repository_naming_it_and_nothing_else(
+    env, instance, fake_github, monkeypatch
+):
+    monkeypatch.setenv("PSP_GITHUB_PUBLISH", "1")
+    monkeypatch.setenv("NORDBANK_GITHUB_TOKEN", NORDBANK_TOKEN)
+    run_lineage(instance, "nordbank|woocommerce", publish=False)  # learn this build's branch name
+    build = latest_metadata(instance, "built_artifact", "nordbank|woocommerce")["build"]
+    branch = f"psp/woocommerce/1.0.0-{build}"
+    fake_github.commit_files("nordbank-psp", SOURCE_REPO, {"woocommerce/readme.txt": b"by hand\n"}, "x", branch=branch)
+    head = fake_github.repos[("nordbank-psp", SOURCE_REPO)].branches[branch]
+
+    result = run_lineage(instance, "nordbank|woocommerce")
+
+    failures = {e.step_key: e.step_failure_data.error.message for e in result.all_events if e.is_step_failure}
+    assert list(failures) == ["client_repository"]
+    assert f"branch {branch} already exists with different content" in failures["client_repository"]
+    assert fake_github.repos[("nordbank-psp", SOURCE_REPO)].branches[branch] == head
+    assert fake_github.pulls_of("nordbank-psp", SOURCE_REPO) == []
+    assert latest_metadata(instance, "github_release", "nordbank|woocommerce")["release"] == "created"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from psp_assets.core.client_repo import source_target_for
 from psp_assets.core.config import load_fleet
 from psp_assets.core.errors import ConfigError, PublishError
 from psp_assets.core.github_release import AppCredentials, TokenCredentials, target_for
@@ -59,6 +60,12 @@ def test_a_platform_can_publish_to_its_own_repository():
         ({"base_url": "https://api.github.com/v3"}, "use https://api.github.com (no path)"),
         ({"base_url": "https://user:pw@ghe.bank.example/api/v3"}, "without credentials"),
         ({"token": "ghp_x"}, "github.token: unknown setting"),
+        ({"source": {"repository": ".."}}, "github.source.repository: '.' and '..' are not repository names"),
+        ({"source": {"repository": "a b"}}, "github.source.repository: 'a b' must match"),
+        ({"source": {"base_branch": "main"}}, "github.source.repository: Field required"),
+        ({"source": {"repository": "src", "base_branch": "x/../main"}}, "github.source.base_branch: not a branch"),
+        ({"source": {"repository": "src", "base_branch": "-main"}}, "github.source.base_branch: not a branch"),
+        ({"source": {"repository": "src", "token_env": "X_TOKEN"}}, "github.source.token_env: unknown setting"),
     ],
 )
 def test_invalid_github_settings_name_the_field_and_what_would_be_right(change: dict, expected: str):
@@ -91,3 +98,19 @@ def test_publishing_is_off_when_PSP_GITHUB_PUBLISH_is_unset_and_refuses_a_typo(m
     monkeypatch.setenv("PSP_GITHUB_PUBLISH", "yes please")
     with pytest.raises(PublishError, match="PSP_GITHUB_PUBLISH='yes please': expected 1"):
         GitHubPublisher().enabled()
+
+
+def test_a_source_repository_is_opt_in_and_leaves_the_build_of_configs_without_it_alone():
+    plain = make_client(github=TOKEN_SECTION)
+    with_source = make_client(github={**TOKEN_SECTION, "source": {"repository": "payment-plugins-source"}})
+    assert plain.github.source is None
+    assert (with_source.github.source.repository, with_source.github.source.base_branch) == (
+        "payment-plugins-source",
+        "main",
+    )
+    assert '"source"' not in plain.canonical_json(), "configs written before github.source keep their hash"
+    assert with_source.config_hash() != plain.config_hash()
+    target, creds = source_target_for(with_source.github)
+    assert target.full_name == "nordbank-psp/payment-plugins-source" and creds == TokenCredentials(
+        "NORDBANK_GITHUB_TOKEN"
+    )

@@ -7,6 +7,13 @@ HTTP APIs the generated plugins call, and records every request:
   /v1/payments/<id>`, `POST /v1/payments/<id>/refunds|captures|cancellations`);
 - a control endpoint for drivers in other processes (`POST /_standin/control`: set a payment's status,
   make the PSP unavailable, choose the HTTP status of refunds/captures/cancellations);
+- every request to the PSP's API is checked against the PSP API contract in force
+  (psp_assets/contract/psp-api.openapi.yaml, or $PSP_CONTRACT_FILE; core/openapi.py): an operation of the
+  contract, valid path values and headers (Bearer key, X-Correlation-ID, Idempotency-Key), a body that
+  matches the operation's request schema. A violation is answered 400 `contract_violation` naming the
+  field, recorded in `violations`, and raised as ContractViolation by `reset()`, `close()` and
+  `check_contract()`: an executed platform test that sends what the PSP would refuse fails, whatever
+  it asserts itself;
 - Shopify's OAuth token exchange (`POST /admin/oauth/access_token`) and the Payments Apps GraphQL endpoint
   (`POST /payments_apps/api/<version>/graphql.json`), answering each mutation with the payload shape of
   Shopify's documentation (a session with a nextAction redirect, or userErrors).
@@ -27,6 +34,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from psp_assets.core.openapi import Contract
+
+# The PSP's API lives under /v1 on the stand-in; requests there are judged against the contract.
+PSP_PREFIX = "/v1/"
+_CONTRACT_BASE = "https://psp.standin.invalid/v1"
 
 REDIRECTS = {
     "paymentSessionResolve": "https://shop.standin.invalid/checkouts/thank-you",
@@ -50,6 +63,10 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+class ContractViolation(AssertionError):
+    """A plugin sent the stand-in PSP a request the PSP API contract does not allow."""
+
+
 @dataclass
 class StandIn:
     """State of the stand-in services; tests read `requests` and set the knobs."""
@@ -61,6 +78,16 @@ class StandIn:
     unavailable: bool = False  # GET /payments/<id> answers 503
     counter: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    contract: Contract = field(default_factory=Contract.load)
+    violations: list[str] = field(default_factory=list)
+
+    def check_contract(self) -> None:
+        """Raise ContractViolation naming every request so far that broke the PSP API contract."""
+        if self.violations:
+            raise ContractViolation(
+                f"the plugin sent {len(self.violations)} request(s) the PSP API contract ({self.contract.path}) "
+                "refuses:\n" + "\n".join(self.violations)
+            )
 
     def set_status(self, payment_id: str, status: str) -> None:
         with self.lock:
@@ -90,6 +117,12 @@ class StandIn:
                 return 200, {"access_token": "shpat_standin_token", "scope": "write_payment_gateways"}
             if re.fullmatch(r"/payments_apps/api/[0-9-]+/graphql\.json", path) and method == "POST":
                 return 200, self._graphql(json.loads(body))
+            if path.startswith(PSP_PREFIX):
+                url = _CONTRACT_BASE + path[len(PSP_PREFIX) - 1 :]
+                found = self.contract.check_request(method, url, headers, body or None, _CONTRACT_BASE)
+                if found.problem:
+                    self.violations.append(f"{method} {path}: {found.problem}")
+                    return 400, {"error": "contract_violation", "message": found.problem}
             if path == "/v1/payments" and method == "POST":
                 return self._create(json.loads(body), headers.get("Idempotency-Key", ""))
             found = re.fullmatch(r"/v1/payments/([^/]+)(?:/(refunds|captures|cancellations))?", path)
@@ -200,10 +233,15 @@ class StandInServer:
         self.thread.start()
 
     def reset(self) -> StandIn:
+        """Fresh state; raises ContractViolation if the requests so far broke the contract."""
+        previous = self.state
         self.state = StandIn()
         self.httpd.standin = self.state  # type: ignore[attr-defined]
+        previous.check_contract()
         return self.state
 
     def close(self) -> None:
+        """Stop serving; raises ContractViolation if the requests since the last reset broke the contract."""
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.state.check_contract()

@@ -279,45 +279,6 @@ def test_command_pool_and_can_flags_follow_the_client_features(rendered):
     assert flags(alpenkasse)["currency"] == "EUR,CHF"
 
 
-def test_two_clients_never_collide_in_one_store(rendered, php: NativePhp, tmp_path):
-    def names(r: Rendered) -> dict[str, set[str]]:
-        constants = json.loads(
-            _run_php(
-                php,
-                tmp_path,
-                "<?php require $argv[1]; $c = $argv[2]; echo json_encode("
-                "[constant($c . '::MODULE_NAME'), constant($c . '::METHOD_CODE'), constant($c . '::ROUTE')]);",
-                str(r.root / "Model/Config.php"),
-                EXPECTED_MODULE[r.client].split("_")[0] + "\\Payment\\Model\\Config",
-            )
-        )
-        route = r.xml("etc/frontend/routes.xml").find("router/route")
-        di = r.xml("etc/di.xml")
-        php_source = "\n".join(r.text(p) for p in r.tree.files if p.endswith(".php"))
-        layout = r.text("view/frontend/layout/checkout_index_index.xml")
-        return {
-            "module": {constants[0]},
-            "namespaces": set(re.findall(r"^namespace ([\w\\]+);", php_source, re.M)),
-            "routes": {route.get("id"), route.get("frontName"), constants[2]},
-            "config paths": {f"payment/{c.tag}" for c in r.xml("etc/config.xml").find("default/payment")}
-            | {f"payment/{g.get('id')}" for g in r.xml("etc/adminhtml/system.xml").iter("group")}
-            | {f"payment/{constants[1]}"},
-            "virtual types": {v.get("name") for v in di.iter("virtualType")},
-            "cron jobs": {j.get("name") for j in r.xml("etc/crontab.xml").iter("job")},
-            "composer package": {json.loads(r.text("composer.json"))["name"]},
-            "js components": set(re.findall(r"(\w+_Payment/[\w/-]+)", layout)),
-        }
-
-    a, b = names(rendered["nordbank"]), names(rendered["alpenkasse"])
-    assert a["module"] == {"PspNordbank_Payment"} and b["module"] == {"PspAlpenkasse_Payment"}
-    assert a["routes"] == {"psp_nordbank"} and b["routes"] == {"psp_alpenkasse"}
-    assert a["config paths"] == {"payment/psp_nordbank"} and b["config paths"] == {"payment/psp_alpenkasse"}
-    for kind in a:
-        assert a[kind] and b[kind], kind
-        assert not a[kind] & b[kind], f"{kind} collide: {a[kind] & b[kind]}"
-    assert all(ns.startswith("PspNordbank\\Payment") for ns in a["namespaces"])
-
-
 def test_shopper_facing_text_arrives_literally_whatever_it_contains(template: Template, php: NativePhp, tmp_path):
     title = 'Pay "now" it\'s ?> */ <script>alert(1)</script> & ]]> \\ Ελληνικά'
     description = "Line one <b>bold</b> & 'quotes' ?>\n*/ second line {{ not jinja }} \\"

@@ -157,7 +157,7 @@ def test_language_files_per_client_locale_in_opencarts_folder_names(baltic: Exte
         baltic.tree.files, catalog, ["lt_LT", "pl_PL", "en_GB"], baltic.template.spec.translations,
         lambda t, loc: render_string(t, {**baltic.context, "locale": loc}),
     )  # fmt: skip
-    assert len(results) == 6 and all(r.passed for r in results), [(r.name, r.detail) for r in results]
+    assert len(results) == 3 + 6 and all(r.passed for r in results), [(r.name, r.detail) for r in results]
     broken = dict(baltic.tree.files)
     broken["admin/language/pl-pl/payment/psp_baltic_credit.php"] = broken[
         "admin/language/pl-pl/payment/psp_baltic_credit.php"
@@ -653,41 +653,6 @@ def test_order_tab_refunds_the_full_amount_only_for_this_client(store: Store) ->
     [refund] = store.standin.state.calls("POST", "/v1/payments/pay_1/refunds")
     assert json.loads(refund["body"]) == {"amount": 2400, "currency": "EUR", "reason": ""}
     assert refund["headers"]["Idempotency-Key"] == f"refund-17-{tab['refund_key']}"
-
-
-# --- two banks' extensions in one store -------------------------------------------------------------------
-
-
-def test_two_banks_extensions_share_no_code_class_route_setting_table_or_path(
-    baltic: Extension, nordbank: Extension
-) -> None:
-    def names(ext: Extension) -> dict[str, set[str]]:
-        classes = set()
-        for path in (p for p in ext.tree.files if p.endswith(".php")):
-            text = ext.text(path)
-            namespace = re.search(r"^namespace ([\w\\]+);", text, re.M)
-            name = re.search(r"^(?:final |abstract )?(?:class|interface) (\w+)", text, re.M)
-            if name:
-                classes.add(f"{namespace.group(1) if namespace else ''}\\{name.group(1)}")
-        library = ext.text(f"system/library/{ext.code}.php")
-        return {
-            "code": {ext.code},
-            "classes": classes,
-            "routes": {
-                f"extension/{ext.code}/payment/{p.rsplit('/', 1)[-1][:-4]}"
-                for p in ext.tree.files
-                if "/controller/payment/" in p
-            },
-            "settings": {"payment_" + re.search(r"const CODE = '(\w+)';", library).group(1)},
-            "table": {re.search(r"const TABLE = '(\w+)';", library).group(1)},
-            "installed paths": {f"extension/{ext.code}/{p}" for p in ext.tree.files},
-            "artifact": {render_string(ext.template.spec.packaging.artifact, ext.context)},
-        }
-
-    a, b = names(baltic), names(nordbank)
-    for kind in a:
-        assert a[kind] and b[kind], kind
-        assert not a[kind] & b[kind], f"{kind} collide: {sorted(a[kind] & b[kind])[:3]}"
 
 
 def test_a_client_id_with_digits_fails_the_code_rule_before_anything_is_built(tmp_path: Path) -> None:

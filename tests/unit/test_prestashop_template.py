@@ -645,39 +645,3 @@ def test_health_reports_version_build_and_prestashop(shop: Shop, live: Module) -
         live.tree.build,
         "8.2.0",
     )
-
-
-# --- two banks' modules in one shop --------------------------------------------------------------------
-
-
-def _qualified_class(source: str) -> str | None:
-    namespace = re.search(r"^namespace ([\w\\]+);", source, re.M)
-    name = re.search(r"^(?:final |abstract )?(?:class|interface) (\w+)", source, re.M)
-    if name is None:
-        return None
-    return f"{namespace.group(1)}\\{name.group(1)}" if namespace else name.group(1)
-
-
-def test_two_banks_modules_share_no_name_namespace_route_table_or_path(alpenkasse: Module, nordbank: Module) -> None:
-    def names(module: Module) -> dict[str, set[str]]:
-        php_source = "\n".join(module.text(p) for p in module.tree.files if p.endswith(".php"))
-        return {
-            "module": {module.name},
-            "classes": {
-                _qualified_class(module.text(p))
-                for p in module.tree.files
-                if p.endswith(".php") and "class " in module.text(p)
-            }
-            - {None},
-            "namespaces": set(re.findall(r"^namespace ([\w\\]+);", php_source, re.M)),
-            "config keys": {re.search(r"const PREFIX = '(\w+)';", module.text("src/Settings.php")).group(1)},
-            "table": {re.search(r"const TABLE = '(\w+)';", module.text("src/PaymentRepository.php")).group(1)},
-            "domains": set(re.findall(r"'(Modules\.\w+\.\w+)'", php_source)),
-            "installed paths": {f"modules/{module.name}/{p}" for p in module.tree.files},
-            "routes": {f"module/{module.name}/webhook", f"module/{module.name}/health"},
-        }
-
-    a, b = names(alpenkasse), names(nordbank)
-    for kind in a:
-        assert a[kind] and b[kind], kind
-        assert not a[kind] & b[kind], f"{kind} collide: {sorted(a[kind] & b[kind])[:3]}"

@@ -30,6 +30,7 @@ from psp_assets.core.contract_bridge import contract_results
 from psp_assets.core.contract_node import run_node_contract_tests, run_node_value_roundtrip
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.node import NodeRuntime
+from psp_assets.core.openapi import Contract
 from psp_assets.core.package import package
 from psp_assets.core.php import NativePhp
 from psp_assets.core.render import RenderedTree, render, render_context, render_string, write_tree
@@ -265,38 +266,6 @@ def test_hostile_checkout_text_comes_back_literally_from_the_js_core(node: NodeR
     assert "<script>" not in app.text("src/core.mjs")
 
 
-# --- two banks' apps ---------------------------------------------------------------------------------
-
-
-def test_two_banks_apps_share_no_handle_route_package_or_path(nordbank: App, tmp_path: Path) -> None:
-    other = render_app(
-        make_client(
-            id="baltic-credit", name="Baltic Credit Union", platforms={"shopify": {"slug": "baltic-credit-pay"}}
-        ),
-        tmp_path / "baltic",
-    )
-
-    def names(app: App) -> dict[str, set[str]]:
-        toml = tomllib.loads(app.text("shopify.app.toml"))
-        [extension] = tomllib.loads(app.text(next(p for p in app.tree.files if p.endswith("shopify.extension.toml"))))[
-            "extensions"
-        ]
-        root = render_string(app.template.spec.packaging.root, app.context)
-        return {
-            "app handle": {toml["handle"]},
-            "extension handle": {extension["handle"]},
-            "package": {json.loads(app.text("package.json"))["name"]},
-            "routes": {extension["payment_session_url"], extension["refund_session_url"], toml["application_url"]},
-            "installed paths": {f"{root}/{p}" for p in app.tree.files},
-            "artifact": {render_string(app.template.spec.packaging.artifact, app.context)},
-        }
-
-    a, b = names(nordbank), names(other)
-    for kind in a:
-        assert a[kind] and b[kind], kind
-        assert not a[kind] & b[kind], f"{kind} collide: {sorted(a[kind] & b[kind])[:3]}"
-
-
 # --- the app server running ----------------------------------------------------------------------------
 
 DRIVER = r"""
@@ -310,6 +279,7 @@ import { pathToFileURL } from 'node:url';
 const [root, dataDir, standin, shop, appSecret] = process.argv.slice(2);
 const { App } = await import(pathToFileURL(root + '/src/app.mjs').href);
 const { HttpsTransport, Signature } = await import(pathToFileURL(root + '/src/core.mjs').href);
+const { FileLock } = await import(pathToFileURL(root + '/src/store.mjs').href);
 
 // The app's own HTTPS transport; only the shop's host is routed to the stand-in (no DNS for it here).
 const https = new HttpsTransport(10);
@@ -433,6 +403,14 @@ out.return_pending = [undecided.status, undecided.headers.location];
 await control({ payment_id: 'pay_4', status: 'paid' });
 const late_paid = event('evt_4', 'pay_4', 'sess_4', 'paid');
 out.webhooks.paid_after_pending = await deliver(late_paid, signed(late_paid));
+// another process holds the payment's lock: the buyer is asked to reload, in the browser's language
+const other = new FileLock(dataDir);
+await other.acquire('payment:pay_4', 0);
+app.lockSeconds = 0;
+const busy = await call('GET', '/return/' + shop + '/sess_4', { headers: { 'Accept-Language': 'nl-NL,nl;q=0.9' } });
+out.return_locked = [busy.status, busy.headers['retry-after'], busy.body];
+app.lockSeconds = 10;
+await other.release('payment:pay_4');
 
 // --- refunds, captures, voids -------------------------------------------------------------------------
 const followUp = (kind, id, paymentId, amount) => call('POST', `/${kind}_sessions`, { headers: { 'Shopify-Shop-Domain': shop, 'Content-Type': 'application/json' }, body: JSON.stringify({ id, gid: `gid://shopify/${kind[0].toUpperCase() + kind.slice(1)}Session/${id}`, payment_id: paymentId, amount, currency: 'EUR', merchant_locale: 'nl' }) });
@@ -576,6 +554,7 @@ def test_the_buyer_returns_where_shopify_says_and_a_cancel_is_never_a_rejection(
     assert ran["return_paid"] == [302, REDIRECTS["paymentSessionResolve"]]
     assert ran["return_cancelled"] == [302, "https://shop.standin.invalid/checkouts/c/sess_3"]
     assert ran["return_pending"] == [302, REDIRECTS["paymentSessionPending"]]
+    assert ran["return_locked"] == [503, "2", "Uw betaling wordt nog bevestigd. Vernieuw deze pagina over een ogenblik."]
     [pending] = standin.state.mutations("paymentSessionPending")
     assert pending["variables"]["id"] == "gid://shopify/PaymentSession/sess_4"
     assert pending["variables"]["reason"] == "PARTNER_ACTION_REQUIRED"
@@ -611,6 +590,22 @@ def test_refunds_captures_and_voids_are_idempotent_and_finished_on_shopify(
     assert [m["variables"]["id"] for m in standin.state.mutations("voidSessionResolve")] == [
         "gid://shopify/VoidSession/void_1"
     ]
+
+
+def test_every_psp_request_the_running_app_sends_is_in_the_psp_api_contract(
+    ran: dict[str, Any], standin: StandInServer
+) -> None:
+    contract = Contract.load()
+    sent = [r for r in standin.state.requests if r["path"].startswith("/v1/")]
+    base = "https://psp.standin.invalid/v1"
+    checked = {}
+    for request in sent:
+        found = contract.check_request(
+            request["method"], base + request["path"][3:], request["headers"], request["body"] or None, base
+        )
+        assert found.problem == "", (request["method"], request["path"], found.problem)
+        checked[found.operation.operation_id] = checked.get(found.operation.operation_id, 0) + 1
+    assert set(checked) == {"createPayment", "getPayment", "refund", "capture", "cancel"}, checked
 
 
 def test_uninstall_webhook_is_verified_and_deletes_the_shops_data(ran: dict[str, Any]) -> None:

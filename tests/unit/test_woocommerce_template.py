@@ -74,7 +74,7 @@ function load_plugin_textdomain($domain, $deprecated, $path) { $GLOBALS['textdom
 function register_rest_route($ns, $route, $args) { $GLOBALS['routes'][$ns . $route] = $args; return true; }
 function rest_url($path) { return 'https://shop.example/wp-json/' . ltrim($path, '/'); }
 function admin_url($path) { return 'https://shop.example/wp-admin/' . $path; }
-function get_option($key, $default = false) { return array_key_exists($key, $GLOBALS['options']) ? $GLOBALS['options'][$key] : $default; }
+function get_option($key, $default = false) { $GLOBALS['option_reads'][] = $key; return array_key_exists($key, $GLOBALS['options']) ? $GLOBALS['options'][$key] : $default; }
 function update_option($key, $value) { $GLOBALS['options'][$key] = $value; return true; }
 function delete_option($key) { unset($GLOBALS['options'][$key]); return true; }
 function __($text, $domain) { $GLOBALS['domains'][$domain] = true; return $text; }
@@ -142,6 +142,8 @@ if ($argv[1] === 'woo') {
         };
     }
     function wc_get_order($id) { return $GLOBALS['orders'][(int) $id] ?? false; }
+    function wp_unslash($value) { return is_string($value) ? stripslashes($value) : $value; }
+    function wc_clean($value) { return is_scalar($value) ? trim(preg_replace('/[\r\n\t ]+/', ' ', strip_tags((string) $value))) : $value; }
 
     class WC_Settings_API {
         public $plugin_id = 'woocommerce_'; public $id = ''; public $settings = []; public $form_fields = [];
@@ -163,6 +165,7 @@ if ($argv[1] === 'woo') {
         public function get_description() { return apply_filters('woocommerce_gateway_description', $this->description, $this->id); }
         public function get_return_url($order = null) { return 'https://shop.example/checkout/order-received/' . ($order ? $order->get_id() : ''); }
         public function supports($feature) { return in_array($feature, $this->supports, true); }
+        public function validate_fields() { return true; }
     }
     class WC_Order {
         public $notes = []; public $saves = 0; public $status = 'pending'; public $meta = []; public $transaction_id = '';
@@ -667,28 +670,6 @@ def test_manual_capture_client_captures_when_the_order_is_completed(php: NativeP
     # partial refunds are off for this client: the 5.00 refund of a 12.50 order is refused before any call
     assert seen["refund"] == "Nord Bank only refunds the full order amount."
     assert seen["refund_request"] is None
-
-
-def test_two_banks_plugins_load_side_by_side(nordbank: Plugin, baltic: Plugin, php: NativePhp, tmp_path: Path) -> None:
-    for key in (
-        "slug",
-        "php_namespace",
-        "prefix",
-        "const_prefix",
-        "text_domain",
-        "rest_namespace",
-        "gateway_id",
-        "js_handle",
-    ):
-        assert nordbank.context["ids"][key] != baltic.context["ids"][key], key
-    seen = run_standin(php, tmp_path, "bare", "psp_nordbank", nordbank.main, baltic.main)
-    assert seen["errors"] == []
-    assert sorted(seen["routes"]) == [
-        "baltic-credit-pay/v1/health",
-        "baltic-credit-pay/v1/webhook",
-        "nordbank-payments/v1/health",
-        "nordbank-payments/v1/webhook",
-    ]
 
 
 def test_the_same_plugin_loaded_twice_defers_to_the_first_copy(

@@ -399,6 +399,147 @@ await run('client:https_only', () => {
   return out;
 });
 
+// --- the PSP API contract: every client method, the webhook declaration -------------------------------
+
+/** Answers like the PSP would: the contract's example answer of the operation a request matches. */
+class ContractRoutingTransport {
+  constructor(api) {
+    this.api = api;
+    this.requests = [];
+  }
+
+  async request(method, url, headers, body) {
+    this.requests.push({ method, url, headers: { ...headers }, body: body === undefined ? null : body });
+    const base = this.api.api_base.replace(/\/+$/, '') + '/';
+    if (url.startsWith(base)) {
+      const segments = url.slice(base.length).split('?')[0].replace(/^\/+|\/+$/g, '').split('/');
+      for (const route of this.api.routes) {
+        if (route.method !== method || route.segments.length !== segments.length) {
+          continue;
+        }
+        if (route.segments.every((want, i) => want === null || want === segments[i])) {
+          return { status: route.status, body: route.body };
+        }
+      }
+    }
+    return this.api.not_found;
+  }
+}
+
+/** A method's parameters from its source: [{name, optional}] (plain and defaulted parameters only). */
+function parameterList(fn) {
+  const source = Function.prototype.toString.call(fn);
+  const open = source.indexOf('(');
+  let depth = 0;
+  let close = open;
+  for (let i = open; i < source.length; i += 1) {
+    depth += source[i] === '(' ? 1 : source[i] === ')' ? -1 : 0;
+    if (depth === 0) {
+      close = i;
+      break;
+    }
+  }
+  return source
+    .slice(open + 1, close)
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map((part) => ({ name: part.split('=')[0].trim(), optional: part.includes('=') }));
+}
+
+// Every public method of the client, called with the contract's values for its parameters (by name; the
+// one left over gets the request body). contract_api.py judges each request it sent.
+if (vectors.api) {
+  const api = vectors.api;
+  await run('client:operations', async () => {
+    const out = {};
+    const proto = PspClient.prototype;
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, name);
+      if (name === 'constructor' || typeof descriptor.value !== 'function') {
+        continue;
+      }
+      const values = api.operations[name] || api.defaults;
+      const args = [];
+      const params = [];
+      const unresolved = [];
+      let bodyUsed = false;
+      for (const parameter of parameterList(descriptor.value)) {
+        params.push(parameter.name);
+        if (Object.prototype.hasOwnProperty.call(values.args, parameter.name)) {
+          args.push(values.args[parameter.name]);
+        } else if (!bodyUsed && values.body !== null && typeof values.body === 'object') {
+          args.push(values.body);
+          bodyUsed = true;
+        } else if (!parameter.optional) {
+          unresolved.push(parameter.name);
+        } else {
+          break;
+        }
+      }
+      const record = { params, unresolved, requests: [], returned: null, exception: null };
+      if (unresolved.length === 0) {
+        const transport = new ContractRoutingTransport(api);
+        const client = new PspClient(cv.api_base, cv.api_key, transport, '');
+        try {
+          const returned = await descriptor.value.apply(client, args);
+          record.returned = returned === undefined ? null : returned;
+        } catch (error) {
+          record.exception = describe(error);
+        }
+        record.requests = transport.requests;
+      }
+      out[name] = record;
+    }
+    return out;
+  });
+}
+
+await run('webhook:declaration', () => ({
+  payload_fields: WebhookProcessor.PAYLOAD_FIELDS === undefined ? null : WebhookProcessor.PAYLOAD_FIELDS,
+  signature_header: WebhookProcessor.SIGNATURE_HEADER,
+}));
+
+// --- IBAN and BIC ---------------------------------------------------------------------------------
+
+if (vectors.bank_ids) {
+  const { BankAccount } = core;
+  for (const value of vectors.bank_ids.iban) {
+    await run('iban:' + value, () => ({ problem: BankAccount.ibanProblem(value), normalized: BankAccount.normalizeIban(value) }));
+  }
+  for (const value of vectors.bank_ids.bic) {
+    await run('bic:' + value, () => ({ problem: BankAccount.bicProblem(value), normalized: BankAccount.normalizeBic(value) }));
+  }
+  for (const c of vectors.bank_ids.debtor) {
+    await run('debtor:' + c.name, () => BankAccount.checkDebtor(c.iban, c.bic, c.required));
+  }
+}
+
+// --- the createPayment body: PaymentRequest.create with the contract's example values ----------------
+
+if (vectors.payment_request) {
+  const { PaymentRequest } = core;
+  for (const c of vectors.payment_request) {
+    // Parameters by name (the request's fields in camelCase); a required one the example lacks gets ''
+    // so the body is still built and judged, and is reported unresolved.
+    await run('payment_request:' + c.name, () => {
+      const args = [];
+      const unresolved = [];
+      for (const parameter of parameterList(PaymentRequest.create)) {
+        if (Object.prototype.hasOwnProperty.call(c.args, parameter.name)) {
+          args.push(c.args[parameter.name]);
+        } else if (parameter.optional) {
+          args.push(undefined);
+        } else {
+          unresolved.push(parameter.name);
+          args.push('');
+        }
+      }
+      return { unresolved, body: PaymentRequest.create(...args) };
+    });
+  }
+}
+
 // --- health ----------------------------------------------------------------------------------------
 
 await run('health', () => Health.report());

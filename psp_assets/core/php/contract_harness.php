@@ -475,6 +475,153 @@ ContractHarness::run('client:https_only', static function () use ($clientClass, 
     return $out;
 });
 
+// --- the PSP API contract: every client method, the webhook declaration -------------------------------
+
+if (isset($vectors['api'])) {
+    /** Answers like the PSP would: the contract's example answer of the operation a request matches. */
+    final class ContractRoutingTransport implements ContractHttpTransportInterface
+    {
+        /** @var list<array{method: string, url: string, headers: array<string, string>, body: string|null}> */
+        public $requests = [];
+
+        /** @var array<string, mixed> */
+        private $api;
+
+        /** @param array<string, mixed> $api */
+        public function __construct(array $api)
+        {
+            $this->api = $api;
+        }
+
+        public function request(string $method, string $url, array $headers, ?string $body): array
+        {
+            $this->requests[] = ['method' => $method, 'url' => $url, 'headers' => $headers, 'body' => $body];
+            $base = rtrim((string) $this->api['api_base'], '/') . '/';
+            if (strpos($url, $base) === 0) {
+                $path = explode('?', substr($url, strlen($base)), 2)[0];
+                $segments = explode('/', trim($path, '/'));
+                foreach ($this->api['routes'] as $route) {
+                    if ($route['method'] !== $method || count($route['segments']) !== count($segments)) {
+                        continue;
+                    }
+                    $matches = true;
+                    foreach ($route['segments'] as $i => $want) {
+                        if ($want !== null && $want !== $segments[$i]) {
+                            $matches = false;
+                            break;
+                        }
+                    }
+                    if ($matches) {
+                        return ['status' => $route['status'], 'body' => $route['body']];
+                    }
+                }
+            }
+            return $this->api['not_found'];
+        }
+    }
+
+    // Every public method of the client, called with the contract's values for its parameters (by name;
+    // the one left over gets the request body). contract_api.py judges each request it sent.
+    $api = $vectors['api'];
+    ContractHarness::run('client:operations', static function () use ($clientClass, $clientVectors, $api): array {
+        $out = [];
+        $class = new \ReflectionClass($clientClass);
+        foreach ($class->getMethods(\ReflectionMethod::IS_PUBLIC) as $method) {
+            if ($method->isStatic() || $method->isConstructor()) {
+                continue;
+            }
+            $name = $method->getName();
+            $values = isset($api['operations'][$name]) ? $api['operations'][$name] : $api['defaults'];
+            $args = [];
+            $params = [];
+            $unresolved = [];
+            $bodyUsed = false;
+            foreach ($method->getParameters() as $parameter) {
+                $params[] = $parameter->getName();
+                if (array_key_exists($parameter->getName(), $values['args'])) {
+                    $args[] = $values['args'][$parameter->getName()];
+                } elseif (!$bodyUsed && is_array($values['body'])) {
+                    $args[] = $values['body'];
+                    $bodyUsed = true;
+                } elseif (!$parameter->isOptional()) {
+                    $unresolved[] = $parameter->getName();
+                } else {
+                    break;
+                }
+            }
+            $record = ['params' => $params, 'unresolved' => $unresolved, 'requests' => [], 'returned' => null, 'exception' => null];
+            if ($unresolved === []) {
+                $transport = new ContractRoutingTransport($api);
+                $client = new $clientClass($clientVectors['api_base'], $clientVectors['api_key'], $transport, '');
+                try {
+                    $record['returned'] = $method->invokeArgs($client, $args);
+                } catch (\Throwable $e) {
+                    $record['exception'] = get_class($e) . ': ' . $e->getMessage();
+                }
+                $record['requests'] = $transport->requests;
+            }
+            $out[$name] = $record;
+        }
+        return $out;
+    });
+}
+
+ContractHarness::run('webhook:declaration', static function () use ($processorClass): array {
+    $fields = defined($processorClass . '::PAYLOAD_FIELDS') ? constant($processorClass . '::PAYLOAD_FIELDS') : null;
+    return ['payload_fields' => $fields, 'signature_header' => constant($processorClass . '::SIGNATURE_HEADER')];
+});
+
+// --- IBAN and BIC ---------------------------------------------------------------------------------
+
+if (isset($vectors['bank_ids'])) {
+    $bankAccount = ContractHarness::cls('BankAccount');
+    foreach ($vectors['bank_ids']['iban'] as $value) {
+        ContractHarness::run('iban:' . $value, static function () use ($bankAccount, $value): array {
+            return ['problem' => $bankAccount::ibanProblem($value), 'normalized' => $bankAccount::normalizeIban($value)];
+        });
+    }
+    foreach ($vectors['bank_ids']['bic'] as $value) {
+        ContractHarness::run('bic:' . $value, static function () use ($bankAccount, $value): array {
+            return ['problem' => $bankAccount::bicProblem($value), 'normalized' => $bankAccount::normalizeBic($value)];
+        });
+    }
+    foreach ($vectors['bank_ids']['debtor'] as $case) {
+        ContractHarness::run('debtor:' . $case['name'], static function () use ($bankAccount, $case): array {
+            return $bankAccount::checkDebtor($case['iban'], $case['bic'], $case['required']);
+        });
+    }
+}
+
+// --- the createPayment body: PaymentRequest::create with the contract's example values ---------------
+
+if (isset($vectors['payment_request'])) {
+    $requestClass = ContractHarness::cls('PaymentRequest');
+    foreach ($vectors['payment_request'] as $case) {
+        // Parameters by name (the request's fields in camelCase); a required one the example lacks gets
+        // an empty value of its type, so the body is still built and judged, and is reported unresolved.
+        ContractHarness::run('payment_request:' . $case['name'], static function () use ($requestClass, $case): array {
+            $method = new \ReflectionMethod($requestClass, 'create');
+            $empty = ['int' => 0, 'float' => 0.0, 'string' => '', 'bool' => false, 'array' => []];
+            $args = [];
+            $unresolved = [];
+            foreach ($method->getParameters() as $parameter) {
+                $name = $parameter->getName();
+                if (array_key_exists($name, $case['args'])) {
+                    $args[] = $case['args'][$name];
+                } elseif ($parameter->isDefaultValueAvailable()) {
+                    $args[] = $parameter->getDefaultValue();
+                } else {
+                    $unresolved[] = $name;
+                    $type = $parameter->getType();
+                    $typeName = $type instanceof \ReflectionNamedType ? $type->getName() : '';
+                    $args[] = ($type === null || $type->allowsNull()) ? null : ($empty[$typeName] ?? null);
+                }
+            }
+            return ['unresolved' => $unresolved, 'body' => $method->invokeArgs(null, $args)];
+        });
+    }
+}
+
 // --- health ----------------------------------------------------------------------------------------
 
 ContractHarness::run('health', static function (): array {

@@ -1,4 +1,5 @@
-"""The plugin's releases on GitHub: one release per build, in the client's organization."""
+"""The plugin on GitHub: one release per build in the client's organization and, for clients with a
+source repository, each tested build's source as a pull request there (client_repository)."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -6,11 +7,14 @@ from typing import Any
 
 import dagster as dg
 
+from psp_assets.core import client_repo, pipeline
 from psp_assets.core.config import parse_client
 from psp_assets.core.errors import PspError
 from psp_assets.core.package import load_artifact
+from psp_assets.defs import ranges
 from psp_assets.defs.github.resources import PUBLISH_ENV, GitHubPublisher
 from psp_assets.defs.partitions import plugin_partitions, split_key
+from psp_assets.defs.resources import PspWorkspace
 
 LINEAGE_KEYS = ("template_version", "template_hash", "config_hash", "plugin_version", "build")
 
@@ -21,50 +25,60 @@ LINEAGE_KEYS = ("template_version", "template_hash", "config_hash", "plugin_vers
     kinds={"github"},
     ins={"built_artifact": dg.AssetIn()},
     output_required=False,
+    backfill_policy=ranges.FLEET_BACKFILL,
 )
-def github_release(
-    context: dg.AssetExecutionContext, github: GitHubPublisher, built_artifact: dict[str, Any]
-) -> Iterator[dg.Output]:
+def github_release(context: dg.AssetExecutionContext, github: GitHubPublisher, built_artifact: Any) -> Iterator[Any]:
     """The plugin build as a GitHub release in the client's organization (github.com or GitHub
     Enterprise): tag `<client>-<platform>-v<version>-<build>`, with the installable archive, its
     manifest and SHA256SUMS, so merchants and integrators download exactly what the stores run.
     Clients without a `github:` section are skipped; publishing is off unless PSP_GITHUB_PUBLISH=1."""
-    client_id, platform = split_key(context.partition_key)
+    artifacts = ranges.upstream(context, "built_artifact", built_artifact)
+    outcomes: dict[str, ranges.Outcome] = {}
+    for key in context.partition_keys:
+        if key not in artifacts:
+            outcomes[key] = ranges.Skipped(f"built_artifact[{key}] was not produced; nothing to publish")
+            continue
+        log_prefix = f"{key}: " if len(context.partition_keys) > 1 else ""
+        outcomes[key] = _publish(context, github, key, artifacts[key], log_prefix)
+    yield from ranges.record(context, outcomes)
+
+
+def _publish(
+    context: dg.AssetExecutionContext,
+    github: GitHubPublisher,
+    key: str,
+    built_artifact: dict[str, Any],
+    log_prefix: str,
+) -> ranges.Outcome:
+    client_id, platform = split_key(key)
     lineage = {k: built_artifact[k] for k in LINEAGE_KEYS if k in built_artifact}
     config = parse_client(built_artifact["config"], built_artifact["config_path"])
     settings = config.github
     if settings is None:
-        context.log.info(f"{client_id} has no github section in {built_artifact['config_path']}; nothing to publish")
-        return
+        where = built_artifact["config_path"]
+        return ranges.Skipped(f"{client_id} has no github section in {where}; nothing to publish")
     repository = f"{settings.organization}/{settings.repository_for(platform)}"
     try:
         enabled = github.enabled()
     except PspError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        return ranges.Failed(str(exc))
     if not enabled:
         reason = f"publishing to GitHub is off; set {PUBLISH_ENV}=1 to publish to {repository}"
-        context.log.info(f"{client_id}|{platform}: {reason}")
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key,
-                partition=context.partition_key,
-                metadata={**lineage, "status": "skipped", "reason": reason, "repository": repository},
-            )
+        return ranges.Skipped(
+            f"{client_id}|{platform}: {reason}",
+            observation={**lineage, "status": "skipped", "reason": reason, "repository": repository},
         )
-        return
     try:
         artifact = load_artifact(Path(built_artifact["artifact_path"]))
         if artifact.sha256 != built_artifact["sha256"]:
-            raise dg.Failure(
+            return ranges.Failed(
                 f"{artifact.path}: sha256 {artifact.sha256} is not the built_artifact's {built_artifact['sha256']}; "
-                "re-materialize built_artifact",
-                allow_retries=False,
+                "re-materialize built_artifact"
             )
-        result = github.publish_artifact(artifact, settings, platform, lineage, context.log.info)
+        log = lambda message: context.log.info(log_prefix + message)  # noqa: E731
+        result = github.publish_artifact(artifact, settings, platform, lineage, log)
     except PspError as exc:
-        raise dg.Failure(
-            description=str(exc), metadata={**lineage, "repository": repository}, allow_retries=False
-        ) from None
+        return ranges.Failed(str(exc), metadata={**lineage, "repository": repository})
     assets = result.asset_rows()
     handle = {
         **lineage,
@@ -78,7 +92,7 @@ def github_release(
         "github_release_id": result.release_id,
         "assets": assets,
     }
-    yield dg.Output(
+    return ranges.Produced(
         handle,
         metadata={
             **lineage,
@@ -95,3 +109,113 @@ def github_release(
             "waited_seconds": result.waited_seconds,
         },
     )
+
+
+@dg.asset(
+    partitions_def=plugin_partitions,
+    group_name="plugins",
+    kinds={"github"},
+    ins={"test_report": dg.AssetIn(), "built_artifact": dg.AssetIn()},
+    output_required=False,
+    backfill_policy=ranges.FLEET_BACKFILL,
+)
+def client_repository(
+    context: dg.AssetExecutionContext,
+    github: GitHubPublisher,
+    workspace: PspWorkspace,
+    test_report: Any,
+    built_artifact: Any,
+) -> Iterator[Any]:
+    """The plugin's source in the client's own GitHub repository: each tested build as a pull request
+    from branch `psp/<platform>/<version>-<build>`, with a CI workflow that lints it and runs its
+    contract tests on every PHP (or Node) version the template declares, so the client's engineers
+    review and check exactly what was built. Clients without `github.source` are skipped; publishing
+    is off unless PSP_GITHUB_PUBLISH=1."""
+    reports = ranges.upstream(context, "test_report", test_report)
+    artifacts = ranges.upstream(context, "built_artifact", built_artifact)
+    outcomes: dict[str, ranges.Outcome] = {}
+    for key in context.partition_keys:
+        report, artifact = reports.get(key), artifacts.get(key)
+        if artifact is None or report is None:
+            outcomes[key] = ranges.Skipped(f"built_artifact[{key}] was not produced; no source to publish")
+            continue
+        log_prefix = f"{key}: " if len(context.partition_keys) > 1 else ""
+        outcomes[key] = _publish_source(context, github, workspace, key, report, artifact, log_prefix)
+    yield from ranges.record(context, outcomes)
+
+
+def _publish_source(
+    context: dg.AssetExecutionContext,
+    github: GitHubPublisher,
+    workspace: PspWorkspace,
+    key: str,
+    test_report: dict[str, Any],
+    built_artifact: dict[str, Any],
+    log_prefix: str,
+) -> ranges.Outcome:
+    client_id, platform = split_key(key)
+    lineage = {k: built_artifact[k] for k in LINEAGE_KEYS if k in built_artifact}
+    config = parse_client(built_artifact["config"], built_artifact["config_path"])
+    settings = config.github
+    if settings is None or settings.source is None:
+        return ranges.Skipped(f"{client_id} has no github.source in {built_artifact['config_path']}; no repository")
+    repository = f"{settings.organization}/{settings.source.repository}"
+    try:
+        enabled = github.enabled()
+    except PspError as exc:
+        return ranges.Failed(str(exc))
+    if not enabled:
+        reason = f"publishing to GitHub is off; set {PUBLISH_ENV}=1 to publish the source to {repository}"
+        return ranges.Skipped(
+            f"{client_id}|{platform}: {reason}",
+            observation={**lineage, "status": "skipped", "reason": reason, "repository": repository},
+        )
+    rendered = test_report["rendered"]
+    if not test_report.get("passed") or rendered.get("build") != built_artifact.get("build"):
+        return ranges.Failed(
+            f"{key}: test_report (build {rendered.get('build')}, passed={test_report.get('passed')}) is not the "
+            f"passing report of built_artifact (build {built_artifact.get('build')}); materialize the lineage again"
+        )
+    from psp_assets.defs.plugins.assets import lineage_paths  # not at import: plugins' jobs import this module
+
+    paths = lineage_paths(workspace, rendered)
+    try:
+        tree = pipeline.load_rendered(rendered)
+        report = pipeline.report_from_path(pipeline.Path(test_report["report_path"]))
+        template = pipeline.template_for(paths, platform)
+        catalog = pipeline.catalog_for(template, config)
+        plan = client_repo.plan_for(template, config, tree, catalog, lineage, report.counts())
+        result = github.publish_source(plan, settings, lambda m: context.log.info(log_prefix + m))
+    except PspError as exc:
+        return ranges.Failed(str(exc), metadata={**lineage, "repository": repository})
+    handle = {
+        **lineage,
+        "client": client_id,
+        "platform": platform,
+        "repository": result.repository,
+        "branch": result.branch,
+        "base_branch": result.base_branch,
+        "commit_sha": result.commit_sha,
+        "pull_request_url": result.pull_url,
+        "pull_request": result.pull_number,
+        "files": list(result.files),
+    }
+    metadata: dict[str, Any] = {
+        **lineage,
+        "repository": result.repository,
+        "branch": result.branch,
+        "branch_state": result.branch_state,
+        "commit_sha": result.commit_sha,
+        "pull_request_state": result.pull_state,
+        "files": dg.MetadataValue.json(list(result.files)),
+        "file_count": len(result.files),
+        "changed_files": len(result.changed_files),
+        "workflow": client_repo.workflow_path(platform),
+        "contract_cases": plan.contract_cases,
+        "changed": result.changed,
+        "retries": result.retries,
+        "waited_seconds": result.waited_seconds,
+    }
+    if result.pull_url:
+        metadata["pull_request_url"] = dg.MetadataValue.url(result.pull_url)
+    return ranges.Produced(handle, metadata=metadata)

@@ -4,6 +4,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from psp_assets.core.client_repo import SourcePlan, SourceResult, publish_source, source_target_for
 from psp_assets.core.config import GitHubSettings
 from psp_assets.core.errors import PublishError
 from psp_assets.core.github_release import PublishResult, RetryPolicy, publish_artifact
@@ -20,7 +21,8 @@ def _read_env(name: str) -> str | None:
 
 
 class GitHubPublisher(dg.ConfigurableResource):
-    """Publishes built plugins as GitHub releases where each client's `github:` section says.
+    """Publishes built plugins as GitHub releases, and their source as pull requests to the client's
+    repository (`github.source`), where each client's `github:` section says.
 
     Publishing is off unless PSP_GITHUB_PUBLISH=1 (or `publish: true` here), so a laptop or the demo
     never reaches for GitHub; a client without a `github:` section is never published. Tokens and App
@@ -63,6 +65,20 @@ class GitHubPublisher(dg.ConfigurableResource):
             settings,
             platform,
             lineage,
+            secrets=_read_env,
+            policy=self.policy(),
+            timeout_seconds=self.timeout_seconds,
+            seconds_between_requests=self.seconds_between_requests,
+            seconds_between_writes=self.seconds_between_writes,
+            log=log,
+        )
+
+    def publish_source(self, plan: SourcePlan, settings: GitHubSettings, log: Callable[[str], None]) -> SourceResult:
+        target, credentials = source_target_for(settings)
+        return publish_source(
+            plan,
+            target,
+            credentials,
             secrets=_read_env,
             policy=self.policy(),
             timeout_seconds=self.timeout_seconds,
