@@ -1,6 +1,7 @@
 """The main job: materialize every client x enabled platform end to end on the current Dagster
 instance (DAGSTER_HOME), then print what landed where. Runs are ordinary Dagster runs: they show in the
-UI with their lineage and metadata."""
+UI with their lineage and metadata. The lineage runs are range runs (defs/ranges.py): one per platform
+over its clients, or one per client over its platforms, whichever is fewer runs."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import time
 
 import dagster as dg
 
+from psp_assets.core.config import PLATFORMS
 from psp_assets.core.pipeline import Paths
 from psp_assets.core.templates import available_platforms
 from psp_assets.defs.partitions import client_partitions
+from psp_assets.defs.ranges import range_tags
 
 # The console shows warnings and errors; every event is still in the run's log in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -25,6 +28,28 @@ def latest_metadata(instance: dg.DagsterInstance, key: str, partition: str) -> d
     if not records or records[0].asset_materialization is None:
         return {}
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def lineage_ranges(order: list[str], enabled: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(first, last) partition of each range run covering exactly the partitions in `enabled` (client ->
+    its platforms; only the clients to build): per platform, consecutive clients in the dimension's
+    `order` (a client in between that does not enable the platform is skipped by the assets; one not
+    to be built ends the range), or one range per client over its platforms, whichever is fewer runs."""
+    per_platform: list[tuple[str, str]] = []
+    for platform in PLATFORMS:
+        segment: list[str] = []
+        for client in [*order, None]:
+            if client is not None and client in enabled:
+                segment.append(client)
+                continue
+            using = [c for c in segment if platform in enabled[c]]
+            if using:
+                per_platform.append((f"{using[0]}|{platform}", f"{using[-1]}|{platform}"))
+            segment = []
+    per_client = [
+        (f"{c}|{ps[0]}", f"{c}|{ps[-1]}") for c in order if (ps := [p for p in PLATFORMS if p in enabled.get(c, [])])
+    ]
+    return per_platform if len(per_platform) <= len(per_client) else per_client
 
 
 def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.DagsterInstance | None = None) -> int:
@@ -47,24 +72,27 @@ def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.Dagst
     started = time.monotonic()
     failures: list[str] = []
 
-    def run(job_name: str, partition: str) -> bool:
+    def run(job_name: str, partition: str | None, tags: dict[str, str] | None = None) -> bool:
         result = defs.resolve_job_def(job_name).execute_in_process(
             partition_key=partition,
             instance=instance,
             raise_on_error=False,
-            tags={"psp/trigger": "psp fleet"},
+            tags={"psp/trigger": "psp fleet", **(tags or {})},
             run_config=QUIET,
         )
         if not result.success:
-            failures.append(f"{job_name}[{partition}] run {result.run_id}")
+            covered = partition or " .. ".join(v for k, v in (tags or {}).items() if "partition_range" in k)
+            failures.append(f"{job_name}[{covered}] run {result.run_id}")
         return result.success
 
     for platform in platforms:
         run("plugin_template_job", platform)
     for cid in ids:
         run("client_config_job", cid)
-    for key in keys:
-        run("plugin_lineage_job", key)
+    order = list(instance.get_dynamic_partitions(client_partitions.name))
+    enabled = {cid: fleet.clients[cid].config.enabled_platforms() for cid in ids}
+    for first, last in lineage_ranges(order, enabled):
+        run("plugin_lineage_job", None, range_tags(first, last))
 
     print(f"\nPSP plugin fleet: {len(keys)} plugin(s) for {len(ids)} client(s) in {time.monotonic() - started:.1f} s")
     print(f"{'partition':34} {'release':24} {'tests':7} {'artifact sha256':18} deploys")

@@ -25,7 +25,7 @@ _ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info":
 
 @dataclass(frozen=True)
 class Alert:
-    kind: Literal["kpi_breach", "run_failure", "check_failure"]
+    kind: Literal["kpi_breach", "run_failure", "check_failure", "deploy_failure"]
     severity: Severity
     title: str
     summary: str
@@ -156,6 +156,39 @@ def check_failure_alert(
         ),
         link=run_link(base_url, run_id),
         dedupe_key=f"check|{asset}|{check}|{partition or ''}|{run_id}",
+    )
+
+
+def deploy_failure_alert(
+    partition: str,
+    target: dict[str, Any],
+    run_id: str,
+    job_name: str,
+    base_url: str | None = None,
+) -> Alert:
+    """One store target whose deploy failed, as deployed_store and the fleet rollout record it (`target`:
+    target, health, rolled_back, deployed_version, error, steps)."""
+    name = str(target.get("target", "?"))
+    unhealthy = target.get("health") == "unhealthy"
+    failed_steps = [str(s) for s in target.get("steps") or [] if "FAILED" in str(s)]
+    detail = str(target.get("error") or "") or "; ".join(failed_steps) or "the deploy did not complete"
+    serving = target.get("deployed_version") or "nothing (no release live)"
+    outcome = f"rolled back, the store serves {serving}" if target.get("rolled_back") else f"the store serves {serving}"
+    return Alert(
+        kind="deploy_failure",
+        severity="critical",
+        title=f"{'Deploy health check failed' if unhealthy else 'Deploy failed'}: {partition} {name}",
+        summary=f"{detail.strip()[:1400]} ({outcome})",
+        facts=(
+            ("partition", partition),
+            ("target", name),
+            ("health", str(target.get("health", ""))),
+            ("store serves", str(serving)),
+            ("job", job_name),
+            ("run", run_id),
+        ),
+        link=run_link(base_url, run_id),
+        dedupe_key=f"deploy|{partition}|{name}|{run_id}",
     )
 
 

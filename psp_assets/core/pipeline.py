@@ -13,7 +13,7 @@ import os
 import posixpath
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,12 @@ from .deploy import Deployment, HealthCheck, HealthResult, LocalFS, StoreFS, dep
 from .errors import PspError, RenderError
 from .health import GateSettings, http_gate
 from .i18n import Catalog, load_catalog
+from .openapi import contract_file
 from .package import Artifact, load_artifact, package
 from .php import PhpRuntime
 from .render import RenderedTree, read_tree, render, render_context, render_string, write_tree
-from .sftp import SftpFS, SshEndpoint
+from .sftp import SftpFS, SftpPool, SshEndpoint
+from .template_cache import TemplateCache
 from .templates import SHARED_DIR, Template, load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +47,8 @@ class Paths:
     data_dir: Path
     stores_dir: Path
     ssh_keys_dir: Path = Path("/nonexistent")
+    # The PSP API contract every plugin is checked against (docs/contract.md); part of each template hash.
+    contract_file: Path = field(default_factory=contract_file)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Paths:
@@ -56,6 +60,7 @@ class Paths:
             data_dir=data.resolve(),
             stores_dir=Path(env.get("PSP_STORES_DIR") or data / "stores").resolve(),
             ssh_keys_dir=Path(env.get("PSP_SSH_KEYS_DIR") or data / "ssh").resolve(),
+            contract_file=contract_file(env),
         )
 
     def rendered_dir(self, client: str, platform: str, build: str) -> Path:
@@ -71,8 +76,17 @@ class Paths:
         return load_fleet(self.configs_dir)
 
 
-def catalog_for(template: Template, config: ClientConfig) -> Catalog:
+def catalog_for(template: Template, config: ClientConfig, cache: TemplateCache | None = None) -> Catalog:
+    if cache is not None:
+        return cache.catalog(template, config.locales)
     return load_catalog(template.templates_dir / SHARED_DIR / "i18n", list(config.locales))
+
+
+def template_for(paths: Paths, platform: str, cache: TemplateCache | None = None) -> Template:
+    """The platform's template; with `cache` (one per run) loaded once however many plugins use it."""
+    if cache is not None:
+        return cache.template(paths.templates_dir, platform, paths.contract_file)
+    return load_template(paths.templates_dir, platform, paths.contract_file)
 
 
 @dataclass(frozen=True)
@@ -97,10 +111,12 @@ class RenderedSource:
         }
 
 
-def render_plugin(paths: Paths, config: ClientConfig, platform: str, out_dir: Path | None = None) -> RenderedSource:
+def render_plugin(
+    paths: Paths, config: ClientConfig, platform: str, out_dir: Path | None = None, cache: TemplateCache | None = None
+) -> RenderedSource:
     """Render one client's plugin for one platform and write it (atomically) to `out_dir`."""
-    template = load_template(paths.templates_dir, platform)
-    tree = render(template, config, catalog_for(template, config))
+    template = template_for(paths, platform, cache)
+    tree = render(template, config, catalog_for(template, config, cache))
     target = out_dir or paths.rendered_dir(config.id, platform, tree.build)
     write_tree(tree, target)
     return RenderedSource(tree, target, template.content_hash, config.config_hash())
@@ -130,14 +146,15 @@ def test_plugin(
     root: Path,
     php: PhpRuntime,
     runtimes: Callable[[str], PhpRuntime] | None = None,
+    cache: TemplateCache | None = None,
 ) -> checks.TestReport:
     """Run every check on a rendered tree and write the report next to the others.
 
     With `runtimes` (PHP version -> booted runtime, e.g. a `PhpRuntimes` pool), lint and the contract
     tests run on every PHP version the template declares, each result carrying its `php_version`;
     without it they run on `php` alone."""
-    template = load_template(paths.templates_dir, tree.platform)
-    catalog = catalog_for(template, config)
+    template = template_for(paths, tree.platform, cache)
+    catalog = catalog_for(template, config, cache)
     context = render_context(template, config, catalog)
     report = checks.TestReport(tree.client_id, tree.platform, tree.plugin_version, tree.build)
     matrix = php_matrix(template, php, runtimes)
@@ -174,13 +191,19 @@ def _locale_renderer(context: dict[str, Any]) -> Callable[[str, str], str]:
     return lambda text, locale: render_string(text, {**context, "locale": locale})
 
 
-def build_plugin(paths: Paths, config: ClientConfig, tree: RenderedTree, report: checks.TestReport) -> Artifact:
+def build_plugin(
+    paths: Paths,
+    config: ClientConfig,
+    tree: RenderedTree,
+    report: checks.TestReport,
+    cache: TemplateCache | None = None,
+) -> Artifact:
     """Package a tested tree. Refuses a tree whose report failed, whatever asked for it."""
     if not report.passed or report.build != tree.build:
         failed = ", ".join(f"{r.check}:{r.name}" for r in report.failures()[:5]) or "report is for another build"
         raise PspError(f"{tree.client_id}|{tree.platform}: test report failed ({failed}); no artifact is built")
-    template = load_template(paths.templates_dir, tree.platform)
-    context = render_context(template, config, catalog_for(template, config))
+    template = template_for(paths, tree.platform, cache)
+    context = render_context(template, config, catalog_for(template, config, cache))
     root = render_string(template.spec.packaging.root, context)
     name = render_string(template.spec.packaging.artifact, context)
     return package(tree, root, name, paths.artifact_dir(tree.client_id, tree.platform, tree.release_id))
@@ -308,13 +331,29 @@ def ssh_endpoint(paths: Paths, target: SftpTarget, secret: SecretLookup, where: 
 
 
 @contextlib.contextmanager
-def open_store(paths: Paths, target: LocalTarget | SftpTarget, secret: SecretLookup, where: str) -> Iterator[StoreFS]:
-    """The store behind a target, connected; the SSH connection is closed on exit."""
+def open_store(
+    paths: Paths,
+    target: LocalTarget | SftpTarget,
+    secret: SecretLookup,
+    where: str,
+    connections: SftpPool | None = None,
+) -> Iterator[StoreFS]:
+    """The store behind a target, connected. Without `connections` the SSH connection is closed on exit;
+    with them it stays open for the next deploy to the same endpoint, unless it failed during this one."""
     if isinstance(target, LocalTarget):
         yield LocalFS(paths.stores_dir)
         return
-    with SftpFS(ssh_endpoint(paths, target, secret, where), target=where) as fs:
+    endpoint = ssh_endpoint(paths, target, secret, where)
+    if connections is None:
+        with SftpFS(endpoint, target=where) as fs:
+            yield fs
+        return
+    fs = connections.get(endpoint, target=where)
+    try:
         yield fs
+    except (OSError, EOFError, paramiko.SSHException):
+        connections.discard(fs)
+        raise
 
 
 def deploy_plugin(
@@ -324,6 +363,8 @@ def deploy_plugin(
     artifact: Artifact,
     php: PhpRuntime,
     secret: SecretLookup = os.environ.get,
+    cache: TemplateCache | None = None,
+    connections: SftpPool | None = None,
 ) -> list[Deployment]:
     """Deploy to each target in order; stop before the next target when one fails.
 
@@ -332,14 +373,14 @@ def deploy_plugin(
     and must report exactly this release.
     """
     settings = config.platform(platform)
-    template = load_template(paths.templates_dir, platform)
-    context = render_context(template, config, catalog_for(template, config))
+    template = template_for(paths, platform, cache)
+    context = render_context(template, config, catalog_for(template, config, cache))
     route = render_string(template.spec.deploy.health_route, context) if template.spec.deploy.health_route else None
     results: list[Deployment] = []
     for target in settings.targets if settings else []:
         where = f"{config.id}|{platform} target {target.name}"
         try:
-            with open_store(paths, target, secret, where) as fs:
+            with open_store(paths, target, secret, where, connections) as fs:
                 live = target.path
                 fs.makedirs(posixpath.dirname(live))
                 health_checks = [manifest_health(fs)]

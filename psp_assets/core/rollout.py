@@ -92,3 +92,41 @@ def roll_out(
             )
             return RolloutReport(results, True, reason, versions)
     return RolloutReport(results, False, f"all {len(waves)} waves deployed", versions)
+
+
+@dataclass(frozen=True)
+class StoreVersion:
+    """One store after a rollout: what it serves now, and how it got there."""
+
+    store: str  # "<client>|<platform> <target>"
+    wave: int | None  # None: not in any wave (nothing built for it)
+    status: str  # deployed | unchanged | rolled back | failed | not reached | not built | no targets
+    serving: str  # the release live on the store now ("" when unknown)
+    previous: str = ""
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "store": self.store,
+            "wave": self.wave,
+            "status": self.status,
+            "serving": self.serving,
+            "previous": self.previous,
+            "detail": self.detail,
+        }
+
+
+def versions_markdown(rows: Sequence[StoreVersion]) -> str:
+    """The per-store version table, one row per store, in wave order. Cells are data: a `|` in a store
+    key (`client|platform`) or an error is escaped, never a column break."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| store | wave | status | serving | before | detail |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        wave = "-" if row.wave is None else str(row.wave)
+        status = f"**{row.status}**" if row.status in ("rolled back", "failed") else row.status
+        cells = [cell(row.store), wave, status, cell(row.serving or "unknown"), cell(row.previous or "-")]
+        lines.append("| " + " | ".join([*cells, cell(row.detail[:160])]) + " |")
+    return "\n".join(lines)

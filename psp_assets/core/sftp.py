@@ -12,6 +12,7 @@ import io
 import posixpath
 import shlex
 import stat
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -111,6 +112,11 @@ class SftpFS:
 
     def close(self) -> None:
         self._client.close()
+
+    def alive(self) -> bool:
+        """The SSH transport is still up (a pooled connection is checked before it is reused)."""
+        transport = self._client.get_transport()
+        return transport is not None and transport.is_active()
 
     def __enter__(self) -> SftpFS:
         return self
@@ -267,3 +273,55 @@ class SftpFS:
         if status != 0 and not allow_fail:
             raise DeployError(f"target {self.target}: remote command failed ({status}): {err.decode()[:200]}")
         return out.decode()
+
+
+class SftpPool:
+    """Open SSH connections to stores, reused by every deploy of one run: a fleet run deploying many
+    plugins to the same host pays one SSH handshake and authentication, not one per plugin and target.
+
+    Keyed by the whole endpoint (host, port, user, pinned host key, private key, timeouts): a target that
+    authenticates differently never rides on another target's connection. A connection found dead is
+    replaced; one that failed during a deploy is dropped (`discard`). Deploys use a connection one at a
+    time. `close()` (or leaving the `with` block) closes them all; a later `get` connects again.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[SshEndpoint, SftpFS] = {}
+        self._lock = threading.Lock()
+        self.connects = 0  # SSH connections opened (what tests and benchmarks count)
+
+    def get(self, endpoint: SshEndpoint, target: str = "") -> SftpFS:
+        with self._lock:
+            fs = self._open.get(endpoint)
+            if fs is not None and not fs.alive():
+                del self._open[endpoint]
+                fs.close()
+                fs = None
+            if fs is None:
+                fs = self._open[endpoint] = SftpFS(endpoint, target=target)
+                self.connects += 1
+            fs.target = target or endpoint.label  # errors name the target being deployed now
+            return fs
+
+    @property
+    def open_connections(self) -> list[SftpFS]:
+        with self._lock:
+            return list(self._open.values())
+
+    def discard(self, fs: SftpFS) -> None:
+        with self._lock:
+            if self._open.get(fs.endpoint) is fs:
+                del self._open[fs.endpoint]
+        fs.close()
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._open = list(self._open.values()), {}
+        for fs in connections:
+            fs.close()
+
+    def __enter__(self) -> SftpPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

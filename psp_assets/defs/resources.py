@@ -11,12 +11,13 @@ from psp_assets.core.pipeline import Paths
 
 class PspWorkspace(dg.ConfigurableResource):
     """Where client configs, templates and outputs live. Empty fields fall back to the environment
-    contract (PSP_CLIENT_CONFIGS_DIR, PSP_TEMPLATES_DIR, PSP_DATA_DIR, PSP_STORES_DIR)."""
+    contract (PSP_CLIENT_CONFIGS_DIR, PSP_TEMPLATES_DIR, PSP_DATA_DIR, PSP_STORES_DIR, PSP_CONTRACT_FILE)."""
 
     configs_dir: str = ""
     templates_dir: str = ""
     data_dir: str = ""
     stores_dir: str = ""
+    contract_file: str = ""
 
     @property
     def paths(self) -> Paths:
@@ -26,6 +27,7 @@ class PspWorkspace(dg.ConfigurableResource):
             templates_dir=Path(self.templates_dir).resolve() if self.templates_dir else base.templates_dir,
             data_dir=Path(self.data_dir).resolve() if self.data_dir else base.data_dir,
             stores_dir=Path(self.stores_dir).resolve() if self.stores_dir else base.stores_dir,
+            contract_file=Path(self.contract_file).resolve() if self.contract_file else base.contract_file,
         )
 
 
@@ -52,12 +54,17 @@ class PhpResource(dg.ConfigurableResource):
             self.runtimes.close()
 
 
+RUN_ID = "run_id"  # in every stored handle: the run that wrote it
+
+
 class JsonHandleIOManager(dg.ConfigurableIOManager):
     """Stores each asset partition's small JSON handle (paths, hashes, versions) under PSP_DATA_DIR.
 
     The heavy outputs (trees, reports, archives) are files the core writes itself; what passes between
     assets is the handle that names them, readable by a person after an incident. A multi-partition
-    run stores one handle per partition.
+    run stores one handle per partition it produced, each stamped with the run that wrote it; loading a
+    range leaves out the partitions that have none (and, from a step of the same run, the ones that run
+    did not produce: an older handle is not this run's result).
     """
 
     base_dir: str = ""
@@ -70,6 +77,13 @@ class JsonHandleIOManager(dg.ConfigurableIOManager):
     def _file(directory: Path, partition: str) -> Path:
         return directory / (partition.replace("|", "__") + ".json")
 
+    def read(self, asset: str, partition: str) -> dict[str, Any] | None:
+        """One partition's handle as last stored, None when it was never materialized: for code that
+        reads many partitions itself (the fleet rollout) rather than through an input."""
+        base = Path(self.base_dir) if self.base_dir else Paths.from_env().data_dir / "handles"
+        path = self._file(base / asset, partition)
+        return json.loads(path.read_text()) if path.is_file() else None
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
@@ -80,16 +94,36 @@ class JsonHandleIOManager(dg.ConfigurableIOManager):
         for key, value in items:
             path = self._file(directory, str(key))
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str))
+            stamped = {**value, RUN_ID: context.run_id} if isinstance(value, dict) else value
+            tmp.write_text(json.dumps(stamped, indent=2, sort_keys=True, default=str))
             tmp.replace(path)
 
     def load_input(self, context: dg.InputContext) -> Any:
         directory = self._dir(context)
         keys = context.asset_partition_keys if context.has_asset_partitions else ["__all__"]
+        if len(keys) > 1:
+            return self._load_range(context, directory, [str(k) for k in keys])
+        path = self._file(directory, str(keys[0]))
+        if not path.is_file():
+            raise dg.Failure(f"{'/'.join(context.asset_key.path)}[{keys[0]}] has not been materialized yet ({path})")
+        return json.loads(path.read_text())
+
+    def _load_range(self, context: dg.InputContext, directory: Path, keys: list[str]) -> dict[str, Any]:
+        # the run whose step wrote this input: this run, or the run it re-executes; none (or a
+        # placeholder) when the input is loaded from what earlier runs stored
+        source_run = None
+        if context.upstream_output is not None:
+            try:
+                source_run = context.upstream_output.run_id
+            except dg.DagsterInvariantViolationError:
+                source_run = None
+            if source_run is not None and not context.instance.has_run(source_run):
+                source_run = None
         loaded = {}
         for key in keys:
-            path = self._file(directory, str(key))
-            if not path.is_file():
-                raise dg.Failure(f"{'/'.join(context.asset_key.path)}[{key}] has not been materialized yet ({path})")
-            loaded[str(key)] = json.loads(path.read_text())
-        return loaded[str(keys[0])] if len(keys) == 1 else loaded
+            path = self._file(directory, key)
+            if path.is_file():
+                handle = json.loads(path.read_text())
+                if source_run is None or handle.get(RUN_ID) == source_run:
+                    loaded[key] = handle
+        return loaded

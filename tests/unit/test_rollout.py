@@ -1,6 +1,6 @@
 import pytest
 
-from psp_assets.core.rollout import WavePolicy, plan_waves, roll_out
+from psp_assets.core.rollout import StoreVersion, WavePolicy, plan_waves, roll_out, versions_markdown
 
 STORES = [f"s{i:02d}" for i in range(20)]
 
@@ -46,3 +46,15 @@ def test_a_clean_rollout_reaches_every_store():
 def test_policy_rejects_nonsense():
     with pytest.raises(ValueError):
         WavePolicy(max_failure_share=1.5)
+
+
+def test_the_version_table_has_one_row_per_store_and_keeps_data_out_of_the_markup():
+    rows = [
+        StoreVersion("a|woocommerce production", 1, "rolled back", "1.0.0-aaa", "1.0.0-aaa", "health: a | b\nc"),
+        StoreVersion("b|woocommerce production", 2, "not reached", "1.0.0-bbb"),
+        StoreVersion("c|woocommerce production", None, "not built", ""),
+    ]
+    lines = versions_markdown(rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert lines[2] == r"| a\|woocommerce production | 1 | **rolled back** | 1.0.0-aaa | 1.0.0-aaa | health: a \| b c |"
+    assert lines[4] == r"| c\|woocommerce production | - | not built | unknown | - |  |"

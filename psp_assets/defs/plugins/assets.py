@@ -2,14 +2,20 @@
 
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 
 from psp_assets.core import pipeline
 from psp_assets.core.config import ClientConfig, parse_client
+from psp_assets.core.deploy import Deployment
 from psp_assets.core.errors import PspError
+from psp_assets.core.package import Artifact
+from psp_assets.core.sftp import SftpPool
+from psp_assets.core.template_cache import TemplateCache
 from psp_assets.core.templates import available_platforms, load_template
+from psp_assets.defs import ranges
 from psp_assets.defs.partitions import client_partitions, platform_partitions, plugin_partitions, split_key
 from psp_assets.defs.resources import PhpResource, PspWorkspace
 
@@ -40,6 +46,28 @@ def _fail(exc: PspError, **metadata: Any) -> dg.Failure:
     return dg.Failure(description=str(exc), metadata=metadata, allow_retries=False)
 
 
+def lineage_paths(workspace: PspWorkspace, handle: dict[str, Any]) -> pipeline.Paths:
+    """The workspace, with the templates directory the lineage recorded: a plugin is rendered, tested,
+    built and deployed from the template plugin_template recorded (a GitHub checkout, or the local one)."""
+    recorded = handle.get("templates_dir")
+    return replace(workspace.paths, templates_dir=pipeline.Path(recorded)) if recorded else workspace.paths
+
+
+def _template_source(context: dg.AssetExecutionContext, templates_dir: str) -> dict[str, Any]:
+    """Where the template came from: the commit github_template_sensor checked out, or the local directory."""
+    tags = context.run.tags
+    if "psp/template_commit" not in tags:
+        return {"template_source": f"local directory {templates_dir}"}
+    meta: dict[str, Any] = {
+        "template_source": f"GitHub {tags.get('psp/template_repo', '')} at {tags['psp/template_commit'][:12]}",
+        "template_commit": tags["psp/template_commit"],
+        "template_commit_url": dg.MetadataValue.url(tags.get("psp/template_commit_url", "")),
+    }
+    if "psp/template_shared_commit" in tags:
+        meta["template_shared_commit"] = tags["psp/template_shared_commit"]
+    return meta
+
+
 @dg.asset(
     partitions_def=platform_partitions,
     group_name=GROUP,
@@ -48,15 +76,16 @@ def _fail(exc: PspError, **metadata: Any) -> dg.Failure:
 )
 def plugin_template(context: dg.AssetExecutionContext, workspace: PspWorkspace) -> Iterator[dg.Output]:
     """The platform's plugin template (templates/<platform>/): its declared version, supported platform
-    and PHP versions, and its content hash. Any change to its files, the shared PHP core it includes or
-    the translation catalogs changes the hash, which makes every plugin of that platform stale."""
+    and PHP versions, and its content hash. Any change to its files, the shared PHP core it includes, the
+    translation catalogs or the PSP API contract (docs/contract.md) changes the hash, which makes every
+    plugin of that platform stale."""
     platform = context.partition_key
     paths = workspace.paths
     if platform not in available_platforms(paths.templates_dir):
         context.log.info(f"no template for {platform} in {paths.templates_dir}; nothing to materialize")
         return
     try:
-        template = load_template(paths.templates_dir, platform)
+        template = load_template(paths.templates_dir, platform, paths.contract_file)
     except PspError as exc:
         raise _fail(exc) from None
     spec = template.spec
@@ -66,6 +95,7 @@ def plugin_template(context: dg.AssetExecutionContext, workspace: PspWorkspace) 
         "template_hash": template.content_hash,
         "php_versions": spec.php.versions() if spec.php else [],
         "platform_versions": spec.platform_versions,
+        "templates_dir": str(paths.templates_dir),
     }
     yield dg.Output(
         handle,
@@ -76,6 +106,7 @@ def plugin_template(context: dg.AssetExecutionContext, workspace: PspWorkspace) 
             "php_range": f"{spec.php.min} - {spec.php.max}" if spec.php else "none (no PHP in this template)",
             "platform_versions": ", ".join(spec.platform_versions),
             "source_files": len(template.source_files()),
+            **_template_source(context, str(paths.templates_dir)),
         },
     )
 
@@ -116,6 +147,7 @@ def client_config(context: dg.AssetExecutionContext, workspace: PspWorkspace) ->
     group_name=GROUP,
     kinds={"php"},
     output_required=False,
+    backfill_policy=ranges.FLEET_BACKFILL,
     ins={
         "plugin_template": dg.AssetIn(partition_mapping=dg.MultiToSingleDimensionPartitionMapping("platform")),
         "client_config": dg.AssetIn(partition_mapping=dg.MultiToSingleDimensionPartitionMapping("client")),
@@ -124,24 +156,44 @@ def client_config(context: dg.AssetExecutionContext, workspace: PspWorkspace) ->
 def rendered_source(
     context: dg.AssetExecutionContext,
     workspace: PspWorkspace,
-    plugin_template: dict[str, Any],
-    client_config: dict[str, Any],
-) -> Iterator[dg.Output]:
+    plugin_template: Any,
+    client_config: Any,
+) -> Iterator[Any]:
     """The plugin's source code for one client on one platform, rendered from the template with the
     client's values (every value escaped for the language it lands in). Platforms the client has not
     enabled are skipped, together with everything downstream of them."""
-    client_id, platform = split_key(context.partition_key)
+    templates = ranges.upstream(context, "plugin_template", plugin_template)
+    configs = ranges.upstream(context, "client_config", client_config)
+    cache = TemplateCache()  # each template loaded once for all the partitions of the run
+    outcomes = {}
+    for key in context.partition_keys:
+        client_id, platform = split_key(key)
+        outcomes[key] = _render(workspace, client_id, platform, templates.get(platform), configs.get(client_id), cache)
+    yield from ranges.record(context, outcomes)
+
+
+def _render(
+    workspace: PspWorkspace,
+    client_id: str,
+    platform: str,
+    plugin_template: dict[str, Any] | None,
+    client_config: dict[str, Any] | None,
+    cache: TemplateCache,
+) -> ranges.Outcome:
+    if client_config is None:
+        return ranges.Skipped(f"client_config[{client_id}] is not materialized; nothing to render")
     if platform not in client_config["enabled_platforms"]:
-        context.log.info(f"{client_id} does not enable {platform}; skipped (nothing rendered, built or deployed)")
-        return
-    paths = workspace.paths
+        return ranges.Skipped(f"{client_id} does not enable {platform}; skipped (nothing rendered, built or deployed)")
+    if plugin_template is None:
+        return ranges.Failed(f"{client_id} enables {platform} but plugin_template[{platform}] is not materialized")
+    paths = lineage_paths(workspace, plugin_template)
     config = parse_client(client_config["config"], client_config["path"])
     try:
-        source = pipeline.render_plugin(paths, config, platform)
+        source = pipeline.render_plugin(paths, config, platform, cache=cache)
     except PspError as exc:
-        raise _fail(exc) from None
+        return ranges.Failed(str(exc))
     if source.template_hash != plugin_template["template_hash"]:
-        raise dg.Failure(
+        return ranges.Failed(
             f"templates/{platform} changed since plugin_template[{platform}] was materialized "
             f"({plugin_template['template_hash'][:12]} -> {source.template_hash[:12]}); materialize plugin_template "
             "first so the lineage names the template actually used"
@@ -152,11 +204,12 @@ def rendered_source(
         "template_version": plugin_template["template_version"],
         "config": client_config["config"],
         "config_path": client_config["path"],
+        "templates_dir": str(paths.templates_dir),
     }
-    yield dg.Output(
+    return ranges.Produced(
         handle,
-        data_version=dg.DataVersion(handle["tree_sha256"]),
         metadata={**_lineage(handle), "path": handle["path"], "files": handle["file_count"]},
+        data_version=handle["tree_sha256"],
     )
 
 
@@ -164,31 +217,58 @@ def rendered_source(
     partitions_def=plugin_partitions,
     group_name=GROUP,
     kinds={"php"},
+    output_required=False,
+    backfill_policy=ranges.FLEET_BACKFILL,
     check_specs=[
         dg.AssetCheckSpec(
             TESTS_PASS,
             asset="test_report",
             blocking=True,
             description="Lint, contract, packaging, translation and secret checks all pass; blocks the build.",
+            partitions_def=plugin_partitions,
         )
     ],
 )
 def test_report(
-    context: dg.AssetExecutionContext, workspace: PspWorkspace, php: PhpResource, rendered_source: dict[str, Any]
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    context: dg.AssetExecutionContext, workspace: PspWorkspace, php: PhpResource, rendered_source: Any
+) -> Iterator[Any]:
     """The plugin's test report: PHP lint of every file, contract tests that execute the generated code
     against the shared vectors (signatures, every status, late and duplicate webhooks), the platform's
     packaging conventions, translation completeness and a scan for secrets and build paths. A failure
     blocks built_artifact for this partition only."""
-    paths = workspace.paths
-    tree = pipeline.load_rendered(rendered_source)
+    sources = ranges.upstream(context, "rendered_source", rendered_source)
+    cache = TemplateCache()
+    outcomes: dict[str, ranges.Outcome] = {}
+    for key in context.partition_keys:
+        if key not in sources:
+            outcomes[key] = ranges.Skipped(f"rendered_source[{key}] was not produced; nothing to test")
+            continue
+        log_prefix = f"{key}: " if len(context.partition_keys) > 1 else ""
+        outcomes[key] = _test(context, workspace, php, sources[key], cache, log_prefix)
+    yield from ranges.record(context, outcomes, check_name=TESTS_PASS)
+
+
+def _test(
+    context: dg.AssetExecutionContext,
+    workspace: PspWorkspace,
+    php: PhpResource,
+    rendered_source: dict[str, Any],
+    cache: TemplateCache,
+    log_prefix: str,
+) -> ranges.Outcome:
+    paths = lineage_paths(workspace, rendered_source)
+    try:
+        tree = pipeline.load_rendered(rendered_source)
+    except PspError as exc:
+        return ranges.Failed(str(exc))
     config = _config(rendered_source)
-    runtimes = php.runtimes if php.matrix else None
-    report = pipeline.test_plugin(paths, config, tree, pipeline.Path(rendered_source["path"]), php.runtime, runtimes)
+    runtimes = php.runtimes if php.matrix else None  # one boot per PHP version, shared by every partition
+    root = pipeline.Path(rendered_source["path"])
+    report = pipeline.test_plugin(paths, config, tree, root, php.runtime, runtimes, cache=cache)
     failures = report.failures()
     for failure in failures[:20]:
         on = f" [PHP {failure.php_version}]" if failure.php_version else ""
-        context.log.error(f"{failure.check}{on}: {failure.name}: {failure.detail}")
+        context.log.error(f"{log_prefix}{failure.check}{on}: {failure.name}: {failure.detail}")
     by_php = report.by_php_version()
     handle = {
         **_lineage(rendered_source),
@@ -199,22 +279,8 @@ def test_report(
         "rendered": rendered_source,
     }
     counts = report.counts()
-    yield dg.Output(
-        handle,
-        metadata={
-            **_lineage(rendered_source),
-            "passed": report.passed,
-            "report_path": handle["report_path"],
-            "php_version": ", ".join(by_php) or php.runtime.version,
-            "php_matrix": dg.MetadataValue.md(_php_matrix_md(by_php)),
-            "checks": dg.MetadataValue.json(counts),
-            "failed": len(failures),
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name=TESTS_PASS,
+    check = ranges.CheckOutcome(
         passed=report.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "failed": len(failures),
             "php_matrix": dg.MetadataValue.md(_php_matrix_md(by_php)),
@@ -226,6 +292,19 @@ def test_report(
                 or "none"
             ),
         },
+    )
+    return ranges.Produced(
+        handle,
+        metadata={
+            **_lineage(rendered_source),
+            "passed": report.passed,
+            "report_path": handle["report_path"],
+            "php_version": ", ".join(by_php) or php.runtime.version,
+            "php_matrix": dg.MetadataValue.md(_php_matrix_md(by_php)),
+            "checks": dg.MetadataValue.json(counts),
+            "failed": len(failures),
+        },
+        check=check,
     )
 
 
@@ -241,21 +320,42 @@ def _php_matrix_md(by_php: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-@dg.asset(partitions_def=plugin_partitions, group_name=GROUP, kinds={"zip"})
-def built_artifact(
-    context: dg.AssetExecutionContext, workspace: PspWorkspace, test_report: dict[str, Any]
-) -> dg.Output:
+@dg.asset(
+    partitions_def=plugin_partitions,
+    group_name=GROUP,
+    kinds={"zip"},
+    output_required=False,
+    backfill_policy=ranges.FLEET_BACKFILL,
+)
+def built_artifact(context: dg.AssetExecutionContext, workspace: PspWorkspace, test_report: Any) -> Iterator[Any]:
     """The installable package the platform's own installer accepts (zip laid out by the template's
     packaging rules), reproducible byte for byte, with its sha256 and a manifest of every file."""
-    paths = workspace.paths
+    reports = ranges.upstream(context, "test_report", test_report)
+    # a report that failed in this very run is already red on its check: its partition is just not built
+    tested_here = dg.AssetKey("test_report") in context.job_def.asset_layer.executable_asset_keys
+    cache = TemplateCache()
+    outcomes: dict[str, ranges.Outcome] = {}
+    for key in context.partition_keys:
+        report = reports.get(key)
+        if report is None:
+            outcomes[key] = ranges.Skipped(f"test_report[{key}] was not produced; nothing to build")
+        elif tested_here and not report["passed"]:
+            outcomes[key] = ranges.Skipped(f"{TESTS_PASS} failed for build {report.get('build')}; nothing built")
+        else:
+            outcomes[key] = _build(workspace, report, cache)
+    yield from ranges.record(context, outcomes)
+
+
+def _build(workspace: PspWorkspace, test_report: dict[str, Any], cache: TemplateCache) -> ranges.Outcome:
     rendered = test_report["rendered"]
-    report = pipeline.report_from_path(pipeline.Path(test_report["report_path"]))
-    tree = pipeline.load_rendered(rendered)
-    config = _config(rendered)
+    paths = lineage_paths(workspace, rendered)
     try:
-        artifact = pipeline.build_plugin(paths, config, tree, report)
+        report = pipeline.report_from_path(pipeline.Path(test_report["report_path"]))
+        tree = pipeline.load_rendered(rendered)
+        config = _config(rendered)
+        artifact = pipeline.build_plugin(paths, config, tree, report, cache=cache)
     except PspError as exc:
-        raise _fail(exc) from None
+        return ranges.Failed(str(exc))
     handle = {
         **_lineage(test_report),
         "client": tree.client_id,
@@ -266,10 +366,10 @@ def built_artifact(
         "size": artifact.size,
         "config": rendered["config"],
         "config_path": rendered["config_path"],
+        "templates_dir": str(paths.templates_dir),
     }
-    return dg.Output(
+    return ranges.Produced(
         handle,
-        data_version=dg.DataVersion(artifact.sha256),
         metadata={
             **_lineage(handle),
             "artifact_path": str(artifact.path),
@@ -278,24 +378,15 @@ def built_artifact(
             "release_id": artifact.release_id,
             "files": len(artifact.manifest),
         },
+        data_version=artifact.sha256,
     )
 
 
-@dg.asset(partitions_def=plugin_partitions, group_name=GROUP, kinds={"sftp"}, pool=DEPLOY_POOL)
-def deployed_store(
-    context: dg.AssetExecutionContext, workspace: PspWorkspace, php: PhpResource, built_artifact: dict[str, Any]
-) -> dg.Output:
-    """The plugin as it runs on the client's stores: each target in rollout order gets the release side
-    by side with the previous ones, an atomic switch, a health check, and an automatic rollback when the
-    check fails. A failure stops the rollout before the next target."""
-    paths = workspace.paths
-    client_id, platform = split_key(context.partition_key)
-    config = _config(built_artifact)  # deploy where the config that produced this artifact says
-    artifact = pipeline.artifact_from_handle(built_artifact)
-    # SSH keys are read only here, through Dagster's EnvVar, by the names the config gives; never logged
-    deployments = pipeline.deploy_plugin(
-        paths, config, platform, artifact, php.runtime, secret=lambda name: dg.EnvVar(name).get_value()
-    )
+def deploy_record(
+    built_artifact: dict[str, Any], artifact: Artifact, deployments: list[Deployment]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """What a deploy of one partition records (deployed_store and the fleet rollout alike): per target its
+    versions, health, rollback and steps, and the lineage of the artifact deployed."""
     targets = [
         {
             "target": d.target,
@@ -309,28 +400,85 @@ def deployed_store(
         }
         for d in deployments
     ]
-    for d in deployments:
-        for step in d.steps:
-            (context.log.info if step.ok else context.log.error)(f"{d.target}: {step.step}: {step.detail}")
     metadata = {
         **_lineage(built_artifact),
         "release_id": artifact.release_id,
         "sha256": artifact.sha256,
         "targets": dg.MetadataValue.json(targets),
     }
+    return targets, metadata
+
+
+@dg.asset(
+    partitions_def=plugin_partitions,
+    group_name=GROUP,
+    kinds={"sftp"},
+    pool=DEPLOY_POOL,
+    output_required=False,
+    backfill_policy=ranges.FLEET_BACKFILL,
+)
+def deployed_store(
+    context: dg.AssetExecutionContext, workspace: PspWorkspace, php: PhpResource, built_artifact: Any
+) -> Iterator[Any]:
+    """The plugin as it runs on the client's stores: each target in rollout order gets the release side
+    by side with the previous ones, an atomic switch, a health check, and an automatic rollback when the
+    check fails. A failure stops the rollout before the next target."""
+    artifacts = ranges.upstream(context, "built_artifact", built_artifact)
+    cache = TemplateCache()
+    outcomes: dict[str, ranges.Outcome] = {}
+    # one SSH connection per store host for all the deploys of this run, closed when they are done
+    with SftpPool() as connections:
+        for key in context.partition_keys:
+            if key not in artifacts:
+                outcomes[key] = ranges.Skipped(f"built_artifact[{key}] was not produced; nothing to deploy")
+                continue
+            log_prefix = f"{key}: " if len(context.partition_keys) > 1 else ""
+            outcomes[key] = _deploy(context, workspace, php, key, artifacts[key], cache, connections, log_prefix)
+    yield from ranges.record(context, outcomes)
+
+
+def _deploy(
+    context: dg.AssetExecutionContext,
+    workspace: PspWorkspace,
+    php: PhpResource,
+    key: str,
+    built_artifact: dict[str, Any],
+    cache: TemplateCache,
+    connections: SftpPool,
+    log_prefix: str,
+) -> ranges.Outcome:
+    paths = lineage_paths(workspace, built_artifact)
+    client_id, platform = split_key(key)
+    config = _config(built_artifact)  # deploy where the config that produced this artifact says
+    try:
+        artifact = pipeline.artifact_from_handle(built_artifact)
+    except PspError as exc:
+        return ranges.Failed(str(exc))
+    # SSH keys are read only here, through Dagster's EnvVar, by the names the config gives; never logged
+    deployments = pipeline.deploy_plugin(
+        paths,
+        config,
+        platform,
+        artifact,
+        php.runtime,
+        secret=lambda name: dg.EnvVar(name).get_value(),
+        cache=cache,
+        connections=connections,
+    )
+    for d in deployments:
+        for step in d.steps:
+            (context.log.info if step.ok else context.log.error)(f"{log_prefix}{d.target}: {step.step}: {step.detail}")
+    targets, metadata = deploy_record(built_artifact, artifact, deployments)
     failed = [d for d in deployments if not d.ok]
     if failed:
-        context.log_event(
-            dg.AssetObservation(asset_key=context.asset_key, partition=context.partition_key, metadata=metadata)
-        )
         first = failed[0]
         what = f"rolled back to {first.deployed_version}" if first.rolled_back else "store unchanged"
-        raise dg.Failure(
-            description=f"{client_id}|{platform}: deploy to {first.target} failed ({what}): "
+        return ranges.Failed(
+            f"{client_id}|{platform}: deploy to {first.target} failed ({what}): "
             f"{first.error or next((s.detail for s in first.steps if not s.ok), '')}",
             metadata=metadata,
-            allow_retries=False,
+            observe=True,
         )
     if not deployments:
         context.log.info(f"{client_id}|{platform}: no deploy targets configured")
-    return dg.Output({**built_artifact, "targets": targets}, metadata=metadata)
+    return ranges.Produced({**built_artifact, "targets": targets}, metadata=metadata)

@@ -1,7 +1,8 @@
 import dagster as dg
 
-from psp_assets.defs.github.assets import github_release
+from psp_assets.defs.github.assets import client_repository, github_release
 from psp_assets.defs.plugins.assets import built_artifact, deployed_store, rendered_source, test_report
+from psp_assets.defs.ranges import PER_PARTITION_TAG
 
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 # A failed lineage run (lost worker or database, store unreachable, deploy lock held) is retried from the
@@ -27,10 +28,35 @@ client_config_job = dg.define_asset_job(
     description="Validate a client's config and record its hash.",
 )
 
+# A template change rebuilds every client of its platform in one run over `first|P .. last|P`, each
+# partition recorded on its own (defs/ranges.py); the rollout sensor deploys the builds in waves after.
+BUILD_RUN_TAGS = {PER_PARTITION_TAG: "true"}
+
+plugin_build_job = dg.define_asset_job(
+    "plugin_build_job",
+    selection=dg.AssetSelection.assets(rendered_source, test_report, built_artifact, github_release, client_repository),
+    config=IN_PROCESS,
+    tags=BUILD_RUN_TAGS,
+    description="Render, test and build (and publish to GitHub) many clients' plugins in one run, each partition "
+    "recorded on its own: a failing plugin is red, the others are built. Deploys follow with the fleet rollout.",
+)
+
 plugin_lineage_job = dg.define_asset_job(
     "plugin_lineage_job",
-    selection=dg.AssetSelection.assets(rendered_source, test_report, built_artifact, deployed_store, github_release),
+    selection=dg.AssetSelection.assets(
+        rendered_source, test_report, built_artifact, deployed_store, github_release, client_repository
+    ),
     config=IN_PROCESS,
     tags=LINEAGE_RUN_TAGS,
-    description="Render, test, build and deploy one client's plugin for one platform, and publish its GitHub release.",
+    description="Render, test, build and deploy one client's plugin for one platform, and publish its GitHub release "
+    "and, for clients with a source repository, its source as a pull request.",
+)
+
+fleet_rollout_job = dg.define_asset_job(
+    "fleet_rollout_job",
+    selection=dg.AssetSelection.assets("fleet_rollout"),
+    config=IN_PROCESS,
+    description="Deploy the latest build of every client's plugin for one platform, wave by wave: a canary, then "
+    "growing waves, stopping when a wave's share of failed health checks passes the limit (config: canary, growth, "
+    "max_failure_share, canaries).",
 )

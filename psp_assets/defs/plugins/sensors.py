@@ -1,14 +1,24 @@
 """What makes the platform react on its own: client files become partitions, template and config changes
 become runs for exactly the partitions they touch."""
 
+import hashlib
 import json
 
 import dagster as dg
 
+from psp_assets.core.config import PLATFORMS
 from psp_assets.core.errors import PspError
 from psp_assets.core.templates import available_platforms, load_template
-from psp_assets.defs.partitions import client_partitions
-from psp_assets.defs.plugins.jobs import client_config_job, plugin_lineage_job, plugin_template_job
+from psp_assets.defs.partitions import client_partitions, platform_partitions
+from psp_assets.defs.plugins.jobs import (
+    client_config_job,
+    fleet_rollout_job,
+    plugin_build_job,
+    plugin_lineage_job,
+    plugin_template_job,
+)
+from psp_assets.defs.plugins.resources import TemplateRepository
+from psp_assets.defs.ranges import range_tags
 from psp_assets.defs.resources import PspWorkspace
 
 
@@ -54,15 +64,22 @@ def client_configs_sensor(context: dg.SensorEvaluationContext, workspace: PspWor
 
 
 @dg.sensor(job=plugin_template_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def template_change_sensor(context: dg.SensorEvaluationContext, workspace: PspWorkspace) -> dg.SensorResult:
+def template_change_sensor(
+    context: dg.SensorEvaluationContext, workspace: PspWorkspace, template_repo: TemplateRepository
+) -> dg.SensorResult:
     """Re-records a platform's template when its content hash (its files, the shared PHP core it pulls
-    in, the translation catalogs) differs from the one last materialized. Only that platform is touched;
-    the lineage runs follow from `lineage_on_upstream_change_sensor`."""
+    in, the translation catalogs, the PSP API contract) differs from the one last materialized. Only
+    that platform is touched; the lineage runs follow from `lineage_on_upstream_change_sensor`. Stands
+    down while the templates come from a GitHub repository (`github_template_sensor`)."""
+    if template_repo.enabled:
+        return dg.SensorResult(
+            skip_reason=f"templates come from {template_repo.repository}; see github_template_sensor"
+        )
     paths = workspace.paths
     requests, problems = [], []
     for platform in available_platforms(paths.templates_dir):
         try:
-            content_hash = load_template(paths.templates_dir, platform).content_hash
+            content_hash = load_template(paths.templates_dir, platform, paths.contract_file).content_hash
         except PspError as exc:
             problems.append(str(exc))
             continue
@@ -82,45 +99,124 @@ def template_change_sensor(context: dg.SensorEvaluationContext, workspace: PspWo
     return dg.SensorResult(run_requests=requests, skip_reason=skip)
 
 
-@dg.sensor(job=plugin_lineage_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=plugin_template_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def github_template_sensor(
+    context: dg.SensorEvaluationContext, workspace: PspWorkspace, template_repo: TemplateRepository
+) -> dg.SensorResult:
+    """Follows the template repository on GitHub: when the last commit that changed
+    `templates/<platform>` (or the shared files) moves, checks the template out as that commit left it and
+    re-records `plugin_template[<platform>]` from the checkout, with the commit in its metadata. Other
+    platforms are not touched. The cursor keeps each platform's commits: nothing is missed or started twice."""
+    if not template_repo.enabled:
+        return dg.SensorResult(skip_reason="no template repository configured (PSP_TEMPLATE_REPO)")
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    paths = workspace.paths
+    client = template_repo.client()
+    # a failure here (GitHub down, bad token) fails the tick with the reason; the cursor stays, the next tick retries
+    revisions = client.revisions(platform_partitions.get_partition_keys())
+    requests = []
+    for platform, revision in sorted(revisions.items()):
+        if seen.get(platform) == revision.key:
+            continue
+        try:
+            root = client.checkout(revision, template_repo.checkouts(paths))
+        except PspError as exc:
+            context.log.warning(f"{platform}: not checked out, retried next tick: {exc}")
+            continue
+        seen[platform] = revision.key
+        if not (root / platform).is_dir():
+            context.log.info(
+                f"{platform}: {template_repo.path}/{platform} is gone at {revision.head[:12]}; nothing to record"
+            )
+            continue
+        tags = {
+            "psp/trigger": f"template commit {revision.commit.sha[:12]}",
+            "psp/template_repo": template_repo.repository,
+            "psp/template_commit": revision.commit.sha,
+            "psp/template_commit_url": revision.commit.url,
+            "psp/template_checkout": revision.head,
+        }
+        if revision.shared:
+            tags["psp/template_shared_commit"] = revision.shared.sha
+        requests.append(
+            dg.RunRequest(
+                run_key=f"github-template:{platform}:{revision.key}",
+                partition_key=platform,
+                run_config={"resources": {"workspace": {"config": {"templates_dir": str(root)}}}},
+                tags=tags,
+            )
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(seen, sort_keys=True),
+        skip_reason=None if requests else f"no new template commits on {template_repo.spec().describe()}",
+    )
+
+
+@dg.sensor(
+    jobs=[plugin_build_job, plugin_lineage_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, workspace: PspWorkspace) -> dg.SensorResult:
-    """Rebuilds exactly what an upstream change touched: a new `plugin_template[P]` rebuilds `*|P` for the
-    clients that enable P, a new `client_config[c]` rebuilds `c|*` for the platforms c enables. The
-    cursor is the last event seen, so nothing is missed or started twice."""
+    """Rebuilds exactly what an upstream change touched, in one run per change: a new
+    `plugin_template[P]` starts `plugin_build_job` over `first|P .. last|P` of the clients that enable P
+    (render, test, build; tagged `psp/rollout=P`, the fleet rollout deploys afterwards), a new
+    `client_config[c]` starts `plugin_lineage_job` over `c|first .. c|last` of c's platforms (through
+    deploy). A range is a rectangle: the partitions inside it with nothing to do (a client between two
+    that does not enable P) are skipped by the assets. The cursor is the last event seen, and run keys
+    come from the inputs, so nothing is missed or started twice."""
     cursor = int(context.cursor) if context.cursor else 0
     fleet = workspace.paths.fleet()
     latest = cursor
-    wanted: dict[str, str] = {}  # partition -> reason
-    for key in ("plugin_template", "client_config"):
+    changed: dict[str, set[str]] = {"plugin_template": set(), "client_config": set()}
+    for key in changed:
         records = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), after_storage_id=cursor or None), limit=1000
         ).records
         for record in records:
             latest = max(latest, record.storage_id)
-            partition = record.partition_key
-            if partition is None:
-                continue
-            if key == "plugin_template":
-                for cid, loaded in sorted(fleet.clients.items()):
-                    if partition in loaded.config.enabled_platforms():
-                        wanted[f"{cid}|{partition}"] = f"template {partition} changed"
-            elif partition in fleet.clients:
-                for platform in fleet.clients[partition].config.enabled_platforms():
-                    wanted[f"{partition}|{platform}"] = f"config {partition} changed"
+            if record.partition_key is not None:
+                changed[key].add(record.partition_key)
+    # the client dimension's own order: a range runs from one client to another in this order
+    clients = [c for c in context.instance.get_dynamic_partitions(client_partitions.name) if c in fleet.clients]
+    config_versions = {c: _latest_data_version(context.instance, "client_config", c) for c in clients}
     requests = []
-    for key, reason in sorted(wanted.items()):
-        client, platform = key.split("|")
+    for platform in sorted(changed["plugin_template"]):
         template_version = _latest_data_version(context.instance, "plugin_template", platform)
-        config_version = _latest_data_version(context.instance, "client_config", client)
-        if template_version is None or config_version is None:
-            continue  # the other input is not recorded yet; its materialization will trigger this partition
-        # keyed by the inputs: the same template and config never start the lineage twice, however many
-        # upstream materializations (or ticks) point at them
+        # clients whose config is not recorded yet start their own runs when it is
+        enabling = [
+            c for c in clients if config_versions[c] and platform in fleet.clients[c].config.enabled_platforms()
+        ]
+        if template_version is None or not enabling:
+            continue
+        inputs = _digest([template_version, *(f"{c}={config_versions[c]}" for c in enabling)])
         requests.append(
             dg.RunRequest(
-                run_key=f"lineage:{key}:{template_version[:16]}:{config_version[:16]}",
-                partition_key=key,
-                tags={"psp/trigger": reason},
+                job_name=plugin_build_job.name,
+                run_key=f"build:{platform}:{inputs}",
+                tags={
+                    **range_tags(f"{enabling[0]}|{platform}", f"{enabling[-1]}|{platform}"),
+                    "psp/rollout": platform,
+                    "psp/trigger": f"template {platform} changed",
+                },
+            )
+        )
+    for client in sorted(changed["client_config"] & set(clients)):
+        templates = {p: _latest_data_version(context.instance, "plugin_template", p) for p in PLATFORMS}
+        platforms = [p for p in PLATFORMS if p in fleet.clients[client].config.enabled_platforms() and templates[p]]
+        if config_versions[client] is None or not platforms:
+            continue  # a template not recorded yet starts the platform's run when it is
+        inputs = _digest([config_versions[client], *(f"{p}={templates[p]}" for p in platforms)])
+        requests.append(
+            dg.RunRequest(
+                job_name=plugin_lineage_job.name,
+                run_key=f"lineage:{client}:{inputs}",
+                tags={
+                    **range_tags(f"{client}|{platforms[0]}", f"{client}|{platforms[-1]}"),
+                    "psp/client": client,
+                    "psp/trigger": f"config {client} changed",
+                },
             )
         )
     return dg.SensorResult(
@@ -128,6 +224,60 @@ def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, works
         cursor=str(latest),
         skip_reason=None if requests else "no new template or config materializations",
     )
+
+
+def _digest(parts: list[str]) -> str:
+    """A short, stable key for the inputs of a run: the same inputs never start the same run twice."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def _rollout_request(context: dg.RunStatusSensorContext, built: int | None = None) -> dg.RunRequest | dg.SkipReason:
+    run = context.dagster_run
+    platform = run.tags.get("psp/rollout")
+    if not platform:
+        return dg.SkipReason(f"{run.job_name} run {run.run_id} has no psp/rollout tag; nothing to roll out")
+    tags = {"psp/trigger": f"{run.job_name} run {run.run_id}", "psp/build_run": run.run_id}
+    if built is not None:
+        tags["psp/build_partial"] = f"{built} plugin(s) built; failed ones stay on their last good build"
+    return dg.RunRequest(run_key=run.run_id, partition_key=platform, tags=tags)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[plugin_build_job],
+    request_job=fleet_rollout_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def rollout_after_build_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    """When a template change has been built for a platform's whole fleet (a successful
+    `plugin_build_job` run tagged `psp/rollout=<platform>`), rolls the new builds out wave by wave
+    (`fleet_rollout_job`). Keyed by the build run: one rollout per build, however often the sensor looks."""
+    return _rollout_request(context)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.FAILURE,
+    monitored_jobs=[plugin_build_job],
+    request_job=fleet_rollout_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def rollout_after_partial_build_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    """A build run in which some clients failed (red `plugin_checks_pass`, a render error) still built
+    the others: those are rolled out, wave by wave, like after a clean build. The failed clients keep
+    their last good build (their store is left as it is, or gets that build if it never had it), and
+    their failure has already alerted. A run that built nothing (lost worker, every client red) starts
+    no rollout."""
+    run = context.dagster_run
+    built = sum(
+        1
+        for record in context.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if record.dagster_event is not None and record.dagster_event.asset_key == dg.AssetKey("built_artifact")
+    )
+    if not built:
+        return dg.SkipReason(f"{run.job_name} run {run.run_id} failed and built nothing; nothing to roll out")
+    return _rollout_request(context, built)
 
 
 def _latest_data_version(instance: dg.DagsterInstance, key: str, partition: str) -> str | None:

@@ -1,0 +1,229 @@
+"""The fleet rollout through Dagster: real builds (plugin_build_job over the platform's clients), the
+sensor that starts the rollout when a build succeeds, real local stores and the real health gate. A
+healthy rollout reaches every wave; a canary whose store fails its health check stops the rollout before
+any other store is touched, and the report says which store serves which release."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from psp_assets.core.deploy import LocalFS, current_release
+from psp_assets.core.pipeline import Paths
+from psp_assets.definitions import defs
+from psp_assets.defs.alerts.sensors import run_findings
+from psp_assets.defs.plugins.sensors import rollout_after_build_sensor
+from psp_assets.defs.ranges import range_tags
+from psp_assets.fleet import latest_metadata
+
+CLIENTS = ["bank-a", "bank-b", "bank-c", "bank-d"]  # waves with the defaults: [a], [b, c], [d]
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+# machine PHP only: the PHP matrix is tested elsewhere
+BUILD_CONFIG = {**IN_PROCESS, "resources": {"php": {"config": {"matrix": False}}}}
+
+
+def client(cid: str, health: dict | None = None) -> dict:
+    target = {"name": "production", "transport": "local", "path": f"{cid}/wp-content/plugins/{cid}-payments"}
+    if health:
+        target["health"] = health
+    return {
+        "id": cid,
+        "name": f"Bank {cid[-1].upper()}",
+        "api_base_url": f"https://psp.{cid}.example/v1",
+        "locales": ["en_GB"],
+        "currencies": ["EUR"],
+        "payment_methods": ["card"],
+        "checkout": {"title": f"Pay with Bank {cid[-1].upper()}"},
+        "platforms": {"woocommerce": {"slug": f"{cid}-payments", "targets": [target]}},
+    }
+
+
+@pytest.fixture
+def fleet(env: Paths, instance) -> Paths:
+    for old in env.configs_dir.glob("*.yaml"):
+        old.unlink()
+    for cid in CLIENTS:
+        (env.configs_dir / f"{cid}.yaml").write_text(yaml.safe_dump(client(cid)))
+    instance.add_dynamic_partitions("client", CLIENTS)
+    for cid in CLIENTS:
+        run(instance, "client_config_job", cid)
+    return env
+
+
+def run(instance, job: str, partition: str, **kwargs) -> dg.ExecuteInProcessResult:
+    result = defs.resolve_job_def(job).execute_in_process(partition_key=partition, instance=instance, **kwargs)
+    assert result.success
+    return result
+
+
+def build_all(instance) -> tuple[dict[str, str], dg.ExecuteInProcessResult]:
+    """plugin_template[woocommerce], then one plugin_build_job run over every client, as the lineage
+    sensor starts it: client -> release id, and the run."""
+    run(instance, "plugin_template_job", "woocommerce")
+    tags = {**range_tags(f"{CLIENTS[0]}|woocommerce", f"{CLIENTS[-1]}|woocommerce"), "psp/rollout": "woocommerce"}
+    build = defs.resolve_job_def("plugin_build_job").execute_in_process(
+        instance=instance, tags=tags, run_config=BUILD_CONFIG
+    )
+    assert build.success
+    return {c: latest_metadata(instance, "built_artifact", f"{c}|woocommerce")["release_id"] for c in CLIENTS}, build
+
+
+def sensor_tick(instance, cursor: str | None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    return rollout_after_build_sensor.evaluate_tick(context)
+
+
+def roll_out(instance, request: dg.RunRequest | None = None, **policy) -> dg.ExecuteInProcessResult:
+    config = {**IN_PROCESS, "ops": {"fleet_rollout": {"config": policy}}} if policy else IN_PROCESS
+    return defs.resolve_job_def("fleet_rollout_job").execute_in_process(
+        partition_key=request.partition_key if request else "woocommerce",
+        tags=request.tags if request else None,
+        instance=instance,
+        run_config=config,
+        raise_on_error=False,
+    )
+
+
+def live(paths: Paths, cid: str) -> str | None:
+    return current_release(LocalFS(paths.stores_dir), f"{cid}/wp-content/plugins/{cid}-payments")
+
+
+def deploy_events(result: dg.ExecuteInProcessResult) -> dict[str, dg.DagsterEvent]:
+    events = {}
+    for event in result.all_events:
+        data = event.event_specific_data
+        record = getattr(data, "materialization", None) or getattr(data, "asset_observation", None)
+        if record is not None and record.asset_key == dg.AssetKey("deployed_store"):
+            events[record.partition] = event
+    return events
+
+
+def test_a_healthy_rollout_deploys_every_wave_and_a_failing_canary_stops_the_next_one(fleet: Paths, instance):
+    cursor = sensor_tick(instance, None).cursor  # the sensor starts from now
+    first, build = build_all(instance)
+    tick = sensor_tick(instance, cursor)
+    [request] = tick.run_requests  # the successful build starts exactly one rollout, for its platform
+    assert (request.partition_key, request.run_key) == ("woocommerce", build.run_id)
+    assert not sensor_tick(instance, tick.cursor).run_requests
+    healthy = roll_out(instance, request)
+    assert healthy.success
+    for cid in CLIENTS:
+        assert live(fleet, cid) == first[cid]
+        recorded = latest_metadata(instance, "deployed_store", f"{cid}|woocommerce")
+        assert recorded["release_id"] == first[cid] and recorded["targets"][0]["health"] == "healthy"
+    waves = {c: latest_metadata(instance, "deployed_store", f"{c}|woocommerce")["rollout_wave"] for c in CLIENTS}
+    assert waves == {"bank-a": 1, "bank-b": 2, "bank-c": 2, "bank-d": 3}
+    summary = latest_metadata(instance, "fleet_rollout", "woocommerce")
+    assert summary["result"] == "all 3 waves deployed"
+    assert {row["status"] for row in summary["rollout"]["stores"]} == {"deployed"}
+
+    # the canary's store stops answering: its health gate fails after the switch and it is rolled back
+    gate = {"store_url": "http://127.0.0.1:9/", "count": 1, "timeout_seconds": 0.5}
+    (fleet.configs_dir / "bank-a.yaml").write_text(yaml.safe_dump(client("bank-a", health=gate)))
+    run(instance, "client_config_job", "bank-a")
+    template = fleet.templates_dir / "woocommerce" / "readme.txt.j2"
+    template.write_text(template.read_text() + "\n== Changelog ==\n* Clearer refund notes.\n")
+    second, _build = build_all(instance)
+    assert all(second[c] != first[c] for c in CLIENTS)
+
+    stopped = roll_out(instance)
+    assert not stopped.success
+    failure = stopped.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "wave 1 (canary): 1 of 1 failed" in failure.description and "3 stores not reached" in failure.description
+    assert live(fleet, "bank-a") == first["bank-a"]  # rolled back
+    assert all(live(fleet, c) == first[c] for c in CLIENTS[1:])  # later waves untouched
+    events = deploy_events(stopped)
+    assert list(events) == ["bank-a|woocommerce"]  # only the canary was deployed
+    [target] = events["bank-a|woocommerce"].event_specific_data.asset_observation.metadata["targets"].value
+    assert target["rolled_back"] and target["deployed_version"] == first["bank-a"]
+    assert "no answer" in " ".join(target["steps"])
+
+    report = json.loads(Path(failure.metadata["report_path"].value).read_text())
+    by_store = {row["store"]: row for row in report["stores"]}
+    assert by_store["bank-a|woocommerce production"] | {"detail": ""} == {
+        "store": "bank-a|woocommerce production",
+        "wave": 1,
+        "status": "rolled back",
+        "serving": first["bank-a"],
+        "previous": first["bank-a"],
+        "detail": "",
+    }
+    for cid in CLIENTS[1:]:
+        row = by_store[f"{cid}|woocommerce production"]
+        assert (row["status"], row["serving"]) == ("not reached", first[cid])
+    assert report["stopped"] and [w["failed"] for w in report["waves"]] == [["bank-a|woocommerce"]]
+    # alerts: the canary's failed deploy, and the stopped rollout itself (its failure is not just that deploy)
+    found, explained = run_findings(instance, stopped.dagster_run, "http://ui")
+    assert [(a.kind, a.title) for a in found] == [
+        ("deploy_failure", "Deploy health check failed: bank-a|woocommerce production")
+    ]
+    assert not explained
+    table = failure.metadata["stores"].value
+    assert f"| bank-d\\|woocommerce production | 3 | not reached | {first['bank-d']} |" in table
+
+
+def test_a_failure_share_within_the_limit_lets_the_rollout_continue(fleet: Paths, instance):
+    gate = {"store_url": "http://127.0.0.1:9/", "count": 1, "timeout_seconds": 0.5}
+    (fleet.configs_dir / "bank-b.yaml").write_text(yaml.safe_dump(client("bank-b", health=gate)))
+    run(instance, "client_config_job", "bank-b")
+    releases, _build = build_all(instance)
+    result = roll_out(instance, canary=2, max_failure_share=0.5)  # waves [a, b], [c, d]; b fails: 50% is allowed
+    assert result.success
+    assert live(fleet, "bank-b") is None  # a first deploy that fails health leaves nothing live
+    assert [live(fleet, c) for c in ("bank-a", "bank-c", "bank-d")] == [
+        releases[c] for c in ("bank-a", "bank-c", "bank-d")
+    ]
+    rows = {
+        r["store"]: r["status"] for r in latest_metadata(instance, "fleet_rollout", "woocommerce")["rollout"]["stores"]
+    }
+    assert rows["bank-b|woocommerce production"] == "rolled back"
+    assert rows["bank-d|woocommerce production"] == "deployed"
+    # a successful rollout with a tolerated failure still alerts for that store (check_failure_alerts)
+    found, _ = run_findings(instance, result.dagster_run, None)
+    assert [a.dedupe_key for a in found] == [f"deploy|bank-b|woocommerce|production|{result.run_id}"]
+
+
+def test_a_build_with_one_red_client_still_rolls_out_the_others(fleet: Paths, instance):
+    from psp_assets.defs.plugins.sensors import rollout_after_partial_build_sensor
+
+    first, _build = build_all(instance)
+    assert roll_out(instance).success
+    # both sensors start from here (a run-status sensor's first tick starts from now)
+    success_start = sensor_tick(instance, None).cursor
+    start = rollout_after_partial_build_sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, definitions=defs)
+    ).cursor
+    # the next template version breaks PHP for bank-c only: its build is red, the others are built
+    uninstall = fleet.templates_dir / "woocommerce" / "uninstall.php.j2"
+    uninstall.write_text(uninstall.read_text() + '{% if client.id == "bank-c" %}\nfunction broken( {\n{% endif %}\n')
+    run(instance, "plugin_template_job", "woocommerce")
+    tags = {**range_tags(f"{CLIENTS[0]}|woocommerce", f"{CLIENTS[-1]}|woocommerce"), "psp/rollout": "woocommerce"}
+    build = defs.resolve_job_def("plugin_build_job").execute_in_process(
+        instance=instance, tags=tags, run_config=BUILD_CONFIG, raise_on_error=False
+    )
+    assert not build.success
+    second = {c: latest_metadata(instance, "built_artifact", f"{c}|woocommerce")["release_id"] for c in CLIENTS}
+    assert second["bank-c"] == first["bank-c"] and all(second[c] != first[c] for c in ("bank-a", "bank-b", "bank-d"))
+
+    # the success sensor stays quiet; the partial-build sensor starts exactly one rollout for the failed run
+    assert not sensor_tick(instance, success_start).run_requests
+    context = dg.build_sensor_context(instance=instance, cursor=start, definitions=defs)
+    tick = rollout_after_partial_build_sensor.evaluate_tick(context)
+    [request] = tick.run_requests
+    assert (request.partition_key, request.run_key) == ("woocommerce", build.run_id)
+    assert "3 plugin(s) built" in request.tags["psp/build_partial"]
+    again = dg.build_sensor_context(instance=instance, cursor=tick.cursor, definitions=defs)
+    assert not rollout_after_partial_build_sensor.evaluate_tick(again).run_requests
+
+    assert roll_out(instance, request).success
+    for cid in ("bank-a", "bank-b", "bank-d"):
+        assert live(fleet, cid) == second[cid]
+    assert live(fleet, "bank-c") == first["bank-c"]  # the red client keeps serving its last good build
+    rows = {
+        r["store"]: r["status"] for r in latest_metadata(instance, "fleet_rollout", "woocommerce")["rollout"]["stores"]
+    }
+    assert rows["bank-c|woocommerce production"] == "unchanged"

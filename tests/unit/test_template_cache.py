@@ -1,0 +1,40 @@
+"""A run loads each template and translation catalog once, and renders exactly what an uncached call does."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from psp_assets.core import pipeline
+from psp_assets.core.errors import TemplateError
+from psp_assets.core.template_cache import TemplateCache
+from tests.conftest import TEMPLATES
+
+
+def test_a_fleet_of_plugins_loads_each_template_once_and_renders_the_same_trees(paths: pipeline.Paths, tmp_path):
+    fleet = paths.fleet()
+    keys = [(c, p) for c in sorted(fleet.clients) for p in fleet.clients[c].config.enabled_platforms()]
+    cache = TemplateCache()
+    for client, platform in keys:
+        config = fleet.client(client)
+        cached = pipeline.render_plugin(paths, config, platform, tmp_path / "cached" / client / platform, cache=cache)
+        plain = pipeline.render_plugin(paths, config, platform, tmp_path / "plain" / client / platform)
+        assert cached.tree.files == plain.tree.files and cached.template_hash == plain.template_hash
+    assert cache.loads == len({p for _, p in keys}) < len(keys)
+    template = cache.template(paths.templates_dir, "woocommerce", paths.contract_file)
+    assert cache.template(paths.templates_dir, "woocommerce", paths.contract_file) is template
+    assert cache.catalog(template, ["de_DE", "en_US"]) is cache.catalog(template, ["de_DE", "en_US"])
+
+
+def test_a_template_that_fails_to_load_fails_every_time_with_its_reason(tmp_path: Path):
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    spec = templates / "opencart" / "template.yaml"
+    spec.write_text(spec.read_text().replace("platform: opencart", "platform: shopify"))
+    cache = TemplateCache()
+    for _ in range(2):
+        with pytest.raises(TemplateError, match="says 'shopify' but lives in templates/opencart/"):
+            cache.template(templates, "opencart")
+    assert cache.loads == 0
