@@ -1,0 +1,672 @@
+"""Benchmark: onboarding a client, rebuilding the fleet through Dagster, rendering against Copier.
+
+    .venv/bin/python bench/fleet.py [--clients 20] [--seed 7] [--profile DIR] [--keep]
+
+A synthetic fleet of N clients (bench/synthetic.py: every platform, local targets, seeded locales,
+currencies and methods) in a temporary workspace, with a real temporary SQLite DagsterInstance and
+loopback stores whose HTTP health route answers with what the deployed plugin's code reports. Every
+variant runs in a fresh process of its own (its peak memory is its own, PHP runtimes boot cold in each),
+one after the other:
+
+- setup:       the sensors record the five templates and the N client configs (not a figure).
+- render_ours: rendering alone, N x 5 plugins to disk (pipeline.render_plugin).
+- render_copier: Copier 9 rendering the same templates for the same clients (a Copier template built from
+               ours: `_templates_suffix: .j2`, our escaping filters through `_jinja_extensions`, per-locale
+               files through Copier's `yield` tag, our context as data; .mo files compiled as ours are).
+               Identity with our output is asserted on one client before timing and on all after.
+- plain_fleet: render + test + build of N x 5 as a plain Python loop over the core functions
+               (pipeline.render_plugin/test_plugin/build_plugin, one PHP runtime pool): the practical floor.
+- dagster_fleet: the same work through Dagster: one plugin_build_job run over the whole `client|platform`
+               rectangle (range run tags, psp_assets.defs.ranges). On a tree without range runs, render/test/
+               build one in-process run per partition, and the JSON says which mode was measured.
+- onboard:     one new client file dropped into the config dir, then what the daemon does, evaluated
+               in-process: client_configs_sensor tick (its partition request applied), client_config run,
+               lineage_on_upstream_change_sensor tick, the run(s) it requests (render, test, build, deploy
+               to the loopback stores through the HTTP health gate). Wall time from the file landing to the
+               last store healthy; then every target's health route must report the built release.
+
+Targets: onboarding under 10 s, Dagster fleet rebuild within 1.5x of the plain loop, rendering faster than
+Copier. Peak memory is resource.getrusage ru_maxrss of each variant's process (self) and of its largest
+finished child process (PHP/Node runtimes, children). CPU time (process + finished children) is printed
+beside wall time: other work on the machine changes it much less. `--profile DIR` writes a cProfile file
+per variant. Prints figures (docs/benchmarks.md); the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.synthetic import LoopbackStores, synthetic_client, write_fleet  # noqa: E402
+
+TEMPLATES = REPO / "templates"  # copied into the workspace at the start: every variant sees the same templates
+FLEET_ASSETS = ("rendered_source", "test_report", "built_artifact")
+WORKERS = ("setup", "render_ours", "render_copier", "plain_fleet", "dagster_fleet", "onboard")
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+# --- the workspace ---------------------------------------------------------------------------------
+
+
+def workspace_env(root: Path) -> dict[str, str]:
+    return {
+        "PSP_CLIENT_CONFIGS_DIR": str(root / "configs"),
+        "PSP_TEMPLATES_DIR": str(root / "templates"),
+        "PSP_DATA_DIR": str(root / "data"),
+        "PSP_STORES_DIR": str(root / "stores"),
+        "DAGSTER_HOME": str(root / "dagster"),
+    }
+
+
+def _paths(root: Path, data: str = "data") -> Any:
+    from psp_assets.core.pipeline import Paths
+
+    return Paths(
+        configs_dir=root / "configs", templates_dir=root / "templates", data_dir=root / data, stores_dir=root / "stores"
+    )
+
+
+def _keys(root: Path) -> list[tuple[str, str]]:
+    fleet = _paths(root).fleet()
+    return [(cid, p) for cid in sorted(fleet.clients) for p in fleet.clients[cid].config.enabled_platforms()]
+
+
+class CpuClock:
+    """CPU time since it was made: this process (Python, Dagster) and its finished children (PHP and
+    Node runtimes count once stopped, so stop them before reading)."""
+
+    def __init__(self) -> None:
+        self.start = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+    def figures(self) -> dict[str, float]:
+        own, children = self._now()
+        own, children = own - self.start[0], children - self.start[1]
+        return {"cpu_s": own + children, "cpu_python_s": own, "cpu_children_s": children}
+
+
+# --- driving Dagster as its daemon would, in this process -----------------------------------------
+
+
+def _defs() -> Any:
+    import dagster as dg
+
+    from psp_assets.definitions import defs
+
+    fleet_job = dg.define_asset_job(
+        "bench_fleet_rebuild", selection=dg.AssetSelection.assets(*FLEET_ASSETS), description="render, test, build"
+    )
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[fleet_job]))
+
+
+def fleet_job_and_tags(defs: Any) -> tuple[Any, Callable[[str, str], dict[str, str]]]:
+    """The job production rebuilds a fleet with (plugin_build_job: render, test, build, each partition
+    recorded on its own) and its range tags; before it existed, render/test/build of the lineage assets."""
+    try:
+        from psp_assets.defs.ranges import range_tags
+    except ImportError:
+        range_tags = None
+    if range_tags is not None and "plugin_build_job" in {job.name for job in defs.jobs or []}:
+        return defs.resolve_job_def("plugin_build_job"), range_tags
+    return defs.resolve_job_def("bench_fleet_rebuild"), lambda start, end: {RANGE_START: start, RANGE_END: end}
+
+
+def _tick(defs: Any, sensor: Any, instance: Any, cursor: str | None) -> Any:
+    """One sensor evaluation with the code location's own resources, as the daemon's tick would run it."""
+    import dagster as dg
+
+    resources = {key: defs.resources[key] for key in sensor.required_resource_keys}
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        return sensor(context)
+
+
+def _launch(defs: Any, instance: Any, sensor: Any, result: Any) -> list[dict[str, Any]]:
+    """What the sensor daemon does with a tick's result: apply its partition requests, then run each
+    requested run (here in-process, one after the other)."""
+    import dagster as dg
+
+    from psp_assets.fleet import QUIET
+
+    for request in result.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    runs = []
+    for request in result.run_requests or []:
+        job = defs.resolve_job_def(request.job_name or sensor.job_name)
+        started = time.perf_counter()
+        run = job.execute_in_process(
+            partition_key=request.partition_key,
+            instance=instance,
+            raise_on_error=False,
+            tags={**request.tags, "dagster/sensor_name": sensor.name},
+            run_config=QUIET,
+        )
+        seconds = time.perf_counter() - started
+        steps = step_seconds(instance, run.run_id)
+        partition = request.partition_key or f"{request.tags.get(RANGE_START)}..{request.tags.get(RANGE_END)}"
+        runs.append({"partition": partition, "s": seconds, "ok": run.success, "run": run.run_id, "steps": steps})
+    return runs
+
+
+def step_seconds(instance: Any, run_id: str) -> dict[str, float]:
+    """How long each step of a run took, from the run's own event log (STEP_SUCCESS / STEP_FAILURE)."""
+    import dagster as dg
+
+    out: dict[str, float] = {}
+    for kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+        for record in instance.all_logs(run_id, of_type=kind):
+            event = record.dagster_event
+            duration = getattr(event.event_specific_data, "duration_ms", None)
+            if event.step_key and duration is not None:
+                out[event.step_key] = round(duration / 1000, 3)
+    return out
+
+
+# --- workers (each in a fresh process) --------------------------------------------------------------
+
+
+def work_setup(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import dagster as dg
+
+    from psp_assets.defs.plugins.sensors import (
+        client_configs_sensor,
+        lineage_on_upstream_change_sensor,
+        template_change_sensor,
+    )
+
+    defs, instance = _defs(), dg.DagsterInstance.get()
+    started = time.perf_counter()
+    templates = _launch(defs, instance, template_change_sensor, _tick(defs, template_change_sensor, instance, None))
+    configs_tick = _tick(defs, client_configs_sensor, instance, None)
+    configs = _launch(defs, instance, client_configs_sensor, configs_tick)
+    # the existing fleet's lineage is the fleet rebuild, measured on its own: only the cursor moves on
+    lineage_tick = _tick(defs, lineage_on_upstream_change_sensor, instance, None)
+    failed = [r["partition"] for r in templates + configs if not r["ok"]]
+    if failed:
+        raise SystemExit(f"setup: runs failed for {failed}")
+    state = {"configs_cursor": configs_tick.cursor, "lineage_cursor": lineage_tick.cursor}
+    (root / "state.json").write_text(json.dumps(state))
+    return {"s": time.perf_counter() - started, "template_runs": len(templates), "config_runs": len(configs)}
+
+
+def work_render_ours(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from psp_assets.core import pipeline
+
+    paths = _paths(root, "data-render")
+    fleet = paths.fleet()
+    keys = _keys(root)
+    started, cpu = time.perf_counter(), CpuClock()
+    for cid, platform in keys:
+        pipeline.render_plugin(paths, fleet.client(cid), platform, root / "render-ours" / cid / platform)
+    return {"s": time.perf_counter() - started, **cpu.figures(), "plugins": len(keys)}
+
+
+def copier_template(template: Any, out: Path) -> Path:
+    """Our template as a Copier template: the same files (shared folders copied in), per-locale paths as
+    a Copier `yield` over the client's locales, our filters and Jinja options in copier.yml."""
+    import jinja2
+    import jinja2.meta
+    import yaml
+
+    parse = jinja2.Environment().parse
+    for rel, source in template.source_files():
+        if "locale" in jinja2.meta.find_undeclared_variables(parse(rel)):
+            parts = rel.split("/")
+            first = next(i for i, p in enumerate(parts) if re.search(r"\{\{[^}]*\blocale\b", p))
+            parts[first] = re.sub(
+                r"\{\{[^}]*\blocale\b[^}]*\}\}",
+                lambda m: "{% yield locale from client.locales %}" + m.group(0) + "{% endyield %}",
+                parts[first],
+                count=1,
+            )
+            rel = "/".join(parts)
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, out / rel)
+    settings = {
+        "_templates_suffix": ".j2",
+        "_jinja_extensions": ["copier_escape.PspEscapeFilters"],
+        "_envops": {"keep_trailing_newline": True, "trim_blocks": True, "lstrip_blocks": True, "autoescape": False},
+    }
+    (out / "copier.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    return out
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _differences(ours: dict[str, bytes], theirs: dict[str, bytes]) -> list[str]:
+    return sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+
+
+def work_render_copier(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    sys.path.insert(0, str(Path(__file__).parent))  # copier_escape, as Copier imports extensions by name
+    try:
+        import copier
+    except ImportError:
+        raise SystemExit("Copier is not installed: .venv/bin/pip install -e '.[dev]'") from None
+    from psp_assets.core import pipeline
+    from psp_assets.core.i18n import compile_mo, parse_po
+    from psp_assets.core.render import render, render_context
+    from psp_assets.core.templates import load_template
+
+    paths = _paths(root, "data-render")
+    fleet = paths.fleet()
+    keys = _keys(root)
+    templates = {p: load_template(paths.templates_dir, p) for p in {p for _, p in keys}}
+    sources = {p: copier_template(t, root / "copier-templates" / p) for p, t in templates.items()}
+    # Copier gets our context as its data, computed before the clock starts (so its figure is a floor)
+    data = {
+        (cid, p): render_context(templates[p], fleet.client(cid), pipeline.catalog_for(templates[p], fleet.client(cid)))
+        for cid, p in keys
+    }
+
+    def copy(cid: str, platform: str, dst: Path) -> None:
+        copier.run_copy(
+            str(sources[platform]),
+            str(dst),
+            data=data[(cid, platform)],
+            defaults=True,
+            overwrite=True,
+            quiet=True,
+            unsafe=True,  # _jinja_extensions is one of Copier's "unsafe" features
+        )
+        if templates[platform].spec.compile_mo:  # what our render does after the templates
+            for po in dst.rglob("*.po"):
+                po.with_suffix(".mo").write_bytes(compile_mo(parse_po(po.read_text(encoding="utf-8"))))
+
+    first = keys[0][0]
+    for cid, platform in [k for k in keys if k[0] == first]:
+        scratch = root / "copier-check" / platform
+        copy(cid, platform, scratch)
+        diff = _differences(dict(render(templates[platform], fleet.client(cid)).files), _tree(scratch))
+        if diff:
+            raise SystemExit(f"Copier output differs from ours for {cid}|{platform}: {diff[:5]}")
+    started, cpu = time.perf_counter(), CpuClock()
+    for cid, platform in keys:
+        copy(cid, platform, root / "render-copier" / cid / platform)
+    seconds, cpu_figures = time.perf_counter() - started, cpu.figures()
+    identical = 0
+    for cid, platform in keys:
+        diff = _differences(
+            _tree(root / "render-ours" / cid / platform), _tree(root / "render-copier" / cid / platform)
+        )
+        if diff:
+            raise SystemExit(f"Copier output differs from ours for {cid}|{platform}: {diff[:5]}")
+        identical += 1
+    return {"s": seconds, **cpu_figures, "plugins": len(keys), "identical": identical, "copier": copier.__version__}
+
+
+def runtime_boots(pool: Any) -> dict[str, Any]:
+    """Boots per PHP version of a runtime pool and the seconds they took, then the pool stopped."""
+    seconds = sum(getattr(pool.get(version), "boot_seconds", 0.0) for version in pool.versions)
+    pool.close()
+    return {"boots": dict(pool.boots()), "boot_s": round(seconds, 2)}
+
+
+def _close_runtimes() -> dict[str, Any]:
+    from psp_assets.core.php import shared_runtimes
+
+    return runtime_boots(shared_runtimes())
+
+
+def work_plain_fleet(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from psp_assets.core import pipeline
+    from psp_assets.core.php import NativePhp, PhpRuntimes
+
+    paths = _paths(root, "data-plain")
+    fleet = paths.fleet()
+    keys = _keys(root)
+    started, cpu = time.perf_counter(), CpuClock()
+    php, failed = NativePhp(), []
+    with PhpRuntimes() as runtimes:
+        for cid, platform in keys:
+            config = fleet.client(cid)
+            source = pipeline.render_plugin(paths, config, platform)
+            report = pipeline.test_plugin(paths, config, source.tree, source.path, php, runtimes)
+            if not report.passed:
+                failed.append(f"{cid}|{platform}")
+                continue
+            pipeline.build_plugin(paths, config, source.tree, report)
+        seconds = time.perf_counter() - started
+        boots = runtime_boots(runtimes)
+    if failed:
+        raise SystemExit(f"plain loop: test reports failed for {failed[:5]}")
+    return {"s": seconds, **cpu.figures(), "partitions": len(keys), **boots}
+
+
+def work_dagster_fleet(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import dagster as dg
+
+    from psp_assets.defs.partitions import plugin_partitions
+    from psp_assets.fleet import QUIET
+
+    defs, instance = _defs(), dg.DagsterInstance.get()
+    job, range_tags = fleet_job_and_tags(defs)
+    keys = [f"{c}|{p}" for c, p in _keys(root)]
+    rectangle = plugin_partitions.get_partition_keys(dynamic_partitions_store=instance)
+    if sorted(rectangle) != sorted(keys):
+        raise SystemExit(f"the instance's partitions are not the fleet's: {len(rectangle)} vs {len(keys)}")
+    started, cpu = time.perf_counter(), CpuClock()
+    run = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags={**range_tags(rectangle[0], rectangle[-1]), "psp/trigger": "bench fleet rebuild"},
+        run_config=QUIET,
+    )
+    range_seconds = time.perf_counter() - started
+    result: dict[str, Any] = {
+        "job": job.name,
+        "partitions": len(keys),
+        "range_run_ok": run.success,
+        "range_run_s": range_seconds,
+        "steps": step_seconds(instance, run.run_id),
+    }
+    failure = "" if run.success else next((e.message for e in run.all_events if e.is_failure), "")
+    if run.success:
+        result |= {"mode": "range run", "s": range_seconds, "runs": 1}
+    elif _built(instance, keys):
+        raise SystemExit(f"dagster fleet: the range run {run.run_id} built some partitions and failed: {failure}")
+    else:
+        result["range_run_error"] = failure[:300]
+        # assets that cannot take a range: what a backfill does then, one run per partition (in-process here)
+        started, cpu = time.perf_counter(), CpuClock()
+        failed = []
+        for key in keys:
+            one = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET)
+            if not one.success:
+                failed.append(key)
+        result |= {"mode": "one run per partition", "s": time.perf_counter() - started, "runs": len(keys)}
+        if failed:
+            raise SystemExit(f"dagster fleet: runs failed for {failed[:5]}")
+    built = _built(instance, keys)
+    if built != len(keys):
+        raise SystemExit(f"dagster fleet: {built} of {len(keys)} partitions have a built_artifact")
+    boots = _close_runtimes()
+    return result | {"built": built, **boots, **cpu.figures()}
+
+
+def _built(instance: Any, keys: list[str]) -> int:
+    """How many of these partitions have a built_artifact materialization."""
+    import dagster as dg
+
+    artifact = dg.AssetKey("built_artifact")
+    return sum(
+        1
+        for key in keys
+        if instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=artifact, asset_partitions=[key]), limit=1
+        ).records
+    )
+
+
+def work_onboard(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import dagster as dg
+
+    from psp_assets.core.health import fetch
+    from psp_assets.defs.plugins.sensors import client_configs_sensor, lineage_on_upstream_change_sensor
+    from psp_assets.fleet import latest_metadata
+
+    defs, instance = _defs(), dg.DagsterInstance.get()
+    state = json.loads((root / "state.json").read_text())
+    new = next((root / "pending").glob("*.yaml"))
+    client_id = new.stem
+
+    started, cpu = time.perf_counter(), CpuClock()
+    shutil.copyfile(new, root / "configs" / new.name)  # the file lands; from here on the platform reacts
+    tick1 = _tick(defs, client_configs_sensor, instance, state["configs_cursor"])
+    config_runs = _launch(defs, instance, client_configs_sensor, tick1)
+    t_config = time.perf_counter()
+    tick2 = _tick(defs, lineage_on_upstream_change_sensor, instance, state["lineage_cursor"])
+    lineage_runs = _launch(defs, instance, lineage_on_upstream_change_sensor, tick2)
+    seconds = time.perf_counter() - started
+    boots = _close_runtimes()
+    cpu_figures = cpu.figures()
+
+    problems = [f"run {r['partition']} failed ({r['run']})" for r in config_runs + lineage_runs if not r["ok"]]
+    from psp_assets.core.config import load_client
+
+    config = load_client(root / "configs" / new.name)
+    targets = 0
+    for platform in config.enabled_platforms():
+        key = f"{client_id}|{platform}"
+        artifact = latest_metadata(instance, "built_artifact", key)
+        deployed = latest_metadata(instance, "deployed_store", key)
+        for target, row in zip(config.platform(platform).targets, deployed.get("targets") or [], strict=False):
+            targets += 1
+            if row["health"] != "healthy" or row["deployed_version"] != artifact.get("release_id"):
+                problems.append(f"{key} {target.name}: {row['health']} {row['deployed_version']}")
+            # ask the store itself, after the fact: it must report this release
+            status, body = fetch(_health_url(config, platform, target), 10)
+            version, _, build = str(artifact.get("release_id")).rpartition("-")
+            if status != 200 or json.loads(body).get("build") != build or json.loads(body).get("version") != version:
+                problems.append(f"{key} {target.name}: store answers {status} {body[:120]}")
+        if not deployed:
+            problems.append(f"{key}: not deployed")
+    if problems or not lineage_runs:
+        raise SystemExit("onboarding did not end healthy: " + "; ".join(problems or ["no lineage runs requested"]))
+    return {
+        "s": seconds,
+        "client": client_id,
+        "platforms": len(config.enabled_platforms()),
+        "targets": targets,
+        "config_tick_and_run_s": t_config - started,
+        "lineage_runs": [
+            {"partition": r["partition"], "s": round(r["s"], 2), "steps": r["steps"]} for r in lineage_runs
+        ],
+        **boots,
+        **cpu_figures,
+    }
+
+
+def _health_url(config: Any, platform: str, target: Any) -> str:
+    from psp_assets.core.pipeline import catalog_for, gate_settings
+    from psp_assets.core.render import render_context, render_string
+    from psp_assets.core.templates import load_template
+
+    template = load_template(Path(os.environ["PSP_TEMPLATES_DIR"]), platform)
+    route = render_string(
+        str(template.spec.deploy.health_route), render_context(template, config, catalog_for(template, config))
+    )
+    return gate_settings(target.health, route, target.name).health_url
+
+
+def run_worker(name: str, root: Path, args: argparse.Namespace) -> None:
+    work: Callable[[Path, argparse.Namespace], dict[str, Any]] = globals()[f"work_{name}"]
+    load = os.getloadavg()[0]
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+        result = profile.runcall(work, root, args)
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        profile.dump_stats(str(Path(args.profile) / f"{name}.prof"))
+    else:
+        result = work(root, args)
+    result |= {
+        "load_at_start": load,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "children_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+    }
+    print(json.dumps(result, default=str))
+
+
+def _child(name: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--worker", name, "--root", str(root), "--clients", str(args.clients)]
+    if args.profile:
+        command += ["--profile", args.profile]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSP_")} | workspace_env(root)
+    log = root / f"{name}.log"
+    with log.open("w") as stderr:
+        out = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, check=False)
+    if out.returncode != 0:
+        tail = (out.stdout + log.read_text())[-3000:]
+        raise SystemExit(f"{name} failed (exit {out.returncode}):\n{tail}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=20, help="synthetic clients in the fleet (x 5 platforms)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", default="", help="write a cProfile file per variant into this folder")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary workspace (logs, outputs)")
+    parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        run_worker(args.worker, Path(args.root), args)
+        return 0
+
+    load_start = os.getloadavg()
+    root = Path(tempfile.mkdtemp(prefix="psp-bench-fleet-"))
+    try:
+        (root / "stores").mkdir()
+        (root / "dagster").mkdir()
+        (root / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        shutil.copytree(TEMPLATES, root / "templates", ignore=shutil.ignore_patterns("__pycache__"))
+        with LoopbackStores(root / "stores", root / "templates") as stores:
+            write_fleet(args.clients, root / "configs", seed=args.seed, store_url=stores.url)
+            write_fleet(1, root / "pending", seed=args.seed, store_url=stores.url, start=args.clients)
+            figures = {name: _child(name, root, args) for name in WORKERS}
+            store_requests = stores.requests
+    finally:
+        if args.keep:
+            print(f"workspace kept: {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    report(args, figures, load_start, store_requests)
+    return 0
+
+
+def report(args: argparse.Namespace, f: dict[str, dict[str, Any]], load_start: tuple, store_requests: int) -> None:
+    onboard, plain, dagster = f["onboard"], f["plain_fleet"], f["dagster_fleet"]
+    ours, theirs = f["render_ours"], f["render_copier"]
+    partitions = plain["partitions"]
+    fleet_ratio = dagster["s"] / plain["s"]
+    render_speedup = theirs["s"] / ours["s"]
+    load_end = os.getloadavg()
+    steps_total: dict[str, float] = {"config tick + run": onboard["config_tick_and_run_s"]}
+    for run in onboard["lineage_runs"]:
+        for step, seconds in run["steps"].items():
+            steps_total[step] = steps_total.get(step, 0) + seconds
+        steps_total["lineage runs outside steps"] = steps_total.get("lineage runs outside steps", 0) + (
+            run["s"] - sum(run["steps"].values())
+        )
+    new_client = synthetic_client(args.clients, args.seed)["id"]
+    print(
+        f"fleet: {args.clients} synthetic clients x 5 platforms = {partitions} plugins (seed {args.seed}); "
+        f"{os.cpu_count()} CPUs; load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end"
+    )
+    print(
+        f"onboarding {new_client} ({onboard['platforms']} platforms, {onboard['targets']} store targets, sensors -> "
+        f"client_config -> lineage, health-gated): {onboard['s']:.1f} s, "
+        f"CPU {onboard['cpu_s']:.1f} s (PHP/Node/processes {onboard['cpu_children_s']:.1f} s)  "
+        f"[target < 10 s: {'met' if onboard['s'] < 10 else 'MISSED'}]"
+    )
+    print(
+        f"  config tick + client_config run {onboard['config_tick_and_run_s']:.2f} s; "
+        f"PHP runtime boots {sum(onboard['boots'].values())} ({onboard['boot_s']:.1f} s, one after the other); "
+        "lineage runs (steps from the run's event log):"
+    )
+    for run in onboard["lineage_runs"]:
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in run["steps"].items())
+        overhead = run["s"] - sum(run["steps"].values())
+        print(f"    {run['partition']:28} {run['s']:5.1f} s = {steps}; outside steps {overhead:.2f}")
+    print("  summed: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps_total.items()))
+    print(f"fleet rebuild, render + test + build of {partitions} partitions:")
+    print(
+        f"  plain Python loop (core functions):   {plain['s']:7.1f} s, CPU {plain['cpu_s']:6.1f} s  "
+        f"({sum(plain['boots'].values())} PHP boots, {plain['boot_s']:.1f} s)"
+    )
+    print(
+        f"  Dagster, {dagster['mode']:27} {dagster['s']:7.1f} s, CPU {dagster['cpu_s']:6.1f} s  "
+        f"({dagster['runs']} run(s) of {dagster['job']}, {sum(dagster['boots'].values())} PHP boots, "
+        f"{dagster['boot_s']:.1f} s)  ratio {fleet_ratio:.2f}  "
+        f"[target <= 1.5: {'met' if fleet_ratio <= 1.5 else 'MISSED'}]"
+    )
+    if dagster["range_run_ok"]:
+        print("    steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in dagster["steps"].items()))
+    else:
+        print(f"  (the range run failed after {dagster['range_run_s']:.1f} s: {dagster['range_run_error'][:160]})")
+    print(
+        f"rendering {partitions} plugins to disk: ours {ours['s']:.1f} s (CPU {ours['cpu_s']:.1f} s), "
+        f"Copier {theirs['copier']} {theirs['s']:.1f} s (CPU {theirs['cpu_s']:.1f} s) "
+        f"(byte-identical {theirs['identical']}/{partitions}); ours {render_speedup:.1f}x faster "
+        f"[target > 1: {'met' if render_speedup > 1 else 'MISSED'}]"
+    )
+    print("peak memory, ru_maxrss MiB (process / largest child process):")
+    for name in WORKERS:
+        print(f"  {name:14} {f[name]['peak_rss_mib']:7.0f} / {f[name]['children_peak_rss_mib']:.0f}")
+    summary = {
+        "clients": args.clients,
+        "partitions": partitions,
+        "seed": args.seed,
+        "cpus": os.cpu_count(),
+        "load_avg_start": round(load_start[0], 2),
+        "load_avg_end": round(load_end[0], 2),
+        "load_avg_workers": round(statistics.mean(f[n]["load_at_start"] for n in WORKERS), 2),
+        "onboarding_s": round(onboard["s"], 2),
+        "onboarding_cpu_s": round(onboard["cpu_s"], 2),
+        "onboarding_cpu_children_s": round(onboard["cpu_children_s"], 2),
+        "onboarding_steps_s": {k: round(v, 2) for k, v in steps_total.items()},
+        "onboarding_targets": onboard["targets"],
+        "onboarding_lineage_runs_s": [r["s"] for r in onboard["lineage_runs"]],
+        "onboarding_target_met": onboard["s"] < 10,
+        "store_http_requests": store_requests,
+        "plain_fleet_s": round(plain["s"], 2),
+        "plain_fleet_cpu_s": round(plain["cpu_s"], 2),
+        "plain_fleet_cpu_children_s": round(plain["cpu_children_s"], 2),
+        "dagster_fleet_s": round(dagster["s"], 2),
+        "dagster_fleet_cpu_s": round(dagster["cpu_s"], 2),
+        "dagster_fleet_cpu_children_s": round(dagster["cpu_children_s"], 2),
+        "dagster_fleet_mode": dagster["mode"],
+        "dagster_fleet_job": dagster["job"],
+        "dagster_fleet_runs": dagster["runs"],
+        "dagster_range_run_ok": dagster["range_run_ok"],
+        "fleet_ratio": round(fleet_ratio, 2),
+        "fleet_cpu_ratio": round(dagster["cpu_s"] / plain["cpu_s"], 2),
+        "fleet_target_met": fleet_ratio <= 1.5,
+        "render_ours_s": round(ours["s"], 2),
+        "render_copier_s": round(theirs["s"], 2),
+        "render_ours_cpu_s": round(ours["cpu_s"], 2),
+        "render_copier_cpu_s": round(theirs["cpu_s"], 2),
+        "render_copier_identical": theirs["identical"],
+        "render_speedup_vs_copier": round(render_speedup, 2),
+        "render_target_met": render_speedup > 1,
+        "php_boots": {n: sum(f[n]["boots"].values()) for n in ("plain_fleet", "dagster_fleet", "onboard")},
+        "php_boot_s": {n: f[n]["boot_s"] for n in ("plain_fleet", "dagster_fleet", "onboard")},
+        "peak_rss_mib": {n: f[n]["peak_rss_mib"] for n in WORKERS},
+        "children_peak_rss_mib": {n: f[n]["children_peak_rss_mib"] for n in WORKERS},
+        "memory_measure": "ru_maxrss (RUSAGE_SELF, RUSAGE_CHILDREN) per variant process",
+    }
+    print(json.dumps(summary, sort_keys=True))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
