@@ -591,7 +591,7 @@ def report(args: argparse.Namespace, f: dict[str, dict[str, Any]], load_start: t
     )
     print(
         f"  config tick + client_config run {onboard['config_tick_and_run_s']:.2f} s; "
-        f"PHP runtime boots {sum(onboard['boots'].values())} ({onboard['boot_s']:.1f} s, one after the other); "
+        f"PHP runtime boots {sum(onboard['boots'].values())} ({onboard['boot_s']:.1f} s summed, side by side); "
         "lineage runs (steps from the run's event log):"
     )
     for run in onboard["lineage_runs"]:

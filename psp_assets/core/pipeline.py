@@ -13,6 +13,7 @@ import os
 import posixpath
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,12 +158,16 @@ def test_plugin(
     catalog = catalog_for(template, config, cache)
     context = render_context(template, config, catalog)
     report = checks.TestReport(tree.client_id, tree.platform, tree.plugin_version, tree.build)
-    matrix = php_matrix(template, php, runtimes)
-    for runtime in matrix:
-        report.results += checks.check_lint(root, tree.files, template, runtime)
+    lint, contract = _on_every_php(
+        php_versions(template, runtimes),
+        php,
+        runtimes,
+        lambda runtime: checks.check_lint(root, tree.files, template, runtime),
+        lambda runtime: contract_results(root, template, context, runtime),
+    )
+    report.results += lint
     report.results += checks.check_js_syntax(root, tree.files, template)
-    for runtime in matrix:
-        report.results += contract_results(root, template, context, runtime)
+    report.results += contract
     report.results += checks.check_packaging(template, tree.files, lambda text: render_string(text, context))
     report.results += run_api_checks(template, root, tree.files, context, php)
     report.results += checks.check_translations(
@@ -178,12 +183,37 @@ def test_plugin(
     return report
 
 
-def php_matrix(template: Template, php: PhpRuntime, runtimes: Callable[[str], PhpRuntime] | None) -> list[PhpRuntime]:
-    """The runtimes a template's PHP checks run on: one per declared PHP version when `runtimes` is given
-    (the template's whole `php` range), else just `php`. A template without PHP gets `php` (unused)."""
+def php_versions(template: Template, runtimes: Callable[[str], PhpRuntime] | None) -> list[str] | None:
+    """The PHP versions a template's PHP checks run on when `runtimes` is given (the template's whole `php`
+    range); None: just the one `php` runtime (no pool, or a template without PHP)."""
     if runtimes is None or template.spec.php is None:
-        return [php]
-    return [runtimes(version) for version in template.spec.php.versions()]
+        return None
+    return template.spec.php.versions()
+
+
+def _on_every_php(
+    versions: list[str] | None,
+    php: PhpRuntime,
+    runtimes: Callable[[str], PhpRuntime] | None,
+    first: Callable[[PhpRuntime], list[checks.CheckResult]],
+    then: Callable[[PhpRuntime], list[checks.CheckResult]],
+) -> tuple[list[checks.CheckResult], list[checks.CheckResult]]:
+    """`first` and `then` on every PHP version, the versions side by side (each runtime is a process of
+    its own, booted on first use; one thread per CPU): results in version order, whatever finished first.
+    The version the machine's PHP (`php`) has runs on it rather than on a runtime of the pool: no boot,
+    and its lint results are the ones the deploy's health check (`local_health`) finds again by content."""
+    if versions is None or runtimes is None:
+        return first(php), then(php)
+    pool_runtimes = runtimes
+
+    def one(version: str) -> tuple[list[checks.CheckResult], list[checks.CheckResult]]:
+        runtime = php if php.version == version else pool_runtimes(version)
+        return first(runtime), then(runtime)
+
+    workers = max(1, min(len(versions), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(one, versions))
+    return [r for a, _ in done for r in a], [r for _, b in done for r in b]
 
 
 def _locale_renderer(context: dict[str, Any]) -> Callable[[str, str], str]:
