@@ -117,6 +117,9 @@ class Workspace:
             "PSP_PHP_BINARY": str(self.root / "php-gate"),
             "PSP_GATE_PHP": shutil.which("php") or "/usr/bin/php",
             "PSP_GATE_DIR": str(self.gate.directory),
+            # the gate holds the deploy's own lint of the store, which the lint cache would answer
+            # without a PHP process (it has just linted the same bytes in test_report)
+            "PSP_PHP_LINT_CACHE": "0",
         }
 
 
