@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,37 +34,24 @@ from psp_assets.core.contract_bridge import contract_results
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.package import package
 from psp_assets.core.php import NativePhp
-from psp_assets.core.render import RenderedTree, render, render_context, render_string, write_tree
-from psp_assets.core.templates import SHARED_DIR, Template, load_template
+from psp_assets.core.render import render_string
+from psp_assets.core.templates import SHARED_DIR
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
 from tests.unit.psp_standin import StandInServer
+from tests.unit.rendered import RenderedPlugin, render_to
 
 VERSIONS = ("4.0.0.0", "4.0.1.1", "4.0.2.3", "4.1.0.3")
 CHECK_SCRIPT = TEMPLATES / SHARED_DIR / "api-checks/opencart/payment_model.php"
 
 
-@dataclass(frozen=True)
-class Extension:
-    config: ClientConfig
-    template: Template
-    tree: RenderedTree
-    root: Path
-    context: dict[str, Any]
-
+class Extension(RenderedPlugin):
     @property
     def code(self) -> str:
         return self.context["ids"]["prefix"]
 
-    def text(self, path: str) -> str:
-        return self.tree.files[path].decode()
-
 
 def render_extension(config: ClientConfig, out: Path) -> Extension:
-    template = load_template(TEMPLATES, "opencart")
-    catalog = load_catalog(TEMPLATES / SHARED_DIR / "i18n", list(config.locales))
-    tree = render(template, config, catalog)
-    context = render_context(template, config, catalog)
-    return Extension(config, template, tree, write_tree(tree, out / context["ids"]["prefix"]), context)
+    return render_to("opencart", config, lambda ids: out / ids["prefix"], Extension)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import re
 import subprocess
 import xml.etree.ElementTree as ET
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,37 +31,23 @@ from psp_assets.core.contract_bridge import contract_results
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.package import package
 from psp_assets.core.php import NativePhp
-from psp_assets.core.render import RenderedTree, render, render_context, render_string, write_tree
-from psp_assets.core.templates import SHARED_DIR, Template, load_template
+from psp_assets.core.render import render_string
+from psp_assets.core.templates import SHARED_DIR
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
 from tests.unit.psp_standin import StandInServer
+from tests.unit.rendered import RenderedPlugin, render_to
 
 XLIFF = "{urn:oasis:names:tc:xliff:document:1.2}"
 
 
-@dataclass(frozen=True)
-class Module:
-    config: ClientConfig
-    template: Template
-    tree: RenderedTree
-    root: Path
-    context: dict[str, Any]
-
+class Module(RenderedPlugin):
     @property
     def name(self) -> str:
         return self.context["ids"]["module"]
 
-    def text(self, path: str) -> str:
-        return self.tree.files[path].decode()
-
 
 def render_module(config: ClientConfig, modules_dir: Path) -> Module:
-    template = load_template(TEMPLATES, "prestashop")
-    catalog = load_catalog(TEMPLATES / SHARED_DIR / "i18n", list(config.locales))
-    tree = render(template, config, catalog)
-    context = render_context(template, config, catalog)
-    root = write_tree(tree, modules_dir / context["ids"]["module"])
-    return Module(config, template, tree, root, context)
+    return render_to("prestashop", config, lambda ids: modules_dir / ids["module"], Module)
 
 
 @pytest.fixture(scope="module")

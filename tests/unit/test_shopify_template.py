@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import tomllib
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +32,11 @@ from psp_assets.core.node import NodeRuntime
 from psp_assets.core.openapi import Contract
 from psp_assets.core.package import package
 from psp_assets.core.php import NativePhp
-from psp_assets.core.render import RenderedTree, render, render_context, render_string, write_tree
-from psp_assets.core.templates import SHARED_DIR, Template, load_template
+from psp_assets.core.render import render_string
+from psp_assets.core.templates import SHARED_DIR
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
 from tests.unit.psp_standin import REDIRECTS, StandInServer
+from tests.unit.rendered import RenderedPlugin, render_to
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
@@ -44,23 +44,11 @@ SHOP = "standin-shop.myshopify.com"
 APP_SECRET = "shpss_standin_app_secret_0123456789"
 
 
-@dataclass(frozen=True)
-class App:
-    config: ClientConfig
-    template: Template
-    tree: RenderedTree
-    root: Path
-    context: dict[str, Any]
-
-    def text(self, path: str) -> str:
-        return self.tree.files[path].decode()
+App = RenderedPlugin
 
 
 def render_app(config: ClientConfig, out: Path) -> App:
-    template = load_template(TEMPLATES, "shopify")
-    catalog = load_catalog(TEMPLATES / SHARED_DIR / "i18n", list(config.locales))
-    tree = render(template, config, catalog)
-    return App(config, template, tree, write_tree(tree, out), render_context(template, config, catalog))
+    return render_to("shopify", config, lambda _ids: out, App)
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,24 @@ def github_release(context: dg.AssetExecutionContext, github: GitHubPublisher, b
     yield from ranges.record(context, outcomes)
 
 
+def _unless_publishing(
+    github: GitHubPublisher, key: str, lineage: dict[str, Any], purpose: str, repository: str
+) -> ranges.Outcome | None:
+    """None when publishing is on; else what the partition records: skipped (with an observation saying
+    how to switch it on), or failed for a switch that is neither on nor off."""
+    try:
+        enabled = github.enabled()
+    except PspError as exc:
+        return ranges.Failed(str(exc))
+    if enabled:
+        return None
+    reason = f"publishing to GitHub is off; set {PUBLISH_ENV}=1 {purpose}"
+    return ranges.Skipped(
+        f"{key}: {reason}",
+        observation={**lineage, "status": "skipped", "reason": reason, "repository": repository},
+    )
+
+
 def _publish(
     context: dg.AssetExecutionContext,
     github: GitHubPublisher,
@@ -58,16 +76,9 @@ def _publish(
         where = built_artifact["config_path"]
         return ranges.Skipped(f"{client_id} has no github section in {where}; nothing to publish")
     repository = f"{settings.organization}/{settings.repository_for(platform)}"
-    try:
-        enabled = github.enabled()
-    except PspError as exc:
-        return ranges.Failed(str(exc))
-    if not enabled:
-        reason = f"publishing to GitHub is off; set {PUBLISH_ENV}=1 to publish to {repository}"
-        return ranges.Skipped(
-            f"{client_id}|{platform}: {reason}",
-            observation={**lineage, "status": "skipped", "reason": reason, "repository": repository},
-        )
+    gate = _unless_publishing(github, key, lineage, f"to publish to {repository}", repository)
+    if gate is not None:
+        return gate
     try:
         artifact = load_artifact(Path(built_artifact["artifact_path"]))
         if artifact.sha256 != built_artifact["sha256"]:
@@ -160,16 +171,9 @@ def _publish_source(
     if settings is None or settings.source is None:
         return ranges.Skipped(f"{client_id} has no github.source in {built_artifact['config_path']}; no repository")
     repository = f"{settings.organization}/{settings.source.repository}"
-    try:
-        enabled = github.enabled()
-    except PspError as exc:
-        return ranges.Failed(str(exc))
-    if not enabled:
-        reason = f"publishing to GitHub is off; set {PUBLISH_ENV}=1 to publish the source to {repository}"
-        return ranges.Skipped(
-            f"{client_id}|{platform}: {reason}",
-            observation={**lineage, "status": "skipped", "reason": reason, "repository": repository},
-        )
+    gate = _unless_publishing(github, key, lineage, f"to publish the source to {repository}", repository)
+    if gate is not None:
+        return gate
     rendered = test_report["rendered"]
     if not test_report.get("passed") or rendered.get("build") != built_artifact.get("build"):
         return ranges.Failed(

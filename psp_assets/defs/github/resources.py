@@ -47,6 +47,16 @@ class GitHubPublisher(dg.ConfigurableResource):
             return False
         raise PublishError(f"{PUBLISH_ENV}={raw!r}: expected 1 (publish releases) or 0 (do not publish)")
 
+    def _pacing(self) -> dict[str, Any]:
+        """How both publishing calls talk to GitHub: credentials through dg.EnvVar, retries, pauses."""
+        return {
+            "secrets": _read_env,
+            "policy": self.policy(),
+            "timeout_seconds": self.timeout_seconds,
+            "seconds_between_requests": self.seconds_between_requests,
+            "seconds_between_writes": self.seconds_between_writes,
+        }
+
     def policy(self) -> RetryPolicy:
         return RetryPolicy(
             attempts=self.attempts, backoff_seconds=self.backoff_seconds, max_wait_seconds=self.max_wait_seconds
@@ -65,12 +75,8 @@ class GitHubPublisher(dg.ConfigurableResource):
             settings,
             platform,
             lineage,
-            secrets=_read_env,
-            policy=self.policy(),
-            timeout_seconds=self.timeout_seconds,
-            seconds_between_requests=self.seconds_between_requests,
-            seconds_between_writes=self.seconds_between_writes,
             log=log,
+            **self._pacing(),
         )
 
     def publish_source(self, plan: SourcePlan, settings: GitHubSettings, log: Callable[[str], None]) -> SourceResult:
@@ -79,10 +85,6 @@ class GitHubPublisher(dg.ConfigurableResource):
             plan,
             target,
             credentials,
-            secrets=_read_env,
-            policy=self.policy(),
-            timeout_seconds=self.timeout_seconds,
-            seconds_between_requests=self.seconds_between_requests,
-            seconds_between_writes=self.seconds_between_writes,
             log=log,
+            **self._pacing(),
         )

@@ -382,6 +382,36 @@ def _build(workspace: PspWorkspace, test_report: dict[str, Any], cache: Template
     )
 
 
+def run_deploy(
+    context: dg.AssetExecutionContext,
+    paths: pipeline.Paths,
+    config: ClientConfig,
+    platform: str,
+    artifact: Artifact,
+    php: PhpResource,
+    cache: TemplateCache,
+    connections: SftpPool,
+    log_prefix: str = "",
+) -> list[Deployment]:
+    """Deploy `artifact` to the platform's targets in `config` (what deployed_store and fleet_rollout do),
+    logging every step of every target."""
+    # SSH keys are read only here, through Dagster's EnvVar, by the names the config gives; never logged
+    deployments = pipeline.deploy_plugin(
+        paths,
+        config,
+        platform,
+        artifact,
+        php.runtime,
+        secret=lambda name: dg.EnvVar(name).get_value(),
+        cache=cache,
+        connections=connections,
+    )
+    for d in deployments:
+        for step in d.steps:
+            (context.log.info if step.ok else context.log.error)(f"{log_prefix}{d.target}: {step.step}: {step.detail}")
+    return deployments
+
+
 def deploy_record(
     built_artifact: dict[str, Any], artifact: Artifact, deployments: list[Deployment]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -454,20 +484,9 @@ def _deploy(
         artifact = pipeline.artifact_from_handle(built_artifact)
     except PspError as exc:
         return ranges.Failed(str(exc))
-    # SSH keys are read only here, through Dagster's EnvVar, by the names the config gives; never logged
-    deployments = pipeline.deploy_plugin(
-        paths,
-        config,
-        platform,
-        artifact,
-        php.runtime,
-        secret=lambda name: dg.EnvVar(name).get_value(),
-        cache=cache,
-        connections=connections,
+    deployments = run_deploy(
+        context, paths, config, platform, artifact, php, cache, connections, log_prefix=log_prefix
     )
-    for d in deployments:
-        for step in d.steps:
-            (context.log.info if step.ok else context.log.error)(f"{log_prefix}{d.target}: {step.step}: {step.detail}")
     targets, metadata = deploy_record(built_artifact, artifact, deployments)
     failed = [d for d in deployments if not d.ok]
     if failed:

@@ -16,7 +16,7 @@ from psp_assets.core.rollout import StoreVersion, WavePolicy, plan_waves, roll_o
 from psp_assets.core.sftp import SftpPool
 from psp_assets.core.template_cache import TemplateCache
 from psp_assets.defs.partitions import platform_partitions
-from psp_assets.defs.plugins.assets import DEPLOY_POOL, GROUP, deploy_record, lineage_paths
+from psp_assets.defs.plugins.assets import DEPLOY_POOL, GROUP, deploy_record, lineage_paths, run_deploy
 from psp_assets.defs.resources import JsonHandleIOManager, PhpResource, PspWorkspace
 
 
@@ -107,20 +107,17 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
         except PspError as exc:
             rows[key] = [StoreVersion(key, wave_of[key], "failed", "", detail=str(exc))]
             return False, "unchanged"
-        # SSH keys are read only here, through Dagster's EnvVar, by the names the config gives; never logged
-        deployments = pipeline.deploy_plugin(
+        deployments = run_deploy(
+            context,
             lineage_paths(workspace, handle),
             client_config,
             platform,
             artifact,
-            php.runtime,
-            secret=lambda name: dg.EnvVar(name).get_value(),
-            cache=cache,
-            connections=connections,
+            php,
+            cache,
+            connections,
+            log_prefix=f"{key} ",
         )
-        for d in deployments:
-            for step in d.steps:
-                (context.log.info if step.ok else context.log.error)(f"{key} {d.target}: {step.step}: {step.detail}")
         targets, metadata = deploy_record(handle, artifact, deployments)
         ok = all(d.ok for d in deployments)
         event = dg.AssetMaterialization if ok else dg.AssetObservation  # as deployed_store records a failure
