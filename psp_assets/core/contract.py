@@ -91,8 +91,36 @@ def _altered_event(order_ref: str, data: dict[str, Any] | None = None, *, shapes
     return json.dumps(event)
 
 
-def _payment(payment_id: str, order_ref: str, status: str, shapes: Shapes | None = None) -> dict[str, Any]:
-    return (shapes or Shapes.of(Contract.load())).payment_for(payment_id, order_ref, status)
+def _payment(
+    payment_id: str, order_ref: str, status: str, shapes: Shapes | None = None, **amounts: Any
+) -> dict[str, Any]:
+    return (shapes or Shapes.of(Contract.load())).payment_for(payment_id, order_ref, status, **amounts)
+
+
+MISMATCH_RESULTS = ("payment_mismatch", "amount_mismatch")
+
+
+def mismatch_detail(payment: Mapping[str, Any], terms: Mapping[str, Any]) -> dict[str, Any]:
+    """What WebhookProcessor reports with a mismatch: the PSP's payment next to the order's terms."""
+    ids = list(terms.get("payment_ids") or [])
+    amount, currency = payment.get("amount"), payment.get("currency")
+    detail = {
+        "payment_id": payment["id"],
+        "status": payment["status"],
+        "amount": amount if isinstance(amount, int) else -1,
+        "currency": currency if isinstance(currency, str) else "",
+        "expected_payment_id": ids[-1] if ids else "",
+        "expected_amount": terms["amount"],
+        "expected_currency": terms["currency"],
+        "correlation_id": correlation_id(payment["id"]),
+    }
+    detail.update({k: payment[k] for k in ("captured_amount", "refunded_amount") if isinstance(payment.get(k), int)})
+    return detail
+
+
+def correlation_id(payment_id: str) -> str:
+    """What the harnesses' PSP answers to lastCorrelationId() after fetching `payment_id`."""
+    return f"corr:{payment_id}"
 
 
 # --- vectors -------------------------------------------------------------------------------------------
@@ -174,6 +202,14 @@ class Step:
     fetches: int = 0  # PSP re-fetches this step must make
     locks: tuple[str, ...] = ()  # lock names this step must acquire (and release)
     now: int = NOW
+    detail: Mapping[str, Any] | None = None  # expected handle()['detail'] (the mismatch results only)
+
+    def expected(self) -> dict[str, Any]:
+        """What handle() must return."""
+        want: dict[str, Any] = {"result": self.result, "order": self.order, "status": self.status}
+        if self.detail is not None:
+            want["detail"] = dict(self.detail)
+        return want
 
 
 @dataclass(frozen=True)
@@ -183,6 +219,13 @@ class Scenario:
     steps: tuple[Step, ...]
     applied: tuple[tuple[str, str, str], ...]  # (order, canonical status, event id) in order
     held_locks: tuple[str, ...] = ()
+    # order -> OrderStoreInterface::getPaymentTerms(); an order left out expects pay_<order>, the example's amount
+    terms: Mapping[str, Mapping[str, Any]] | None = None
+    held: tuple[tuple[str, str, str, str], ...] = ()  # hold() calls: (order, result, event id, correlation id)
+
+    def order_terms(self, shapes: Shapes) -> dict[str, dict[str, Any]]:
+        explicit = dict(self.terms or {})
+        return {ref: dict(explicit.get(ref) or shapes.terms_for([f"pay_{ref}"])) for ref in self.orders}
 
 
 def _delivery(
@@ -199,12 +242,22 @@ def _delivery(
     ts: int = NOW,
     psp_order: str | None = None,
     exception: str | None = None,
+    amounts: Mapping[str, Any] | None = None,
+    terms: Mapping[str, Any] | None = None,
     shapes: Shapes,
 ) -> Step:
-    """A signed event whose payload says `hint` while the PSP says `psp_status` (None: unreachable)."""
+    """A signed event whose payload says `hint` while the PSP says `psp_status` (None: unreachable);
+    `amounts` overrides the PSP payment's amount, currency, captured_amount or refunded_amount."""
     body = event_body(event_id, payment_id, order_ref, hint, shapes=shapes)
-    payment = None if psp_status is None else _payment(payment_id, psp_order or order_ref, psp_status, shapes)
+    payment = (
+        None
+        if psp_status is None
+        else _payment(payment_id, psp_order or order_ref, psp_status, shapes, **dict(amounts or {}))
+    )
     rejected = result in ("rejected_signature", "rejected_stale")
+    detail = None
+    if result in MISMATCH_RESULTS and payment is not None:
+        detail = mismatch_detail(payment, terms or shapes.terms_for([f"pay_{order_ref}"]))
     return Step(
         body=body,
         header=sign(secret, ts, body),
@@ -215,6 +268,7 @@ def _delivery(
         exception=exception,
         fetches=1 if fetch else 0,
         locks=() if rejected else (f"payment:{payment_id}",),
+        detail=detail,
     )
 
 
@@ -364,7 +418,291 @@ def _webhook_scenarios(shapes: Shapes | None = None) -> list[Scenario]:
             ),
             applied=(("1012", "paid", "evt_1"),),
         ),
+        *_integrity_scenarios(shapes),
     ]
+
+
+def _integrity_scenarios(shapes: Shapes) -> list[Scenario]:
+    """A signed event is applied only for the order's current payment, for the order's amount and
+    currency; captured and refunded amounts must add up. Everything else holds the order or is refused."""
+    if shapes.amounts is None:
+        return []  # the contract's payment example has no amount or currency to vary
+    amount, currency = shapes.amounts
+    other = "PLN" if currency != "PLN" else "EUR"
+    d = partial(_delivery, shapes=shapes)
+    mismatch = "payment_mismatch"
+    scenarios = []
+
+    terms = shapes.terms_for(["pay_100_first", "pay_100_second"], amount=100000)
+    t = partial(d, terms=terms)
+    scenarios.append(
+        Scenario(
+            "a signed paid event for a superseded payment of the order, for PLN 1.00, never marks it paid",
+            {"100": "pending"},
+            (
+                t(
+                    "evt_1",
+                    "pay_100_first",
+                    "100",
+                    "paid",
+                    "paid",
+                    amounts={"amount": 100, "currency": "PLN"},
+                    result=mismatch,
+                    status="pending",
+                ),
+                t(
+                    "evt_1",
+                    "pay_100_first",
+                    "100",
+                    "paid",
+                    "paid",
+                    amounts={"amount": 100, "currency": "PLN"},
+                    result="duplicate",
+                    status="pending",
+                ),
+                t(
+                    "evt_2",
+                    "pay_100_second",
+                    "100",
+                    "paid",
+                    "paid",
+                    amounts={"amount": 100000, "currency": currency},
+                    result="applied",
+                    status="paid",
+                ),
+            ),
+            applied=(("100", "paid", "evt_2"),),
+            terms={"100": terms},
+            held=(("100", mismatch, "evt_1", correlation_id("pay_100_first")),),
+        )
+    )
+    scenarios.append(
+        Scenario(
+            "a signed paid event for a payment never created for the order never marks it paid",
+            {"1021": "pending"},
+            (d("evt_1", "pay_1021_other", "1021", "paid", "paid", result=mismatch, status="pending"),),
+            applied=(),
+            held=(("1021", mismatch, "evt_1", correlation_id("pay_1021_other")),),
+        )
+    )
+    scenarios.append(
+        Scenario(
+            "a signed paid event for the wrong amount never marks the order paid",
+            {"1022": "pending"},
+            (
+                d(
+                    "evt_1",
+                    "pay_1022",
+                    "1022",
+                    "paid",
+                    "paid",
+                    amounts={"amount": 1},
+                    result="amount_mismatch",
+                    status="pending",
+                ),
+                d(
+                    "evt_2",
+                    "pay_1022",
+                    "1022",
+                    "paid",
+                    "paid",
+                    amounts={"amount": amount * 100},
+                    result="amount_mismatch",
+                    status="pending",
+                ),
+            ),
+            applied=(),
+            held=(
+                ("1022", "amount_mismatch", "evt_1", correlation_id("pay_1022")),
+                ("1022", "amount_mismatch", "evt_2", correlation_id("pay_1022")),
+            ),
+        )
+    )
+    scenarios.append(
+        Scenario(
+            "a signed paid event in the wrong currency never marks the order paid",
+            {"1023": "pending"},
+            (
+                d(
+                    "evt_1",
+                    "pay_1023",
+                    "1023",
+                    "paid",
+                    "paid",
+                    amounts={"currency": other},
+                    result="amount_mismatch",
+                    status="pending",
+                ),
+            ),
+            applied=(),
+            held=(("1023", "amount_mismatch", "evt_1", correlation_id("pay_1023")),),
+        )
+    )
+    scenarios.append(
+        Scenario(
+            "an authorization for another amount is not applied",
+            {"1024": "pending"},
+            (
+                d(
+                    "evt_1",
+                    "pay_1024",
+                    "1024",
+                    "authorized",
+                    "authorized",
+                    amounts={"amount": amount - 1},
+                    result="amount_mismatch",
+                    status="pending",
+                ),
+            ),
+            applied=(),
+            held=(("1024", "amount_mismatch", "evt_1", correlation_id("pay_1024")),),
+        )
+    )
+    scenarios.append(
+        Scenario(
+            "a superseded payment that expires leaves the order alone",
+            {"1028": "pending"},
+            (
+                d(
+                    "evt_1",
+                    "pay_1028_a",
+                    "1028",
+                    "expired",
+                    "expired",
+                    result=mismatch,
+                    status="pending",
+                    terms=shapes.terms_for(["pay_1028_a", "pay_1028_b"]),
+                ),
+                d("evt_2", "pay_1028_b", "1028", "paid", "paid", result="applied", status="paid"),
+            ),
+            applied=(("1028", "paid", "evt_2"),),
+            terms={"1028": shapes.terms_for(["pay_1028_a", "pay_1028_b"])},
+        )
+    )
+    scenarios.append(
+        Scenario(
+            "an order without a recorded payment is never marked paid",
+            {"1029": "pending"},
+            (
+                d(
+                    "evt_1",
+                    "pay_1029",
+                    "1029",
+                    "paid",
+                    "paid",
+                    result=mismatch,
+                    status="pending",
+                    terms=shapes.terms_for([]),
+                ),
+            ),
+            applied=(),
+            terms={"1029": shapes.terms_for([])},
+            held=(("1029", mismatch, "evt_1", correlation_id("pay_1029")),),
+        )
+    )
+    if {"captured_amount", "refunded_amount"} <= set(shapes.payment):
+        half = amount // 2
+        scenarios.append(
+            Scenario(
+                "a capture larger than the payment, or a paid payment with nothing captured, is not applied",
+                {"1025": "pending", "1027": "pending"},
+                (
+                    d(
+                        "evt_1",
+                        "pay_1025",
+                        "1025",
+                        "paid",
+                        "paid",
+                        amounts={"captured_amount": amount + 1},
+                        result="amount_mismatch",
+                        status="pending",
+                    ),
+                    d(
+                        "evt_1",
+                        "pay_1027",
+                        "1027",
+                        "paid",
+                        "paid",
+                        amounts={"captured_amount": 0},
+                        result="amount_mismatch",
+                        status="pending",
+                    ),
+                ),
+                applied=(),
+                held=(
+                    ("1025", "amount_mismatch", "evt_1", correlation_id("pay_1025")),
+                    ("1027", "amount_mismatch", "evt_1", correlation_id("pay_1027")),
+                ),
+            )
+        )
+        scenarios.append(
+            Scenario(
+                "a partial capture is applied, and refunds are checked against what was captured",
+                {"1026": "authorized"},
+                (
+                    d(
+                        "evt_1",
+                        "pay_1026",
+                        "1026",
+                        "paid",
+                        "paid",
+                        amounts={"captured_amount": half},
+                        result="applied",
+                        status="paid",
+                    ),
+                    d(
+                        "evt_2",
+                        "pay_1026",
+                        "1026",
+                        "partially_refunded",
+                        "partially_refunded",
+                        amounts={"captured_amount": half, "refunded_amount": half + 1},
+                        result="amount_mismatch",
+                        status="paid",
+                    ),
+                    d(
+                        "evt_3",
+                        "pay_1026",
+                        "1026",
+                        "partially_refunded",
+                        "partially_refunded",
+                        amounts={"captured_amount": half, "refunded_amount": 1},
+                        result="applied",
+                        status="partially_refunded",
+                    ),
+                    d(
+                        "evt_4",
+                        "pay_1026",
+                        "1026",
+                        "refunded",
+                        "refunded",
+                        amounts={"captured_amount": half, "refunded_amount": half - 1},
+                        result="amount_mismatch",
+                        status="partially_refunded",
+                    ),
+                    d(
+                        "evt_5",
+                        "pay_1026",
+                        "1026",
+                        "refunded",
+                        "refunded",
+                        amounts={"captured_amount": half, "refunded_amount": half},
+                        result="applied",
+                        status="refunded",
+                    ),
+                ),
+                applied=(
+                    ("1026", "paid", "evt_1"),
+                    ("1026", "partially_refunded", "evt_3"),
+                    ("1026", "refunded", "evt_5"),
+                ),
+                held=(
+                    ("1026", "amount_mismatch", "evt_2", correlation_id("pay_1026")),
+                    ("1026", "amount_mismatch", "evt_4", correlation_id("pay_1026")),
+                ),
+            )
+        )
+    return scenarios
 
 
 def _client_vectors(shapes: Shapes) -> dict[str, Any]:
@@ -436,6 +774,7 @@ def build_vectors(
             {
                 "name": s.name,
                 "orders": dict(s.orders),
+                "terms": s.order_terms(shapes),
                 "held_locks": list(s.held_locks),
                 "secret": SECRET,
                 "tolerance": TOLERANCE,
@@ -557,7 +896,7 @@ def _judge_step(step: Step, got: dict[str, Any], index: int) -> list[str]:
     else:
         if got.get("exception"):
             problems.append(f"{where}: threw {got['exception']}")
-        expected = {"result": step.result, "order": step.order, "status": step.status}
+        expected = step.expected()
         actual = got.get("result")
         if actual != expected:
             problems.append(f"{where}: expected {expected}, got {actual}")
@@ -585,6 +924,10 @@ def _scenario_judge(scenario: Scenario, status_map: Mapping[str, str]) -> Callab
         actual_applied = steps[-1].get("applied") if steps else []
         if actual_applied != expected_applied:
             problems.append(f"orders updated with {actual_applied}, expected {expected_applied}")
+        expected_held = [list(h) for h in scenario.held]
+        actual_held = (steps[-1].get("held") if steps else None) or []
+        if actual_held != expected_held:
+            problems.append(f"orders put on hold with {actual_held}, expected {expected_held}")
         return "; ".join(problems)
 
     return judge

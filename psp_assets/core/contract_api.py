@@ -201,11 +201,14 @@ def webhook_vectors(contract: Contract, sign: Callable[[str], str], secret: str,
     event = event_example(contract)
     payment, order = _payment_for(contract, event)
 
+    shapes = Shapes.of(contract)
+
     def scenario(name: str, body: dict[str, Any]) -> dict[str, Any]:
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         return {
             "name": name,
             "orders": {order: None},
+            "terms": {order: shapes.terms_for([str(payment.get("id", ""))])},
             "held_locks": [],
             "secret": secret,
             "tolerance": tolerance,
@@ -552,6 +555,32 @@ class Shapes:
         }
         return json.dumps(replace_present(self.event, values), separators=(",", ":"))
 
-    def payment_for(self, payment_id: str, order_ref: str, status: str) -> dict[str, Any]:
-        """The example payment as the PSP would answer for another id, order and status."""
-        return replace_present(self.payment, {"id": payment_id, "order_reference": order_ref, "status": status})
+    def payment_for(self, payment_id: str, order_ref: str, status: str, **amounts: Any) -> dict[str, Any]:
+        """The example payment as the PSP would answer for another id, order and status.
+
+        `amounts` replaces amount, currency, captured_amount or refunded_amount where the example has
+        them; left out, captured and refunded amounts follow the status (nothing captured before
+        `paid`, half refunded when `partially_refunded`, all when `refunded`), so the payment is
+        consistent."""
+        values: dict[str, Any] = {"id": payment_id, "order_reference": order_ref, "status": status}
+        amount = amounts.get("amount", self.payment.get("amount"))
+        if isinstance(amount, int) and not isinstance(amount, bool):
+            captured = amount if status in ("paid", "partially_refunded", "refunded", "chargeback") else 0
+            refunded = {"refunded": captured, "partially_refunded": captured // 2}.get(status, 0)
+            values.update({"captured_amount": captured, "refunded_amount": refunded})
+        values.update(amounts)
+        return replace_present(self.payment, values)
+
+    @property
+    def amounts(self) -> tuple[int, str] | None:
+        """The example payment's (amount, currency), or None when the example lacks either."""
+        amount, currency = self.payment.get("amount"), self.payment.get("currency")
+        if isinstance(amount, int) and not isinstance(amount, bool) and amount > 0 and isinstance(currency, str):
+            return amount, currency
+        return None
+
+    def terms_for(self, payment_ids: list[str], **overrides: Any) -> dict[str, Any]:
+        """What an order expects of its payment (OrderStoreInterface::getPaymentTerms): the example
+        payment's amount and currency, these payment ids."""
+        amount, currency = self.amounts or (0, "")
+        return {"amount": amount, "currency": currency, "payment_ids": list(payment_ids), **overrides}

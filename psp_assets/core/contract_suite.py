@@ -92,13 +92,14 @@ def _webhook(scenario: contract.Scenario, status_map: dict[str, str]) -> list[di
             out.append(_a("matches", [i, "exception"], pattern=pattern, hint=f"{step.exception} must propagate"))
         else:
             out.append(_a("empty", [i, "exception"]))
-            want = {"result": step.result, "order": step.order, "status": step.status}
-            out.append(_a("equals", [i, "result"], value=want))
+            out.append(_a("equals", [i, "result"], value=step.expected()))
         out.append(_a("count", [i, "psp_calls"], value=step.fetches, hint="PSP re-fetches"))
         out.append(_a("prefixed", [i, "locks"], prefix="acquire ", value=list(step.locks), hint="locks acquired"))
         out.append(_a("empty", [i, "held_after"], hint="locks still held afterwards"))
     applied = [[ref, s, status_map.get(s, f"<{s} unmapped>"), event] for ref, s, event in scenario.applied]
     out.append(_a("equals", [len(steps) - 1, "applied"], value=applied, hint="orders updated"))
+    held = [list(h) for h in scenario.held]
+    out.append(_a("equals", [len(steps) - 1, "held"], value=held, hint="orders put on hold"))
     return out
 
 

@@ -93,6 +93,11 @@ class StandIn:
         with self.lock:
             self.payments[payment_id]["status"] = status
 
+    def update(self, payment_id: str, **fields: Any) -> None:
+        """Change what the PSP reports for a payment (amount, currency, captured_amount, ...)."""
+        with self.lock:
+            self.payments[payment_id].update(fields)
+
     def calls(self, method: str, pattern: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == method and re.fullmatch(pattern, r["path"])]
 
@@ -140,7 +145,9 @@ class StandIn:
         """Test-only knob for drivers running in another process: not part of either API, never recorded."""
         with self.lock:
             if "payment_id" in command:
-                self.payments[command["payment_id"]]["status"] = command["status"]
+                self.payments[command["payment_id"]].update(command.get("fields") or {})
+                if "status" in command:
+                    self.payments[command["payment_id"]]["status"] = command["status"]
             if "unavailable" in command:
                 self.unavailable = bool(command["unavailable"])
             if "follow_up_status" in command:
@@ -203,7 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, data = self.server.standin.answer(self.command, self.path, dict(self.headers), body)  # type: ignore[attr-defined]
         payload = json.dumps(data).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        # the PSP answers errors as RFC 9457 problem documents (the contract's Error response)
+        self.send_header("Content-Type", "application/problem+json" if status >= 400 else "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")
         self.end_headers()

@@ -114,6 +114,7 @@ def test_rendered_core_passes_every_contract_vector(client_id: str, php: NativeP
         "WebhookProcessor: a bad signature applies nothing and asks the PSP nothing",
         "PspClient sends Bearer key, a fresh UUIDv4 X-Correlation-ID and a versioned User-Agent",
         "Health::report names plugin, version, build and PHP",
+        *INTEGRITY_VECTORS,
     ):
         assert required in names
 
@@ -186,6 +187,70 @@ def test_widened_transition_table_lets_late_pending_through_and_fails(tamper, no
     failures = failed(nordbank.contract(php, root))
     assert "'pending': True (expected False)" in failures["StatusMap::canTransition from 'paid' matches statuses.py"]
     assert "'result': 'applied'" in failures["WebhookProcessor: late pending never downgrades a paid order"]
+
+
+INTEGRITY_VECTORS = (
+    "WebhookProcessor: a signed paid event for a superseded payment of the order, for PLN 1.00, never marks it paid",
+    "WebhookProcessor: a signed paid event for a payment never created for the order never marks it paid",
+    "WebhookProcessor: a signed paid event for the wrong amount never marks the order paid",
+    "WebhookProcessor: a signed paid event in the wrong currency never marks the order paid",
+    "WebhookProcessor: an authorization for another amount is not applied",
+    "WebhookProcessor: a superseded payment that expires leaves the order alone",
+    "WebhookProcessor: an order without a recorded payment is never marked paid",
+    "WebhookProcessor: a capture larger than the payment, or a paid payment with nothing captured, is not applied",
+    "WebhookProcessor: a partial capture is applied, and refunds are checked against what was captured",
+)
+
+
+def test_processor_ignoring_the_amount_marks_a_wrongly_paid_order_paid_and_fails(tamper, nordbank, php) -> None:
+    root = tamper(
+        "WebhookProcessor.php", r"\$matches = \$detail\['expected_amount'\] > 0 && [^;]*;", "$matches = true;"
+    )
+    failures = failed(nordbank.contract(php, root))
+    assert (
+        "'result': 'applied'"
+        in failures["WebhookProcessor: a signed paid event for the wrong amount never marks the order paid"]
+    )
+    assert "WebhookProcessor: a signed paid event in the wrong currency never marks the order paid" in failures
+    assert (
+        "WebhookProcessor: a signed paid event for a superseded payment of the order, for PLN 1.00, never marks it paid"
+        not in failures
+    )
+
+
+def test_processor_accepting_any_payment_of_the_order_fails_the_superseded_payment_vectors(
+    tamper, nordbank, php
+) -> None:
+    root = tamper(
+        "WebhookProcessor.php", r"if \(\$currentId === '' \|\| \$paymentId !== \$currentId\) \{", "if (false) {"
+    )
+    failures = failed(nordbank.contract(php, root))
+    superseded = (
+        "WebhookProcessor: a signed paid event for a superseded payment of the order, for PLN 1.00, never marks it paid"
+    )
+    assert "'result': 'amount_mismatch'" in failures[superseded]
+    assert "WebhookProcessor: a superseded payment that expires leaves the order alone" in failures
+    assert (
+        "WebhookProcessor: a signed paid event for a payment never created for the order never marks it paid"
+        in failures
+    )
+
+
+def test_processor_that_forgets_the_hold_fails_naming_the_missing_hold(tamper, nordbank, php) -> None:
+    root = tamper(
+        "WebhookProcessor.php", r"\$this->orders->hold\(\$orderRef, \$result, \$event\['id'\], \$detail\);", ""
+    )
+    failures = failed(nordbank.contract(php, root))
+    detail = failures["WebhookProcessor: a signed paid event in the wrong currency never marks the order paid"]
+    assert "orders put on hold with [], expected [['1023', 'amount_mismatch', 'evt_1', 'corr:pay_1023']]" in detail
+
+
+def test_refund_larger_than_the_capture_is_caught_by_the_amount_vectors(tamper, nordbank, php) -> None:
+    tamper("WebhookProcessor.php", r"if \(\$refunded < 0 \|\| \$refunded > \$taken\) \{", "if ($refunded < 0) {")
+    root = tamper("WebhookProcessor.php", r"return \$refunded > 0 && \$refunded < \$taken;", "return true;")
+    failures = failed(nordbank.contract(php, root))
+    vector = "WebhookProcessor: a partial capture is applied, and refunds are checked against what was captured"
+    assert "delivery 2" in failures[vector]
 
 
 def test_lock_not_released_is_reported(tamper, nordbank, php) -> None:

@@ -329,10 +329,24 @@ class StandInInput {
             if (preg_match('/GET_LOCK/', $sql)) { return (object) ['row' => ['locked' => '1'], 'rows' => [], 'num_rows' => 1]; }
             $id = preg_match("/`order_id` = '(\d+)'/", $sql, $m) ? $m[1] : null;
             if (strpos($sql, 'SELECT * FROM') === 0) { $row = $S['rows'][$id] ?? []; return (object) ['row' => $row, 'rows' => $row ? [$row] : [], 'num_rows' => $row ? 1 : 0]; }
-            if (preg_match('/^(REPLACE INTO|UPDATE)/', $sql)) {
-                preg_match_all("/`(\w+)` = '((?:[^'\\\\]|\\\\.)*)'/", $sql, $pairs, PREG_SET_ORDER);
+            if (strpos($sql, 'SELECT `total`, `currency_code`, `currency_value` FROM `oc_order`') === 0) {
+                $order = $S['orders'][$id] ?? [];
+                $row = $order ? ['total' => (string) $order['total'], 'currency_code' => $order['currency_code'], 'currency_value' => (string) $order['currency_value']] : [];
+                return (object) ['row' => $row, 'rows' => $row ? [$row] : [], 'num_rows' => $row ? 1 : 0];
+            }
+            if (preg_match('/^(REPLACE INTO|INSERT INTO|UPDATE)/', $sql)) {
+                [$set, $onDuplicate] = array_pad(explode(' ON DUPLICATE KEY UPDATE ', $sql, 2), 2, null);
+                preg_match_all("/`(\w+)` = '((?:[^'\\\\]|\\\\.)*)'/", $set, $pairs, PREG_SET_ORDER);
+                $insert = strpos($sql, 'UPDATE') !== 0;
                 $row = strpos($sql, 'REPLACE') === 0 ? [] : ($S['rows'][$id] ?? []);
-                foreach ($pairs as $pair) { if ($pair[1] !== 'order_id' || strpos($sql, 'REPLACE') === 0) { $row[$pair[1]] = stripslashes($pair[2]); } }
+                $keep = null; // INSERT over an existing row: only the ON DUPLICATE KEY UPDATE columns change
+                if (strpos($sql, 'INSERT') === 0 && isset($S['rows'][$id])) {
+                    preg_match_all('/`(\w+)` = VALUES/', (string) $onDuplicate, $cols);
+                    $keep = $cols[1];
+                }
+                foreach ($pairs as $pair) {
+                    if (($pair[1] !== 'order_id' || $insert) && ($keep === null || in_array($pair[1], $keep, true))) { $row[$pair[1]] = stripslashes($pair[2]); }
+                }
                 $S['rows'][$id] = $row;
             }
             return (object) ['row' => [], 'rows' => [], 'num_rows' => 0];
@@ -497,26 +511,29 @@ def test_confirm_refuses_an_order_paid_another_way(store: Store) -> None:
     assert store.standin.state.calls("POST", "/v1/payments") == []
 
 
-def _confirmed(store: Store) -> None:
-    store.call(
-        "catalog",
-        "psp_baltic_credit",
-        "confirm",
-        config=SETTINGS,
-        session={"order_id": 17, "payment_method": {"code": "psp_baltic_credit.psp_baltic_credit"}},
-        orders={"17": ORDER},
-    )
+def _confirmed(store: Store, attempts_before: int = 0) -> None:
+    session = {"order_id": 17, "payment_method": {"code": "psp_baltic_credit.psp_baltic_credit"}}
+    if attempts_before:
+        session["psp_baltic_credit_attempt"] = attempts_before
+    store.call("catalog", "psp_baltic_credit", "confirm", config=SETTINGS, session=session, orders={"17": ORDER})
 
 
 def _deliver(
-    store: Store, event_id: str, status: str, *, secret: str = "whsec_oc_secret", age: int = 0, method: str = "POST"
+    store: Store,
+    event_id: str,
+    status: str,
+    *,
+    secret: str = "whsec_oc_secret",
+    age: int = 0,
+    method: str = "POST",
+    payment_id: str = "pay_1",
 ) -> tuple[int, dict[str, Any], dict[str, Any]]:
     body = json.dumps(
         {
             "id": event_id,
             "type": "payment.updated",
             "created": int(time.time()),
-            "data": {"payment_id": "pay_1", "order_reference": "17", "status": status},
+            "data": {"payment_id": payment_id, "order_reference": "17", "status": status},
         }
     )
     server = {"REQUEST_METHOD": method, "HTTP_X_PSP_SIGNATURE": sign(secret, int(time.time()) - age, body)}
@@ -545,6 +562,38 @@ def test_webhooks_add_order_history_through_the_shared_state_machine(store: Stor
     store.standin.state.set_status("pay_1", "refunded")
     status, body, state = _deliver(store, "evt_5", "refunded")
     assert (status, body, state["histories"][-1][1]) == (200, {"result": "applied"}, 11)  # refunded
+
+
+def test_a_paid_webhook_for_the_wrong_amount_puts_the_order_on_hold_and_never_marks_it_paid(store: Store) -> None:
+    _confirmed(store)
+    store.standin.state.update("pay_1", status="paid", amount=100, currency="PLN")
+    status, body, state = _deliver(store, "evt_1", "paid")
+    assert (status, body) == (200, {"result": "amount_mismatch"})
+    order, status_id, note = state["histories"][-1]
+    assert (order, status_id) == (17, 1)  # pending: unpaid, in front of the merchant
+    assert "pay_1" in note and "1.00 PLN" in note and "24.00 EUR" in note and "corr" not in note
+    assert note.startswith("Sulaikyta: Baltic Credit Union")
+    assert state["rows"]["17"]["status"] == "pending" and json.loads(state["rows"]["17"]["events"]) == ["evt_1"]
+    [line] = [entry for entry in state["logs"] if "amount_mismatch" in entry]
+    correlation = re.search(r"correlation id ([0-9a-f-]{36})", line).group(1)
+    assert correlation in note
+    assert _deliver(store, "evt_1", "paid")[:2] == (200, {"result": "duplicate"})
+
+
+def test_a_second_attempt_keeps_the_state_and_refuses_the_superseded_payment(store: Store) -> None:
+    _confirmed(store)
+    store.standin.state.set_status("pay_1", "failed")
+    assert _deliver(store, "evt_1", "failed")[:2] == (200, {"result": "applied"})
+    _confirmed(store, attempts_before=1)  # the shopper tries again: a new payment becomes the current one
+    state = json.loads(store.state.read_text())
+    row = state["rows"]["17"]
+    assert row["payment_id"] == "pay_2" and row["status"] == "failed" and json.loads(row["events"]) == ["evt_1"]
+    store.standin.state.set_status("pay_1", "paid")  # the first payment page, still open, is paid too
+    status, body, state = _deliver(store, "evt_2", "paid", payment_id="pay_1")
+    assert (status, body) == (200, {"result": "payment_mismatch"})
+    assert state["rows"]["17"]["status"] == "failed" and "pay_2" in state["histories"][-1][2]
+    store.standin.state.set_status("pay_2", "paid")
+    assert _deliver(store, "evt_3", "paid", payment_id="pay_2")[:2] == (200, {"result": "applied"})
 
 
 def test_the_return_link_is_signed_and_re_reads_the_psp(store: Store) -> None:

@@ -568,6 +568,26 @@ def test_webhooks_move_the_order_through_the_shared_state_machine(shop: Shop, st
     assert get["http_status"] == 405
 
 
+def test_a_paid_webhook_in_another_currency_holds_the_order_and_never_marks_it_paid(
+    shop: Shop, standin: StandInServer
+) -> None:
+    ref, _ = _paid_order(shop)
+    standin.state.update("pay_1", status="paid", currency="CHF")
+    out = _deliver(shop, "evt_1", ref, "paid")
+    assert (out["http_status"], json.loads(out["body"])) == (200, {"result": "amount_mismatch"})
+    state = shop.saved()
+    assert state["orders"][ref]["state"] == 8  # PS_OS_ERROR, never PS_OS_PAYMENT
+    assert state["rows"][ref]["status"] == "pending" and json.loads(state["rows"][ref]["events"]) == ["evt_1"]
+    note = state["messages"][-1]
+    assert note["private"] == 1 and "12.50 CHF" in note["message"] and "12.50 EUR" in note["message"]
+    assert note["message"].startswith("Angehalten: Alpenkasse meldet die Zahlung pay_1")
+    [line] = [entry for entry in state["logs"] if "amount_mismatch" in entry]
+    assert re.search(r"correlation id [0-9a-f-]{36}", line)
+    standin.state.update("pay_1", currency="EUR")
+    assert json.loads(_deliver(shop, "evt_2", ref, "paid")["body"]) == {"result": "applied"}
+    assert shop.saved()["orders"][ref]["state"] == 2  # PS_OS_PAYMENT
+
+
 def test_the_return_page_re_reads_the_psp_and_sends_the_shopper_on(shop: Shop, standin: StandInServer) -> None:
     ref, _ = _paid_order(shop)
     key = shop.saved()["orders"][ref]["secure_key"]

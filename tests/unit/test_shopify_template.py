@@ -283,7 +283,10 @@ const transport = {
 const logs = [];
 let now = Math.floor(Date.now() / 1000);
 const appUrl = 'https://apps.standin.invalid/apps/shopify/nordbank-payments';
-const app = new App({ apiKey: 'app_client_id', apiSecret: appSecret, appUrl, dataDir, transport, now: () => now, log: (level, message, fields) => logs.push(`${level}: ${message} ${JSON.stringify(fields)}`) });
+const SUBJECT = 'CN=payments.shopify.com,O=Shopify Inc.';
+const app = new App({ apiKey: 'app_client_id', apiSecret: appSecret, appUrl, dataDir, transport, now: () => now, mtlsSubject: SUBJECT, log: (level, message, fields) => logs.push(`${level}: ${message} ${JSON.stringify(fields)}`) });
+// what the reverse proxy adds to a session request once Shopify's client certificate is verified
+const MTLS = { 'X-SSL-Client-Verify': 'SUCCESS', 'X-SSL-Client-S-DN': SUBJECT };
 const server = http.createServer(app.handler());
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const base = `http://127.0.0.1:${server.address().port}/apps/shopify/nordbank-payments`;
@@ -310,7 +313,7 @@ function shopifyHmac(params) {
 const out = {};
 
 out.health = { status: (await call('GET', '/health')).status, body: json(await call('GET', '/health')) };
-out.unknown_shop_session = (await call('POST', '/payment_sessions', { headers: { 'Shopify-Shop-Domain': shop }, body: '{}' })).status;
+out.unknown_shop_session = (await call('POST', '/payment_sessions', { headers: { 'Shopify-Shop-Domain': shop, ...MTLS }, body: '{}' })).status;
 
 // --- install (OAuth) and settings -------------------------------------------------------------------
 const auth = await call('GET', '/auth?' + shopifyHmac(new URLSearchParams({ shop, timestamp: String(now) })));
@@ -341,7 +344,7 @@ const paymentRequest = (id, extra = {}) => JSON.stringify({
   customer: { email: 'buyer@example.org', billing_address: { country_code: 'NL' } },
   payment_method: { type: 'offsite', data: { cancel_url: 'https://shop.standin.invalid/checkouts/c/' + id } }, ...extra,
 });
-const start = (id, extra) => call('POST', '/payment_sessions', { headers: { 'Shopify-Shop-Domain': shop, 'Content-Type': 'application/json' }, body: paymentRequest(id, extra) });
+const start = (id, extra, proxy = MTLS) => call('POST', '/payment_sessions', { headers: { 'Shopify-Shop-Domain': shop, 'Content-Type': 'application/json', ...proxy }, body: paymentRequest(id, extra) });
 const first = await start('sess_1');
 const again = await Promise.all([start('sess_1'), start('sess_1')]);
 out.payment = { status: first.status, body: json(first), again: again.map((r) => [r.status, json(r).redirect_url]) };
@@ -401,7 +404,7 @@ app.lockSeconds = 10;
 await other.release('payment:pay_4');
 
 // --- refunds, captures, voids -------------------------------------------------------------------------
-const followUp = (kind, id, paymentId, amount) => call('POST', `/${kind}_sessions`, { headers: { 'Shopify-Shop-Domain': shop, 'Content-Type': 'application/json' }, body: JSON.stringify({ id, gid: `gid://shopify/${kind[0].toUpperCase() + kind.slice(1)}Session/${id}`, payment_id: paymentId, amount, currency: 'EUR', merchant_locale: 'nl' }) });
+const followUp = (kind, id, paymentId, amount, proxy = MTLS) => call('POST', `/${kind}_sessions`, { headers: { 'Shopify-Shop-Domain': shop, 'Content-Type': 'application/json', ...proxy }, body: JSON.stringify({ id, gid: `gid://shopify/${kind[0].toUpperCase() + kind.slice(1)}Session/${id}`, payment_id: paymentId, amount, currency: 'EUR', merchant_locale: 'nl' }) });
 out.refund = (await followUp('refund', 'ref_1', 'sess_1', '5.00')).status;
 await app.idle();
 out.refund_again = (await followUp('refund', 'ref_1', 'sess_1', '5.00')).status;
@@ -414,6 +417,19 @@ await control({ follow_up_status: 503 });
 out.refund_psp_down = (await followUp('refund', 'ref_3', 'sess_1', '1.00')).status;
 await control({ follow_up_status: 201 });
 out.refund_retried = (await followUp('refund', 'ref_3', 'sess_1', '1.00')).status;
+await app.idle();
+// 6.00 of 12.50 refunded so far: refunds together never exceed what was captured
+out.refund_over_cap = (await followUp('refund', 'ref_4', 'sess_1', '7.00')).status;
+out.refund_rest = (await followUp('refund', 'ref_5', 'sess_1', '6.50')).status;
+await app.idle();
+out.refund_after_all = (await followUp('refund', 'ref_6', 'sess_1', '0.01')).status;
+// without the proxy's verdict of Shopify's client certificate nothing reaches the PSP
+out.unverified = {
+  payment: [(await start('sess_x1', {}, {})).status, (await start('sess_x2', {}, { 'X-SSL-Client-Verify': 'FAILED:unable to verify', 'X-SSL-Client-S-DN': SUBJECT })).status, (await start('sess_x3', {}, { 'X-SSL-Client-Verify': 'SUCCESS', 'X-SSL-Client-S-DN': 'CN=evil.example' })).status],
+  refund: (await followUp('refund', 'ref_x', 'sess_1', '0.01', {})).status,
+  capture: (await followUp('capture', 'cap_x', 'sess_5', '1.00', { 'X-SSL-Client-Verify': 'SUCCESS' })).status,
+  stored: ['sess_x1', 'sess_x2', 'sess_x3'].filter((id) => existsSync(`${dataDir}/shops/${shop}/payments/${id}.json`)),
+};
 await start('sess_5', { kind: 'authorization' });
 out.capture = (await followUp('capture', 'cap_1', 'sess_5', '12.50')).status;
 await start('sess_6', { kind: 'authorization' });
@@ -550,6 +566,27 @@ def test_the_buyer_returns_where_shopify_says_and_a_cancel_is_never_a_rejection(
     assert "gid://shopify/PaymentSession/sess_3" not in touched
 
 
+def test_refunds_of_a_payment_together_never_exceed_what_was_captured(ran: dict[str, Any]) -> None:
+    # 5.00 + 1.00 refunded (the refused 1.00 does not count): 7.00 more is over the 12.50 captured
+    assert (ran["refund_over_cap"], ran["refund_rest"], ran["refund_after_all"]) == (400, 201, 400)
+
+
+def test_a_session_request_without_verified_shopify_mtls_never_reaches_the_psp(
+    ran: dict[str, Any], standin: StandInServer
+) -> None:
+    unverified = ran["unverified"]
+    assert unverified["payment"] == [401, 401, 401]  # no verdict, a failed verdict, another subject
+    assert (unverified["refund"], unverified["capture"]) == (401, 401)  # a verdict without the subject
+    assert unverified["stored"] == []
+    created = [json.loads(r["body"])["order_reference"] for r in standin.state.calls("POST", "/v1/payments")]
+    assert not [ref for ref in created if ref.startswith("sess_x")]
+    refunds = [r["headers"]["Idempotency-Key"] for r in standin.state.calls("POST", r"/v1/payments/pay_\d+/refunds")]
+    assert "shopify-refund-ref_x" not in refunds
+    captures = [r["headers"]["Idempotency-Key"] for r in standin.state.calls("POST", r"/v1/payments/pay_\d+/captures")]
+    assert captures == ["shopify-capture-cap_1"]
+    assert any("no verified Shopify client certificate" in line for line in ran["logs"])
+
+
 def test_refunds_captures_and_voids_are_idempotent_and_finished_on_shopify(
     ran: dict[str, Any], standin: StandInServer
 ) -> None:
@@ -557,10 +594,20 @@ def test_refunds_captures_and_voids_are_idempotent_and_finished_on_shopify(
     assert (ran["refund_refused"], ran["refund_psp_down"], ran["refund_retried"]) == (201, 503, 201)
     refunds = standin.state.calls("POST", r"/v1/payments/pay_1/refunds")
     keys = [r["headers"]["Idempotency-Key"] for r in refunds]
-    assert keys == ["shopify-refund-ref_1", "shopify-refund-ref_2", "shopify-refund-ref_3", "shopify-refund-ref_3"]
+    assert keys == [
+        "shopify-refund-ref_1",
+        "shopify-refund-ref_2",
+        "shopify-refund-ref_3",
+        "shopify-refund-ref_3",
+        "shopify-refund-ref_5",
+    ]
     assert json.loads(refunds[0]["body"]) == {"amount": 500, "currency": "EUR", "reason": ""}
     resolved = [m["variables"]["id"] for m in standin.state.mutations("refundSessionResolve")]
-    assert resolved == ["gid://shopify/RefundSession/ref_1", "gid://shopify/RefundSession/ref_3"]
+    assert resolved == [
+        "gid://shopify/RefundSession/ref_1",
+        "gid://shopify/RefundSession/ref_3",
+        "gid://shopify/RefundSession/ref_5",
+    ]
     [rejected] = standin.state.mutations("refundSessionReject")
     assert rejected["variables"]["id"] == "gid://shopify/RefundSession/ref_2"
     message = rejected["variables"]["reason"]["merchantMessage"]

@@ -273,8 +273,8 @@ if ($mode === 'woo') {
         $data = ['payment_id' => $payment, 'order_reference' => $ref, 'status' => $status];
         return json_encode(['id' => $id, 'type' => 'payment.updated', 'created' => time(), 'data' => $data]);
     };
-    $psp = static function (string $status, string $ref = '1001', string $payment = 'pay_1'): void {
-        $GLOBALS['http_responses'][] = [200, json_encode(['id' => $payment, 'status' => $status, 'amount' => 1250, 'currency' => 'EUR', 'order_reference' => $ref])];
+    $psp = static function (string $status, string $ref = '1001', string $payment = 'pay_1', int $amount = 1250, string $currency = 'EUR'): void {
+        $GLOBALS['http_responses'][] = [200, json_encode(['id' => $payment, 'status' => $status, 'amount' => $amount, 'currency' => $currency, 'order_reference' => $ref])];
     };
     $steps = [];
     $paid = $event('evt_1', 'paid');
@@ -318,9 +318,32 @@ if ($mode === 'woo') {
     $GLOBALS['http_responses'][] = [201, json_encode(['id' => 'pay_3', 'status' => 'pending', 'checkout_url' => 'https://pay.example/c/3'])];
     $gateway->process_payment(1003);
     $authorized = $event('evt_6', 'authorized', '1003', 'pay_3');
-    $psp('authorized', '1003', 'pay_3');
+    $psp('authorized', '1003', 'pay_3', 2000);
     $steps['authorized'] = $send($authorized, ['x_psp_signature' => $sign($authorized)]);
     $out['authorized_status'] = $authOrder->status;
+
+    // a correctly signed event never marks an order paid for another amount, currency or payment
+    $GLOBALS['http_responses'] = [];
+    foreach ([1004 => 'pay_4', 1005 => 'pay_5a'] as $id => $paymentId) {
+        $GLOBALS['orders'][$id] = new WC_Order($id, $gatewayId, '1000.00');
+        $GLOBALS['http_responses'][] = [201, json_encode(['id' => $paymentId, 'status' => 'pending', 'checkout_url' => 'https://pay.example/c/' . $id])];
+        $gateway->process_payment($id);
+    }
+    $GLOBALS['http_responses'][] = [201, json_encode(['id' => 'pay_5b', 'status' => 'pending', 'checkout_url' => 'https://pay.example/c/5b'])];
+    $gateway->process_payment(1005); // a second attempt: pay_5b supersedes pay_5a
+    $cheap = $event('evt_7', 'paid', '1004', 'pay_4');
+    $psp('paid', '1004', 'pay_4', 100, 'PLN');
+    $steps['paid for PLN 1.00'] = $send($cheap, ['x_psp_signature' => $sign($cheap)]);
+    $superseded = $event('evt_8', 'paid', '1005', 'pay_5a');
+    $psp('paid', '1005', 'pay_5a', 100000);
+    $steps['superseded payment paid'] = $send($superseded, ['x_psp_signature' => $sign($superseded)]);
+    $current = $event('evt_9', 'paid', '1005', 'pay_5b');
+    $psp('paid', '1005', 'pay_5b', 100000);
+    $steps['current payment paid'] = $send($current, ['x_psp_signature' => $sign($current)]);
+    foreach ([1004, 1005] as $id) {
+        $held = $GLOBALS['orders'][$id];
+        $out['mismatch'][$id] = ['status' => $held->status, 'notes' => $held->notes, 'meta' => $held->meta];
+    }
     $authOrder->status = 'completed';
     $GLOBALS['http_responses'][] = [201, '{"id":"cap_1","status":"pending"}'];
     $captureBefore = count($GLOBALS['http']);
@@ -626,7 +649,17 @@ def test_checkout_webhooks_and_refunds_in_woocommerce(nordbank: Plugin, php: Nat
         "partial refund": {"status": 200, "result": "applied"},
         "oversized": {"status": 413, "result": "payload_too_large"},
         "authorized": {"status": 200, "result": "applied"},
+        "paid for PLN 1.00": {"status": 200, "result": "amount_mismatch"},
+        "superseded payment paid": {"status": 200, "result": "payment_mismatch"},
+        "current payment paid": {"status": 200, "result": "applied"},
     }
+    cheap, twice = seen["mismatch"]["1004"], seen["mismatch"]["1005"]
+    assert cheap["status"] == "on-hold" and cheap["meta"]["_psp_nordbank_status"] == "pending"
+    assert "pay_4" in cheap["notes"][-1] and "1.00 PLN" in cheap["notes"][-1] and "1000.00 EUR" in cheap["notes"][-1]
+    assert cheap["notes"][-1].startswith("On hold: Nord Bank reports payment pay_4 as paid for 1.00 PLN")
+    assert twice["meta"]["_psp_nordbank_payment_ids"] == ["pay_5a", "pay_5b"]
+    assert "pay_5a" in twice["notes"][-2] and "expects payment pay_5b" in twice["notes"][-2]
+    assert twice["status"] == "processing" and twice["meta"]["_psp_nordbank_status"] == "paid"
     after = seen["after_webhooks"]
     assert after["status"] == "processing"  # paid -> processing; the late pending changed nothing
     assert after["meta"]["_psp_nordbank_events"] == ["evt_1", "evt_5"]

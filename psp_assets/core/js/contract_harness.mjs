@@ -181,6 +181,10 @@ class ContractFakePsp {
     }
     return payment;
   }
+
+  lastCorrelationId() {
+    return this.calls.length === 0 ? '' : 'corr:' + this.calls[this.calls.length - 1];
+  }
 }
 
 /** Orders in memory: canonical status, processed events and every apply() call. */
@@ -188,6 +192,19 @@ class ContractMemoryStore {
   constructor() {
     this.orders = new Map();
     this.applied = [];
+    this.terms = new Map();
+    this.held = [];
+  }
+
+  async getPaymentTerms(orderRef) {
+    return this.terms.has(orderRef) ? this.terms.get(orderRef) : { amount: 0, currency: '', payment_ids: [] };
+  }
+
+  async hold(orderRef, resultName, eventId, detail) {
+    this.held.push([orderRef, resultName, eventId, detail && detail.correlation_id ? String(detail.correlation_id) : '']);
+    const order = this.orders.get(orderRef) || { status: null, events: [] };
+    order.events.push(eventId);
+    this.orders.set(orderRef, order);
   }
 
   async exists(orderRef) {
@@ -315,6 +332,9 @@ for (const scenario of vectors.webhooks) {
     for (const [ref, status] of Object.entries(scenario.orders)) {
       store.orders.set(ref, { status, events: [] });
     }
+    for (const [ref, terms] of Object.entries(scenario.terms || {})) {
+      store.terms.set(ref, terms);
+    }
     lock.heldElsewhere = scenario.held_locks;
     const processor = new WebhookProcessor(psp, store, lock, scenario.secret, scenario.tolerance);
     const steps = [];
@@ -339,6 +359,7 @@ for (const scenario of vectors.webhooks) {
         held_after: [...lock.held],
         statuses: store.statuses(),
         applied: store.applied.map((entry) => [...entry]),
+        held: store.held.map((entry) => [...entry]),
       });
     }
     return steps;

@@ -215,6 +215,11 @@ if (true) { // declared at run time, once the aliases above exist
             }
             return $payment;
         }
+
+        public function lastCorrelationId(): string
+        {
+            return $this->calls === [] ? '' : 'corr:' . $this->calls[count($this->calls) - 1];
+        }
     }
 
     /** Orders in memory: canonical status, processed events and every apply() call. */
@@ -225,6 +230,23 @@ if (true) { // declared at run time, once the aliases above exist
 
         /** @var list<array{0: string, 1: string, 2: string, 3: string}> */
         public $applied = [];
+
+        /** @var array<string, array{amount: int, currency: string, payment_ids: list<string>}> */
+        public $terms = [];
+
+        /** @var list<array{0: string, 1: string, 2: string, 3: string}> hold() calls: order, result, event, correlation id */
+        public $held = [];
+
+        public function getPaymentTerms(string $orderRef): array
+        {
+            return isset($this->terms[$orderRef]) ? $this->terms[$orderRef] : ['amount' => 0, 'currency' => '', 'payment_ids' => []];
+        }
+
+        public function hold(string $orderRef, string $result, string $eventId, array $detail): void
+        {
+            $this->held[] = [$orderRef, $result, $eventId, isset($detail['correlation_id']) ? (string) $detail['correlation_id'] : ''];
+            $this->orders[$orderRef]['events'][] = $eventId;
+        }
 
         public function exists(string $orderRef): bool
         {
@@ -378,6 +400,9 @@ foreach ($vectors['webhooks'] as $scenario) {
         foreach ($scenario['orders'] as $ref => $status) {
             $store->orders[(string) $ref] = ['status' => $status, 'events' => []];
         }
+        foreach (isset($scenario['terms']) ? $scenario['terms'] : [] as $ref => $terms) {
+            $store->terms[(string) $ref] = $terms;
+        }
         $lock->heldElsewhere = $scenario['held_locks'];
         $processor = new $processorClass($psp, $store, $lock, $scenario['secret'], $scenario['tolerance']);
         $steps = [];
@@ -402,6 +427,7 @@ foreach ($vectors['webhooks'] as $scenario) {
                 'held_after' => array_keys($lock->held),
                 'statuses' => $store->statuses(),
                 'applied' => $store->applied,
+                'held' => $store->held,
             ];
         }
         return $steps;
