@@ -596,6 +596,18 @@ def test_a_second_attempt_keeps_the_state_and_refuses_the_superseded_payment(sto
     assert _deliver(store, "evt_3", "paid", payment_id="pay_2")[:2] == (200, {"result": "applied"})
 
 
+def test_the_return_link_never_marks_an_order_paid_for_another_currency(store: Store) -> None:
+    _confirmed(store)
+    [create] = store.standin.state.calls("POST", "/v1/payments")
+    token = re.search(r"token=([0-9a-f]{64})", json.loads(create["body"])["return_url"]).group(1)
+    store.standin.state.update("pay_1", status="paid", currency="PLN")
+    for _ in range(2):  # a reload holds once
+        out = store.call("catalog", "psp_baltic_credit_return", config=SETTINGS, get={"order_id": "17", "token": token})
+    assert out["state"]["rows"]["17"]["status"] == "pending"
+    notes = [comment for _, _, comment in out["state"]["histories"] if comment.startswith("Sulaikyta")]
+    assert len(notes) == 1 and "24.00 PLN" in notes[0] and "24.00 EUR" in notes[0]
+
+
 def test_the_return_link_is_signed_and_re_reads_the_psp(store: Store) -> None:
     _confirmed(store)
     [create] = store.standin.state.calls("POST", "/v1/payments")

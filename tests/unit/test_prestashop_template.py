@@ -601,6 +601,18 @@ def test_the_return_page_re_reads_the_psp_and_sends_the_shopper_on(shop: Shop, s
     assert forged["redirect"] == "https://shop.standin.invalid/index"
 
 
+def test_the_return_page_never_marks_an_order_paid_for_another_amount(shop: Shop, standin: StandInServer) -> None:
+    ref, _ = _paid_order(shop)
+    key = shop.saved()["orders"][ref]["secure_key"]
+    standin.state.update("pay_1", status="paid", amount=1)
+    for _ in range(2):  # a reload holds once
+        shop.run("controller", controller="return", request={"id_order": ref, "key": key})
+    state = shop.saved()
+    assert state["orders"][ref]["state"] == 8 and state["rows"][ref]["status"] == "pending"
+    notes = [m["message"] for m in state["messages"] if m["message"].startswith("Angehalten")]
+    assert len(notes) == 1 and "0.01 EUR" in notes[0] and "12.50 EUR" in notes[0]
+
+
 def test_a_failed_payment_brings_the_shopper_back_to_the_checkout_with_the_cart(
     shop: Shop, standin: StandInServer
 ) -> None:

@@ -403,6 +403,18 @@ out.return_locked = [busy.status, busy.headers['retry-after'], busy.body];
 app.lockSeconds = 10;
 await other.release('payment:pay_4');
 
+// the PSP reports the session's payment paid for another amount: neither the webhook nor the buyer's
+// return resolves the session; the mismatch is kept on the session record
+await start('sess_m');
+const mismatched = JSON.parse(readFileSync(`${dataDir}/shops/${shop}/payments/sess_m.json`, 'utf8')).psp_payment_id;
+await control({ payment_id: mismatched, status: 'paid', fields: { amount: 1 } });
+const cheap = event('evt_m', mismatched, 'sess_m', 'paid');
+out.webhooks.paid_for_another_amount = await deliver(cheap, signed(cheap));
+const cheapReturn = await call('GET', '/return/' + shop + '/sess_m');
+const heldRecord = JSON.parse(readFileSync(`${dataDir}/shops/${shop}/payments/sess_m.json`, 'utf8'));
+out.mismatch = { return_status: cheapReturn.status, status: heldRecord.status, held: heldRecord.held.result, detail: heldRecord.held.detail };
+await app.idle();
+
 // --- refunds, captures, voids -------------------------------------------------------------------------
 const followUp = (kind, id, paymentId, amount, proxy = MTLS) => call('POST', `/${kind}_sessions`, { headers: { 'Shopify-Shop-Domain': shop, 'Content-Type': 'application/json', ...proxy }, body: JSON.stringify({ id, gid: `gid://shopify/${kind[0].toUpperCase() + kind.slice(1)}Session/${id}`, payment_id: paymentId, amount, currency: 'EUR', merchant_locale: 'nl' }) });
 out.refund = (await followUp('refund', 'ref_1', 'sess_1', '5.00')).status;
@@ -538,6 +550,7 @@ def test_psp_webhooks_follow_the_shared_rules_and_move_the_shopify_session(
         "psp_unreachable": [503, "psp_unavailable"],
         "failed": [200, "applied"],
         "paid_after_pending": [200, "applied"],
+        "paid_for_another_amount": [200, "amount_mismatch"],
     }
     resolves = [m["variables"]["id"] for m in standin.state.mutations("paymentSessionResolve")]
     assert resolves == ["gid://shopify/PaymentSession/sess_1", "gid://shopify/PaymentSession/sess_4"]  # each once
@@ -559,11 +572,25 @@ def test_the_buyer_returns_where_shopify_says_and_a_cancel_is_never_a_rejection(
     assert ran["return_cancelled"] == [302, "https://shop.standin.invalid/checkouts/c/sess_3"]
     assert ran["return_pending"] == [302, REDIRECTS["paymentSessionPending"]]
     assert ran["return_locked"] == [503, "2", "Uw betaling wordt nog bevestigd. Vernieuw deze pagina over een ogenblik."]
-    [pending] = standin.state.mutations("paymentSessionPending")
+    # sess_m (paid for another amount) stays pending too: it is never resolved from that payment
+    pending, held = standin.state.mutations("paymentSessionPending")
     assert pending["variables"]["id"] == "gid://shopify/PaymentSession/sess_4"
+    assert held["variables"]["id"] == "gid://shopify/PaymentSession/sess_m"
     assert pending["variables"]["reason"] == "PARTNER_ACTION_REQUIRED"
     touched = {m["variables"].get("id") for m in standin.state.mutations()}
     assert "gid://shopify/PaymentSession/sess_3" not in touched
+
+
+def test_a_payment_for_another_amount_never_resolves_the_shopify_session(
+    ran: dict[str, Any], standin: StandInServer
+) -> None:
+    assert ran["webhooks"]["paid_for_another_amount"] == [200, "amount_mismatch"]
+    mismatch = ran["mismatch"]
+    assert mismatch["status"] is None and mismatch["held"] == "amount_mismatch"
+    assert (mismatch["detail"]["amount"], mismatch["detail"]["expected_amount"]) == (1, 1250)
+    resolved = {m["variables"]["id"] for m in standin.state.mutations("paymentSessionResolve")}
+    assert "gid://shopify/PaymentSession/sess_m" not in resolved
+    assert any("amount_mismatch for session sess_m" in line and "correlation id" in line for line in ran["logs"])
 
 
 def test_refunds_of_a_payment_together_never_exceed_what_was_captured(ran: dict[str, Any]) -> None:

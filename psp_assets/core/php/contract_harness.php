@@ -263,7 +263,7 @@ if (true) { // declared at run time, once the aliases above exist
             return isset($this->orders[$orderRef]) && in_array($eventId, $this->orders[$orderRef]['events'], true);
         }
 
-        public function apply(string $orderRef, string $status, string $platformState, string $eventId): void
+        public function apply(string $orderRef, string $status, string $platformState, string $eventId, array $payment = []): void
         {
             $this->applied[] = [$orderRef, $status, $platformState, $eventId];
             $this->orders[$orderRef]['status'] = $status;
