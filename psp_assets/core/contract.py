@@ -63,6 +63,7 @@ NOT_STATUSES = ("PAID", "completed", "pending ", "")
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 SEMVER = re.compile(r"\d+\.\d+\.\d+")
 BUILD_ID = re.compile(r"[0-9a-f]{12}")
+MAJOR_MINOR = re.compile(r"\d+\.\d+")
 
 
 def sign(secret: str, timestamp: int, body: str) -> str:
@@ -1210,6 +1211,9 @@ def judge_contract(
             for key in ("plugin", "version", "build", runtime_key)
             if not isinstance(value.get(key), str) or not value.get(key)
         ]
+        runtime = value.get(runtime_key)
+        if isinstance(runtime, str) and runtime and not MAJOR_MINOR.fullmatch(runtime):
+            problems.append(f"{runtime_key} is {runtime!r}: a public route shows major.minor only, never the patch level")
         if version is not None and value.get("version") != version:
             problems.append(f"version is {value.get('version')!r}, expected {version!r}")
         if build is not None and value.get("build") != build:

@@ -165,7 +165,7 @@ def _carried_correlation() -> list[dict[str, Any]]:
 
 def _health(vectors: dict[str, Any], runtime_key: str) -> list[dict[str, Any]]:
     out = [_a("matches", [key], pattern=NONEMPTY, hint="missing") for key in ("plugin", "version", "build")]
-    out.append(_a("matches", [runtime_key], pattern=NONEMPTY, hint="missing"))
+    out.append(_a("matches", [runtime_key], pattern=r"^\d+\.\d+$", hint="major.minor only, never the patch level"))
     out.append(_a("equals", ["version"], value=vectors["expect_version"]))
     out.append(_a("equals", ["build"], value=vectors["expect_build"]))
     return out

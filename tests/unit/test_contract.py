@@ -283,13 +283,19 @@ def test_repeated_correlation_id_fails_the_client_vector(tamper, nordbank, php) 
 
 
 def test_php_warning_raised_by_the_core_fails_that_vector(tamper, nordbank, php) -> None:
-    root = tamper("Health.php", r"'php' => PHP_VERSION,", "'php' => PHP_VERSION . $undefined,")
+    root = tamper("Health.php", r"'php' => PHP_MAJOR_VERSION", "'php' => $undefined . PHP_MAJOR_VERSION")
     failures = failed(nordbank.contract(php, root))
     assert list(failures) == ["Health::report names plugin, version, build and PHP"]
     assert (
         "Warning: Undefined variable $undefined in includes/core/Health.php"
         in failures["Health::report names plugin, version, build and PHP"]
     )
+
+
+def test_health_showing_the_php_patch_level_fails(tamper, nordbank, php) -> None:
+    root = tamper("Health.php", r"'php' => PHP_MAJOR_VERSION [^,]*,", "'php' => PHP_VERSION,")
+    failures = failed(nordbank.contract(php, root))
+    assert "a public route shows major.minor only" in failures["Health::report names plugin, version, build and PHP"]
 
 
 def test_health_must_report_the_release_python_expects(nordbank: Rendered, php: NativePhp) -> None:
