@@ -926,8 +926,8 @@ def _scenario_judge(scenario: Scenario, status_map: Mapping[str, str]) -> Callab
         if actual_applied != expected_applied:
             problems.append(f"orders updated with {actual_applied}, expected {expected_applied}")
         expected_held = [list(h) for h in scenario.held]
-        actual_held = (steps[-1].get("held") if steps else None) or []
-        if actual_held != expected_held:
+        actual_held = steps[-1].get("held") if steps else None
+        if (actual_held if actual_held != {} else []) != expected_held:
             problems.append(f"orders put on hold with {actual_held}, expected {expected_held}")
         return "; ".join(problems)
 
