@@ -1213,7 +1213,7 @@ def judge_contract(
         ]
         runtime = value.get(runtime_key)
         if isinstance(runtime, str) and runtime and not MAJOR_MINOR.fullmatch(runtime):
-            problems.append(f"{runtime_key} is {runtime!r}: a public route shows major.minor only, never the patch level")
+            problems.append(f"{runtime_key} is {runtime!r}: a public route shows major.minor, never the patch level")
         if version is not None and value.get("version") != version:
             problems.append(f"version is {value.get('version')!r}, expected {version!r}")
         if build is not None and value.get("build") != build:

@@ -279,6 +279,7 @@ class Tools {
     public static function substr($s, $start, $length) { return substr($s, $start, $length); }
     public static function redirect($url) { global $OUT; $OUT['redirect'] = $url; throw new StandInRedirect($url); }
     public static function getAdminTokenLite($tab) { return 'token'; }
+    public static function getToken($page = true) { return 'front_token_42'; }
 }
 class Link {
     public function getModuleLink($module, $controller, $params = [], $ssl = null) { return 'https://shop.standin.invalid/module/' . $module . '/' . $controller . ($params ? '?' . http_build_query($params) : ''); }
@@ -429,6 +430,8 @@ def shop(live: Module, standin: StandInServer, php: NativePhp, tmp_path: Path) -
 
 
 CONFIGURED = {"PSP_ALPENKASSE_API_KEY": "key_ps_1", "PSP_ALPENKASSE_WEBHOOK_SECRET": "whsec_ps_secret"}
+# what the checkout's form sends: a POST with the customer's front-office token (Tools::getToken)
+CHECKOUT_POST = {"method": "POST", "request": {"token": "front_token_42"}}
 
 
 def test_install_registers_hooks_creates_the_table_and_named_order_states(shop: Shop) -> None:
@@ -464,7 +467,7 @@ def test_payment_option_is_offered_only_configured_and_in_an_accepted_currency(s
     assert shop.run("options", currency=1)["options"] == []  # no API key yet
     [option] = shop.run("options", currency=1, config=CONFIGURED)["options"]
     assert option["callToActionText"] == "Sicher bezahlen mit Alpenkasse"
-    assert option["action"] == "https://shop.standin.invalid/module/alpenkassepayments/payment"
+    assert option["action"] == "https://shop.standin.invalid/module/alpenkassepayments/payment?token=front_token_42"
     assert option["moduleName"] == "alpenkassepayments"
     assert option["additionalInformation"].startswith('<p style="white-space: pre-line">')
     assert shop.run("options", currency=3)["options"] != []  # CHF
@@ -473,7 +476,7 @@ def test_payment_option_is_offered_only_configured_and_in_an_accepted_currency(s
 
 def test_checkout_places_the_order_and_redirects_to_the_psps_payment_page(shop: Shop) -> None:
     shop.run("install")
-    out = shop.run("controller", controller="payment", config=CONFIGURED)
+    out = shop.run("controller", controller="payment", config=CONFIGURED, **CHECKOUT_POST)
     assert out["redirect"] == "https://pay.standin.invalid/checkout/pay_1"
     state = shop.saved()
     [order] = state["orders"].values()
@@ -496,9 +499,31 @@ def test_checkout_places_the_order_and_redirects_to_the_psps_payment_page(shop: 
     assert "Alpenkasse" in state["messages"][0]["message"] and state["messages"][0]["private"] == 1
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"method": "GET", "request": {"token": "front_token_42"}},
+        {"method": "POST"},
+        {"method": "POST", "request": {"token": "guess"}},
+    ],
+    ids=["GET with the token", "POST without a token", "POST with another token"],
+)
+def test_the_payment_controller_places_no_order_without_a_post_and_the_customers_token(
+    shop: Shop, request_: dict[str, Any]
+) -> None:
+    shop.run("install")
+    out = shop.run("controller", controller="payment", config=CONFIGURED, **request_)
+    assert out["redirect"] == "https://shop.standin.invalid/order"
+    assert not shop.saved()["orders"]  # PHP writes an empty map as []
+    assert shop.standin.state.calls("POST", "/v1/payments") == []
+
+
 def test_checkout_gives_the_cart_back_when_the_psp_cannot_start_the_payment(shop: Shop, standin: StandInServer) -> None:
     out = shop.run(
-        "controller", controller="payment", config={**CONFIGURED, "PSP_ALPENKASSE_API_KEY": "bad key with spaces"}
+        "controller",
+        controller="payment",
+        config={**CONFIGURED, "PSP_ALPENKASSE_API_KEY": "bad key with spaces"},
+        **CHECKOUT_POST,
     )
     assert out["redirect"] == "https://shop.standin.invalid/order"
     assert out["notifications"] == [
@@ -512,7 +537,7 @@ def test_checkout_gives_the_cart_back_when_the_psp_cannot_start_the_payment(shop
 
 def _paid_order(shop: Shop) -> tuple[str, int]:
     shop.run("install")
-    shop.run("controller", controller="payment", config=CONFIGURED)
+    shop.run("controller", controller="payment", config=CONFIGURED, **CHECKOUT_POST)
     [order] = shop.saved()["orders"].values()
     return str(order["id"]), order["id"]
 

@@ -523,8 +523,8 @@ def test_prestashop_payment_controller_refuses_before_the_order_and_sends_the_de
         work.mkdir()
         shop = Shop(ps_module, ps_standin, php, work)  # a fresh shop (its own state file) per case
         shop.run("install")
-        request = {"psp_alpenkasse_iban": case["iban"], "psp_alpenkasse_bic": case["bic"]}
-        out = shop.run("controller", controller="payment", config=CONFIGURED, request=request)
+        request = {"psp_alpenkasse_iban": case["iban"], "psp_alpenkasse_bic": case["bic"], "token": "front_token_42"}
+        out = shop.run("controller", controller="payment", config=CONFIGURED, request=request, method="POST")
         check = iban.check_debtor(case["iban"], case["bic"], False)
         creates = ps_standin.state.calls("POST", "/v1/payments")
         if check["errors"]:
@@ -550,7 +550,7 @@ def test_prestashop_payment_option_carries_the_escaped_translated_form(
     [option] = shop.run("options", currency=1, config=CONFIGURED)["options"]
     form = option["form"]
     assert form.startswith(
-        '<form action="https://shop.standin.invalid/module/alpenkassepayments/payment" method="post"'
+        '<form action="https://shop.standin.invalid/module/alpenkassepayments/payment?token=front_token_42" method="post"'
     )
     assert 'name="psp_alpenkasse_iban"' in form and 'name="psp_alpenkasse_bic"' in form
     assert ">IBAN für SEPA-Lastschrift</label>" in form and ">BIC (optional)</label>" in form
