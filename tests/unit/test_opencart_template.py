@@ -264,7 +264,7 @@ define('VERSION', $version);
 define('DB_PREFIX', 'oc_');
 define('HTTP_CATALOG', 'https://shop.standin.invalid/');
 $S = is_file($stateFile) ? json_decode(file_get_contents($stateFile), true) : [];
-$S += ['config' => [], 'rows' => [], 'histories' => [], 'settings' => [], 'logs' => [], 'queries' => [], 'orders' => []];
+$S += ['config' => [], 'rows' => [], 'histories' => [], 'settings' => [], 'logs' => [], 'queries' => [], 'orders' => [], 'cache' => []];
 foreach ($R['config'] ?? [] as $k => $v) { $S['config'][$k] = $v; }
 foreach ($R['orders'] ?? [] as $k => $v) { $S['orders'][$k] = $v; }
 $S['config'] += ['config_language' => 'lt-lt', 'config_currency' => 'EUR'];
@@ -364,6 +364,11 @@ class StandInInput {
     }
     class StandInCurrency { public function format($n, $c, $v = '', $f = true) { $n = (float) $n * ($v ? (float) $v : 1.0); return $f ? number_format($n, 2, ',', ' ') . ' ' . $c : round($n, 2); } }
     class StandInLog { public function write($m) { global $S; $S['logs'][] = $m; } }
+    /** OpenCart's file cache (system/library/cache), kept in the state between requests. */
+    class StandInCache {
+        public function get($key) { global $S; return $S['cache'][$key] ?? null; }
+        public function set($key, $value, $expire = 0) { global $S; $S['cache'][$key] = $value; }
+    }
     class StandInUser { public function hasPermission($what, $route) { global $R; return $R['permission'] ?? true; } }
     class StandInCart { public function hasSubscription() { return false; } }
     class StandInSession { public $data = []; }
@@ -373,7 +378,7 @@ class StandInInput {
     $session->data = $R['session'] ?? [];
     $response = new StandInResponse();
     foreach (['config' => new StandInConfig(), 'language' => new StandInLanguage(), 'db' => new StandInDb(), 'url' => new StandInUrl(), 'response' => $response,
-        'currency' => new StandInCurrency(), 'log' => new StandInLog(), 'user' => new StandInUser(), 'cart' => new StandInCart(), 'session' => $session,
+        'currency' => new StandInCurrency(), 'log' => new StandInLog(), 'cache' => new StandInCache(), 'user' => new StandInUser(), 'cart' => new StandInCart(), 'session' => $session,
         'document' => new class { public function setTitle($t) {} },
         'request' => (object) ['get' => $R['get'] ?? [], 'post' => $R['post'] ?? [], 'server' => $R['server'] ?? ['REQUEST_METHOD' => 'GET']]] as $key => $object) {
         $registry->set($key, $object);
@@ -562,6 +567,16 @@ def test_webhooks_add_order_history_through_the_shared_state_machine(store: Stor
     store.standin.state.set_status("pay_1", "refunded")
     status, body, state = _deliver(store, "evt_5", "refunded")
     assert (status, body, state["histories"][-1][1]) == (200, {"result": "applied"}, 11)  # refunded
+
+
+def test_a_flood_of_unsigned_webhooks_writes_one_log_line(store: Store) -> None:
+    _confirmed(store)
+    for n in range(5):
+        status, body, state = _deliver(store, f"evt_{n}", "paid", secret="whsec_forged")
+        assert (status, body) == (401, {"result": "rejected_signature"})
+    refused = [line for line in state["logs"] if "rejected_signature" in line]
+    assert refused == ["psp_baltic_credit: webhook rejected_signature (1 refused deliveries since the last line)"]
+    assert re.fullmatch(r"\d+:4", state["cache"]["psp_baltic_credit_rejected_webhooks"])
 
 
 def test_a_paid_webhook_for_the_wrong_amount_puts_the_order_on_hold_and_never_marks_it_paid(store: Store) -> None:

@@ -593,6 +593,18 @@ def test_webhooks_move_the_order_through_the_shared_state_machine(shop: Shop, st
     assert get["http_status"] == 405
 
 
+def test_a_flood_of_unsigned_webhooks_adds_one_log_row(shop: Shop, standin: StandInServer) -> None:
+    ref, _ = _paid_order(shop)
+    for n in range(5):
+        out = _deliver(shop, f"evt_{n}", ref, "paid", secret="whsec_forged")
+        assert (out["http_status"], json.loads(out["body"])) == (401, {"result": "rejected_signature"})
+    state = shop.saved()
+    assert [line for line in state["logs"] if "rejected" in line] == [
+        "Webhook rejected_signature (1 refused deliveries since the last line)"
+    ]
+    assert re.fullmatch(r"\d+:4", state["config"]["PSP_ALPENKASSE_REJECTED_WEBHOOKS"])
+
+
 def test_a_paid_webhook_in_another_currency_holds_the_order_and_never_marks_it_paid(
     shop: Shop, standin: StandInServer
 ) -> None:

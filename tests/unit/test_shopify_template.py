@@ -682,3 +682,9 @@ def test_logs_carry_correlation_ids_and_never_keys_or_secrets(ran: dict[str, Any
     assert "correlation id" in logs
     for secret in ("key_shop_1", "whsec_shop_secret_1", "shpat_standin_token", APP_SECRET):
         assert secret not in logs
+
+
+def test_refused_webhook_deliveries_are_logged_one_line_a_minute(ran: dict[str, Any]) -> None:
+    # a wrong and a stale signature within the same minute: one line
+    refused = [line for line in ran["logs"] if "refused deliveries" in line]
+    assert len(refused) == 1 and refused[0].startswith("warning: webhook rejected_signature (1 refused")

@@ -688,6 +688,10 @@ def test_checkout_webhooks_and_refunds_in_woocommerce(nordbank: Plugin, php: Nat
     logs = "\n".join(seen["logs"])
     assert "correlation id" in logs
     assert "key_abc_123" not in logs and "whsec_stub_secret" not in logs
+    # three refused deliveries (wrong, missing and stale signature) within a minute: one log line
+    refused = [line for line in seen["logs"] if "refused deliveries" in line]
+    assert refused == ["warning: Webhook rejected_signature (1 refused deliveries since the last line) [psp_nordbank]"]
+    assert "Webhook amount_mismatch for order 1004" in logs and "put on hold" in logs
     assert seen["domains"] == ["nordbank-payments"]
 
 
