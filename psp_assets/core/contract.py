@@ -58,6 +58,7 @@ CORE_CLASSES = (
     "Health",
     "BankAccount",
     "PaymentRequest",
+    "SecretBox",
 )
 NOT_STATUSES = ("PAID", "completed", "pending ", "")
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -740,6 +741,27 @@ DEBTOR_CASES = (
 )
 
 
+# Secrets at rest (SecretBox, PHP cores): sealed with the site's secret, opened only with it.
+SECRET_BOX = {
+    "site_secret": "wp-salts: K3y&s4lt!{auth}" + "x" * 40,
+    "other_secret": "another site's salts",
+    "plaintexts": ["sk_live_51HxQe2", "whsec_ä/€ 'quoted' \"key\"", "k" * 300],
+    "pattern": r"/^pspenc:(o1|s1):[A-Za-z0-9+\/]+={0,2}$/D",
+    "legacy": "key_saved_before_encryption",
+}
+SECRET_BOX_EXPECTED = {
+    "roundtrip": True,
+    "format": True,
+    "fresh_iv": True,
+    "other_site": True,
+    "tampered": True,
+    "legacy": "key_saved_before_encryption",
+    "empty": "",
+    "garbage": "",
+    "no_site_secret": "refused",
+}
+
+
 def bank_id_vectors() -> dict[str, Any]:
     """The shared IBAN/BIC vectors (psp_assets/contract/bank_id_vectors.json) and the debtor cases."""
     data = json.loads(BANK_ID_VECTORS.read_text(encoding="utf-8"))
@@ -788,6 +810,7 @@ def build_vectors(
         "api": api_vectors(contract, API_BASE + "/"),
         "bank_ids": bank_id_vectors(),
         "payment_request": payment_request_vectors(contract),
+        "secret_box": SECRET_BOX,
     }
 
 
@@ -1201,6 +1224,12 @@ def judge_contract(
         )
 
     _client_judges(judge, vectors, shapes)
+    if "secret_box" in vectors:
+        judge.case(
+            "SecretBox seals secrets with the site's secret, opens them only with it, and reads older plaintext",
+            "secret_box",
+            _equals(SECRET_BOX_EXPECTED),
+        )
     if "bank_ids" in vectors:
         _bank_id_judges(judge, vectors["bank_ids"])
 

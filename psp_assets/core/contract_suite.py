@@ -285,6 +285,7 @@ def contract_suite(template: Template, context: dict[str, Any]) -> ContractSuite
     if spec.runtime == "node":
         vectors = build_vectors("", [render_string(spec.module or "", context)], {}, template.api_contract)
         vectors["expect_classes"] = list(JS_CORE_EXPORTS)
+        vectors.pop("secret_box", None)
     else:
         vectors = build_vectors(target.namespace, target.bootstrap, target.define, template.api_contract)
     vectors["expect_version"], vectors["expect_build"] = target.version, target.build

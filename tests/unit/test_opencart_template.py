@@ -262,6 +262,7 @@ set_error_handler(static function ($no, $msg, $file, $line) { $GLOBALS['errors']
 $R = json_decode($argv[4], true);
 define('VERSION', $version);
 define('DB_PREFIX', 'oc_');
+define('DB_HOSTNAME', 'localhost'); define('DB_USERNAME', 'shop'); define('DB_PASSWORD', 'db-pass-7f3a'); define('DB_DATABASE', 'opencart');
 define('HTTP_CATALOG', 'https://shop.standin.invalid/');
 $S = is_file($stateFile) ? json_decode(file_get_contents($stateFile), true) : [];
 $S += ['config' => [], 'rows' => [], 'histories' => [], 'settings' => [], 'logs' => [], 'queries' => [], 'orders' => [], 'cache' => []];
@@ -682,9 +683,33 @@ def test_admin_settings_keep_secrets_and_need_permission(store: Store) -> None:
     saved = store.call("admin", "psp_baltic_credit", "save", config=SETTINGS, session={"user_token": "tok"}, post=post)
     assert json.loads(saved["output"]) == {"success": "Nustatymai išsaugoti."}
     settings = saved["state"]["settings"]["payment_psp_baltic_credit"]
-    assert settings["payment_psp_baltic_credit_api_key"] == "key_oc_1"  # an empty password field keeps the key
-    assert settings["payment_psp_baltic_credit_webhook_secret"] == "whsec_oc_secret"
+    # an empty password field keeps the key; kept from before encryption, it is stored sealed from now on
+    stored_key = settings["payment_psp_baltic_credit_api_key"]
+    stored_secret = settings["payment_psp_baltic_credit_webhook_secret"]
+    assert stored_key.startswith("pspenc:o1:") and stored_secret.startswith("pspenc:o1:")
+    assert "key_oc_1" not in json.dumps(saved["state"]["settings"]) and "whsec_oc_secret" not in json.dumps(
+        saved["state"]["settings"]
+    )
     assert settings["payment_psp_baltic_credit_order_status_paid"] == 5
+
+
+def test_secrets_are_stored_sealed_and_the_extension_runs_on_them(store: Store) -> None:
+    post = {
+        "payment_psp_baltic_credit_status": "1",
+        "payment_psp_baltic_credit_api_key": "key_oc_1",
+        "payment_psp_baltic_credit_webhook_secret": "whsec_oc_secret",
+    }
+    saved = store.call("admin", "psp_baltic_credit", "save", config={}, session={"user_token": "tok"}, post=post)
+    settings = saved["state"]["settings"]["payment_psp_baltic_credit"]
+    assert settings["payment_psp_baltic_credit_api_key"].startswith("pspenc:o1:")
+    assert "key_oc_1" not in json.dumps(saved["state"]) and "whsec_oc_secret" not in json.dumps(saved["state"])
+    # the checkout and the webhook work on the sealed settings (the stand-in keeps the saved config)
+    session = {"order_id": 17, "payment_method": {"code": "psp_baltic_credit.psp_baltic_credit"}}
+    store.call("catalog", "psp_baltic_credit", "confirm", session=session, orders={"17": ORDER})
+    [create] = store.standin.state.calls("POST", "/v1/payments")
+    assert create["headers"]["Authorization"] == "Bearer key_oc_1"
+    store.standin.state.set_status("pay_1", "paid")
+    assert _deliver(store, "evt_1", "paid")[:2] == (200, {"result": "applied"})
 
 
 def test_order_tab_refunds_the_full_amount_only_for_this_client(store: Store) -> None:

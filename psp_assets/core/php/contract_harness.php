@@ -434,6 +434,39 @@ foreach ($vectors['webhooks'] as $scenario) {
     });
 }
 
+// --- secrets at rest -------------------------------------------------------------------------------
+
+if (isset($vectors['secret_box'])) {
+    $box = ContractHarness::cls('SecretBox');
+    $sb = $vectors['secret_box'];
+    ContractHarness::run('secret_box', static function () use ($box, $sb): array {
+        $sealed = [];
+        foreach ($sb['plaintexts'] as $plain) {
+            $sealed[] = [$plain, $box::seal($plain, $sb['site_secret'])];
+        }
+        $out = ['roundtrip' => true, 'format' => true, 'fresh_iv' => true, 'other_site' => true, 'tampered' => true];
+        foreach ($sealed as $pair) {
+            list($plain, $stored) = $pair;
+            $out['roundtrip'] = $out['roundtrip'] && $box::open($stored, $sb['site_secret']) === $plain;
+            $out['format'] = $out['format'] && preg_match($sb['pattern'], $stored) === 1 && strpos($stored, $plain) === false && $box::isSealed($stored);
+            $out['fresh_iv'] = $out['fresh_iv'] && $box::seal($plain, $sb['site_secret']) !== $stored;
+            $out['other_site'] = $out['other_site'] && $box::open($stored, $sb['other_secret']) === '';
+            $flipped = substr($stored, 0, 30) . ($stored[30] === 'A' ? 'B' : 'A') . substr($stored, 31);
+            $out['tampered'] = $out['tampered'] && $box::open($flipped, $sb['site_secret']) === '';
+        }
+        $out['legacy'] = $box::open($sb['legacy'], $sb['site_secret']);
+        $out['empty'] = $box::seal('', $sb['site_secret']);
+        $out['garbage'] = $box::open('pspenc:o1:%%%', $sb['site_secret']);
+        try {
+            $box::seal('x', '');
+            $out['no_site_secret'] = 'sealed';
+        } catch (\RuntimeException $e) {
+            $out['no_site_secret'] = 'refused';
+        }
+        return $out;
+    });
+}
+
 // --- PSP client ------------------------------------------------------------------------------------
 
 $clientVectors = $vectors['client'];
