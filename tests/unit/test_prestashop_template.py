@@ -181,6 +181,7 @@ error_reporting(-1);
 $GLOBALS['errors'] = [];
 set_error_handler(static function ($no, $msg, $file, $line) { $GLOBALS['errors'][] = $msg . ' at ' . basename($file) . ':' . $line; return true; });
 define('_PS_VERSION_', '8.2.0');
+define('_COOKIE_KEY_', 'ps-cookie-key-9c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1');
 define('_DB_PREFIX_', 'ps_');
 define('_MYSQL_ENGINE_', 'InnoDB');
 [$moduleDir, $stateFile, $scenario] = array_slice($argv, 1, 3);
@@ -365,6 +366,11 @@ try {
         case 'shipped':
             $state = new stdClass(); $state->shipped = 1;
             $module->hookActionOrderStatusPostUpdate(['newOrderStatus' => $state, 'id_order' => $argument['order']]);
+            break;
+        case 'save_settings':
+            $settingsClass = $argument['settings_class'];
+            $settingsClass::save($argument['api_key'], $argument['webhook_secret'], false, '', '');
+            $OUT['read_back'] = [$settingsClass::get('API_KEY'), $settingsClass::get('WEBHOOK_SECRET')];
             break;
         case 'admin_order':
             $OUT['panel'] = $module->hookDisplayAdminOrderMainBottom(['id_order' => $argument['order']]);
@@ -591,6 +597,31 @@ def test_webhooks_move_the_order_through_the_shared_state_machine(shop: Shop, st
     assert shop.saved()["orders"][ref]["state"] == 2  # PS_OS_PAYMENT
     get = shop.run("controller", controller="webhook", method="GET")
     assert get["http_status"] == 405
+
+
+def test_secrets_are_stored_sealed_with_the_cookie_key_and_the_module_runs_on_them(
+    shop: Shop, standin: StandInServer, live: Module
+) -> None:
+    shop.run("install")
+    settings = live.context["vars"]["plugin_namespace"] + "\\Settings"
+    out = shop.run(
+        "save_settings", settings_class=settings, api_key="key_ps_1", webhook_secret="whsec_ps_secret", config={}
+    )
+    assert out["read_back"] == ["key_ps_1", "whsec_ps_secret"]
+    config = shop.saved()["config"]
+    assert config["PSP_ALPENKASSE_API_KEY"].startswith("pspenc:o1:")
+    assert "key_ps_1" not in json.dumps(config) and "whsec_ps_secret" not in json.dumps(config)
+    # an empty field keeps the stored secret (the form never shows it)
+    kept = shop.run("save_settings", settings_class=settings, api_key="", webhook_secret="")["read_back"]
+    assert kept == ["key_ps_1", "whsec_ps_secret"]
+    # the checkout and the webhook run on the sealed settings
+    shop.run("controller", controller="payment", **CHECKOUT_POST)
+    [create] = standin.state.calls("POST", "/v1/payments")
+    assert create["headers"]["Authorization"] == "Bearer key_ps_1"
+    [order] = shop.saved()["orders"].values()
+    standin.state.set_status("pay_1", "authorized")
+    out = _deliver(shop, "evt_1", str(order["id"]), "authorized")
+    assert (out["http_status"], json.loads(out["body"])) == (200, {"result": "applied"})
 
 
 def test_a_flood_of_unsigned_webhooks_adds_one_log_row(shop: Shop, standin: StandInServer) -> None:
