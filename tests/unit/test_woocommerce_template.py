@@ -41,6 +41,7 @@ set_error_handler(static function ($no, $msg, $file, $line) {
     return true;
 });
 define('ABSPATH', __DIR__ . '/');
+define('AUTH_KEY', 'wp-auth-key: 4]Zq{8X;n~0J'); define('AUTH_SALT', 'wp-auth-salt: p9L!c2@Vb#5e');
 
 $GLOBALS['hooks'] = [];
 $GLOBALS['options'] = [];
@@ -155,6 +156,7 @@ if ($argv[1] === 'woo') {
         }
         public function get_option($key, $empty = null) { return $this->settings[$key] ?? ($this->form_fields[$key]['default'] ?? ''); }
         public function process_admin_options() { return true; }
+        public function validate_password_field($key, $value) { return trim(stripslashes((string) $value)); }
         public function admin_options() { echo '<table class="form-table"></table>'; }
     }
     class WC_Payment_Gateway extends WC_Settings_API {
@@ -248,6 +250,12 @@ if ($mode === 'woo') {
     ]);
     $gatewayClass = $out['gateways'][0];
     $gateway = new $gatewayClass();
+    // the settings form stores the secrets sealed; everything reads them opened (older plaintext too)
+    $sealed = ['api_key' => $gateway->validate_password_field('api_key', 'key_abc_123'), 'webhook_secret' => $gateway->validate_password_field('webhook_secret', 'whsec_stub_secret')];
+    $out['sealed'] = $sealed + ['title' => $gateway->validate_password_field('title', 'plain')];
+    update_option('woocommerce_' . $gatewayId . '_settings', array_merge(get_option('woocommerce_' . $gatewayId . '_settings'), $sealed));
+    $gateway = new $gatewayClass();
+    $out['opened'] = [$gateway->get_option('api_key'), $gateway->get_option('webhook_secret')];
     $out['available'] = $gateway->is_available();
     $out['title'] = $gateway->get_title();
     $out['supports'] = $gateway->supports;
@@ -684,6 +692,10 @@ def test_checkout_webhooks_and_refunds_in_woocommerce(nordbank: Plugin, php: Nat
     assert seen["blocks"]["handles"] == ["nordbank-payments-checkout"]
     assert seen["blocks"]["scripts"]["nordbank-payments-checkout"].endswith("/assets/js/checkout.js")
 
+    # the API key and webhook secret are stored sealed with the site's salts; the plugin runs on them
+    assert seen["sealed"]["api_key"].startswith("pspenc:o1:") and "key_abc_123" not in seen["sealed"]["api_key"]
+    assert seen["sealed"]["webhook_secret"].startswith("pspenc:o1:") and seen["sealed"]["title"] == "plain"
+    assert seen["opened"] == ["key_abc_123", "whsec_stub_secret"]
     # logs help support (correlation ids) and never contain the key or the secret
     logs = "\n".join(seen["logs"])
     assert "correlation id" in logs
