@@ -420,11 +420,11 @@ def _webhook_scenarios(shapes: Shapes | None = None) -> list[Scenario]:
             ),
             applied=(("1012", "paid", "evt_1"),),
         ),
-        *_integrity_scenarios(shapes),
+        *integrity_scenarios(shapes),
     ]
 
 
-def _integrity_scenarios(shapes: Shapes) -> list[Scenario]:
+def integrity_scenarios(shapes: Shapes) -> list[Scenario]:
     """A signed event is applied only for the order's current payment, for the order's amount and
     currency; captured and refunded amounts must add up. Everything else holds the order or is refused."""
     if shapes.amounts is None:
