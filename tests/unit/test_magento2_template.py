@@ -320,3 +320,23 @@ def test_health_route_and_webhook_controller_are_wired_to_the_clients_route(rend
     webhook = r.text("Controller/Webhook/Index.php")
     assert "implements HttpPostActionInterface, CsrfAwareActionInterface" in webhook
     assert "WebhookProcessor::SIGNATURE_HEADER" in webhook
+
+
+# Magento's classes the order store touches, as far as it touches them, in PHP beside this file.
+MAGENTO_ORDER_STANDIN = Path(__file__).with_name("magento_order_standin.php")
+
+
+def test_order_store_books_what_the_psp_captured_holds_mismatches_and_stays_in_its_store(
+    rendered, php: NativePhp, tmp_path
+):
+    result = php.run(MAGENTO_ORDER_STANDIN, [str(rendered["nordbank"].root)], cwd=tmp_path)
+    assert result.returncode == 0 and not result.stderr, result.stderr or result.stdout
+    out = json.loads(result.stdout)
+    assert out["other_store"] is False and out["own_store"] is True
+    assert out["filters"] == [["increment_id", "1001"], ["store_id", 1]]
+    assert out["terms"] == {"amount": 1250, "currency": "EUR", "payment_ids": ["pay_1"]}
+    # a partial capture of 6.00 is booked as 6.00, never as the order's total due (12.50)
+    assert ["capture", 6.0] in out["notifications"] and ["capture", 12.5] not in out["notifications"]
+    assert out["held"] is True and out["events"] == ["evt_1", "evt_2"]
+    assert out["comments"][-1].startswith("On hold: Nord Bank reports payment pay_1 as paid for 0.01 EUR")
+    assert "corr-1" in out["comments"][-1]
