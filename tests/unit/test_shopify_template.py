@@ -571,7 +571,11 @@ def test_the_buyer_returns_where_shopify_says_and_a_cancel_is_never_a_rejection(
     assert ran["return_paid"] == [302, REDIRECTS["paymentSessionResolve"]]
     assert ran["return_cancelled"] == [302, "https://shop.standin.invalid/checkouts/c/sess_3"]
     assert ran["return_pending"] == [302, REDIRECTS["paymentSessionPending"]]
-    assert ran["return_locked"] == [503, "2", "Uw betaling wordt nog bevestigd. Vernieuw deze pagina over een ogenblik."]
+    assert ran["return_locked"] == [
+        503,
+        "2",
+        "Uw betaling wordt nog bevestigd. Vernieuw deze pagina over een ogenblik.",
+    ]
     # sess_m (paid for another amount) stays pending too: it is never resolved from that payment
     pending, held = standin.state.mutations("paymentSessionPending")
     assert pending["variables"]["id"] == "gid://shopify/PaymentSession/sess_4"
