@@ -59,7 +59,8 @@ PAYMENT_METHODS: tuple[str, ...] = (
 # little punctuation. No newline, no comment or PHP delimiters, no markup.
 DISPLAY_TEXT_PATTERN = r"^[\w .,&()'+-]{2,80}$"
 
-Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}_[A-Z]{2}$")]
+# ll_CC, or a language alone where the catalog serves every region (ar: Arabic)
+Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(?:_[A-Z]{2})?$")]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 
 

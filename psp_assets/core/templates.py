@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -135,6 +136,21 @@ class Translations(_Spec):
     )
 
 
+class LocaleCodes(_Spec):
+    """The code the platform knows each catalog locale by: the names of its translation files and the
+    language they declare. Templates use it as `{{ locale_codes[locale] }}` (docs/templates.md)."""
+
+    rule: str = Field(
+        "{{ locale }}", description="Rendered with `locale` (e.g. pt_BR): `{{ locale|replace('_', '-') }}` gives pt-BR."
+    )
+    overrides: dict[str, str] = Field(
+        default_factory=dict, description="Catalog locale -> the platform's code where it differs from the rule."
+    )
+
+    def code(self, locale: str, render: Callable[[str], str]) -> str:
+        return self.overrides.get(locale) or render(self.rule)
+
+
 class ApiCheck(_Spec):
     """A platform API that differs between platform versions, checked on the rendered plugin for the
     versions it names (the compatibility matrix runs these per platform version; see docs/templates.md)."""
@@ -208,6 +224,7 @@ class TemplateSpec(_Spec):
     lint_globs: list[str] = Field(default_factory=lambda: ["**/*.php"])
     js_check_globs: list[str] = Field(default_factory=list, description="JavaScript files `node --check` must accept.")
     translations: Translations | None = None
+    locale_codes: LocaleCodes = Field(default_factory=lambda: LocaleCodes())
     api_checks: list[ApiCheck] = Field(default_factory=list)
     deploy: DeploySpec = Field(default_factory=lambda: DeploySpec())
     reconciliation: ReconciliationSpec = Field(default_factory=lambda: ReconciliationSpec())
