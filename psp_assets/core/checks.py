@@ -298,9 +298,10 @@ def check_placeholders(catalog: Catalog, locales: Iterable[str]) -> list[CheckRe
     results = []
     for locale in locales:
         wrong = catalog.mismatched.get(locale, ())
-        shown = "; ".join(f"{m!r} needs {' '.join(placeholders(m))}" for m in wrong[:10])
+        shown = "; ".join(f"{m!r} (needs {' '.join(placeholders(m)) or 'none'})" for m in wrong[:10])
         shown += f" and {len(wrong) - 10} more" if len(wrong) > 10 else ""
-        detail = f"{locale}: templates/_shared/i18n/{locale}.yaml changes the placeholders of {shown}" if wrong else ""
+        where = f"templates/_shared/i18n/{locale}.yaml"
+        detail = f"{locale}: placeholders differ from the message in {where} for message id(s) {shown}" if wrong else ""
         results.append(CheckResult("translations", f"{locale}: translation placeholders", not wrong, detail))
     return results
 
