@@ -205,6 +205,13 @@ def _rule_result(rule: Rule, files: Mapping[str, bytes], render: Callable[[str],
         ok = first.group(1).strip() == second.group(1).strip()
         detail = f"{path}: {first.group(1).strip()!r} != {other_path}: {second.group(1).strip()!r}"
         return CheckResult("packaging", name, ok, "" if ok else detail)
+    if rule.rule == "at_least":
+        found = re.search(render(rule.pattern or ""), text, re.M)
+        minimum = render(rule.minimum or "")
+        if not found:
+            return fail(f"{path} does not match {render(rule.pattern or '')!r}")
+        ok = _version_key(found.group(1).strip()) >= _version_key(minimum)
+        return CheckResult("packaging", name, ok, "" if ok else f"{path}: {found.group(1).strip()} < {minimum}")
     if rule.rule == "json_equals":
         try:
             value: object = json.loads(text)
@@ -218,6 +225,11 @@ def _rule_result(rule: Rule, files: Mapping[str, bytes], render: Callable[[str],
             "packaging", name, ok, "" if ok else f"{path}: {rule.field} is {value!r}, expected {expected!r}"
         )
     return fail(f"unknown rule {rule.rule}")
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """6.10 > 6.9; a part that is not a number counts as 0 (so a malformed version never passes a minimum)."""
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
 
 
 def check_rule(rule: Rule, files: Mapping[str, bytes], render: Callable[[str], str]) -> CheckResult:

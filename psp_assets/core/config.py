@@ -182,6 +182,11 @@ class PlatformSettings(_Strict):
         None, description="Plugin slug / module folder name; derived from the client id when omitted."
     )
     targets: list[Target] = Field(default_factory=list, description="Stores to deploy to, in rollout order.")
+    contributors: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{1,59}$")]] = Field(
+        default_factory=list,
+        description="WooCommerce: wordpress.org usernames for readme.txt Contributors; default the client id "
+        "without '-' (e.g. nordbank).",
+    )
 
     @field_validator("targets")
     @classmethod

@@ -77,7 +77,7 @@ class Packaging(_Spec):
 class Rule(_Spec):
     """One packaging-convention check, evaluated on the rendered tree (see checks.py)."""
 
-    rule: Literal["required", "matches", "every", "same", "json_equals", "xml_wellformed", "each_folder"]
+    rule: Literal["required", "matches", "every", "same", "json_equals", "xml_wellformed", "each_folder", "at_least"]
     message: str
     files: list[str] = Field(default_factory=list)
     file: str | None = None
@@ -87,6 +87,7 @@ class Rule(_Spec):
     other_pattern: str | None = None
     field: str | None = None
     equals: str | None = None
+    minimum: str | None = Field(None, description="at_least: the lowest version the captured one may be (rendered).")
 
 
 class Contract(_Spec):
