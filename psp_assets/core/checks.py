@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .i18n import Catalog, parse_po
+from .i18n import Catalog, parse_po, placeholders, placeholders_match
 from .php import PhpRuntime
 from .templates import Rule, Template, Translations
 
@@ -205,6 +205,13 @@ def _rule_result(rule: Rule, files: Mapping[str, bytes], render: Callable[[str],
         ok = first.group(1).strip() == second.group(1).strip()
         detail = f"{path}: {first.group(1).strip()!r} != {other_path}: {second.group(1).strip()!r}"
         return CheckResult("packaging", name, ok, "" if ok else detail)
+    if rule.rule == "at_least":
+        found = re.search(render(rule.pattern or ""), text, re.M)
+        minimum = render(rule.minimum or "")
+        if not found:
+            return fail(f"{path} does not match {render(rule.pattern or '')!r}")
+        ok = _version_key(found.group(1).strip()) >= _version_key(minimum)
+        return CheckResult("packaging", name, ok, "" if ok else f"{path}: {found.group(1).strip()} < {minimum}")
     if rule.rule == "json_equals":
         try:
             value: object = json.loads(text)
@@ -218,6 +225,11 @@ def _rule_result(rule: Rule, files: Mapping[str, bytes], render: Callable[[str],
             "packaging", name, ok, "" if ok else f"{path}: {rule.field} is {value!r}, expected {expected!r}"
         )
     return fail(f"unknown rule {rule.rule}")
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """6.10 > 6.9; a part that is not a number counts as 0 (so a malformed version never passes a minimum)."""
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
 
 
 def check_rule(rule: Rule, files: Mapping[str, bytes], render: Callable[[str], str]) -> CheckResult:
@@ -235,15 +247,18 @@ def check_translations(
     locales: Iterable[str],
     spec: Translations | None = None,
     render: Callable[[str, str], str] | None = None,
+    codes: Mapping[str, str] | None = None,
 ) -> list[CheckResult]:
     """Strings used in code are catalog messages, and every client locale ships complete translations.
 
-    First, every client locale must translate every catalog message (`check_catalog`). Then, with a
-    template's `translations` spec (`render(text, locale)` renders its per-locale paths), the calls and file
-    formats come from the template; without one, gettext calls and .po/.csv files are checked.
+    First, every client locale must translate every catalog message (`check_catalog`) with the message's
+    placeholders (`check_placeholders`). Then, with a template's `translations` spec (`render(text, locale)`
+    renders its per-locale paths), the calls and file formats come from the template; without one, gettext
+    calls and .po/.csv files named by `codes` (catalog locale -> the platform's code, default the locale)
+    are checked. Every shipped file's translations must keep their message's placeholders too.
     """
     locales = list(locales)
-    results = check_catalog(catalog, locales)
+    results = check_catalog(catalog, locales) + check_placeholders(catalog, locales)
     if spec is not None:
         renderer = render or (lambda text, _loc: text)
         return results + _check_declared_translations(files, catalog, locales, spec, renderer)
@@ -263,9 +278,10 @@ def check_translations(
             )
     for locale in locales:
         found = False
+        code = (codes or {}).get(locale, locale)
         for path in sorted(files):
             name = path.rsplit("/", 1)[-1]
-            if not (name.endswith(f"{locale}.po") or name == f"{locale}.csv"):
+            if not (name.endswith(f"-{code}.po") or name == f"{code}.po" or name == f"{code}.csv"):
                 continue
             found = True
             text = _text(files, path) or ""
@@ -279,11 +295,34 @@ def check_translations(
                     "" if not missing else f"{locale}: untranslated message ids: " + "; ".join(map(repr, missing[:10])),
                 )
             )
+            results.append(_placeholder_result(locale, path, table))
         if not found:
             results.append(
                 CheckResult("translations", f"{locale}: translation file", False, f"{locale}: no .po or .csv ships it")
             )
     return results
+
+
+def check_placeholders(catalog: Catalog, locales: Iterable[str]) -> list[CheckResult]:
+    """One result per client locale: each translation keeps its message's placeholders (%s, %1$s, {name}):
+    the same ones, as often (positional ones may be reordered). A failure names the locale, each message id
+    and the placeholders it needs; those translations render empty, so no platform formats them wrongly."""
+    results = []
+    for locale in locales:
+        wrong = catalog.mismatched.get(locale, ())
+        shown = "; ".join(f"{m!r} (needs {' '.join(placeholders(m)) or 'none'})" for m in wrong[:10])
+        shown += f" and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+        where = f"templates/_shared/i18n/{locale}.yaml"
+        detail = f"{locale}: placeholders differ from the message in {where} for message id(s) {shown}" if wrong else ""
+        results.append(CheckResult("translations", f"{locale}: translation placeholders", not wrong, detail))
+    return results
+
+
+def _placeholder_result(locale: str, path: str, table: Mapping[str, str]) -> CheckResult:
+    """The shipped file `path` keeps every message's placeholders in its (non-empty) translations."""
+    wrong = sorted(m for m, text in table.items() if m and text and not placeholders_match(m, text))
+    detail = f"{path}: placeholders differ from the message in " + "; ".join(map(repr, wrong[:10])) if wrong else ""
+    return CheckResult("translations", f"{locale}: placeholders in {path}", not wrong, detail)
 
 
 def check_catalog(catalog: Catalog, locales: Iterable[str]) -> list[CheckResult]:
@@ -316,7 +355,7 @@ def _check_declared_translations(
             unknown = sorted(used - known)
             detail = "" if not unknown else "not in the message catalog: " + "; ".join(map(repr, unknown[:10]))
             results.append(CheckResult("translations", f"strings in {path}", not unknown, detail))
-    keysets: dict[str, tuple[str, set[str]]] = {}  # php_array file spec -> (first locale, its keys)
+    keysets: dict[str, tuple[str, dict[str, str]]] = {}  # php_array file spec -> (first locale, its table)
     for locale in locales:
         merged: dict[str, str] = {}
         for index, declared in enumerate(spec.files):
@@ -333,12 +372,19 @@ def _check_declared_translations(
             empty = sorted(k for k, v in table.items() if not v.strip())
             problem = f"{path}: empty translations for {', '.join(map(repr, empty[:10]))}" if empty else ""
             if declared.format == "php_array":
-                first = keysets.setdefault(f"{index}", (locale, set(table)))
-                if set(table) != first[1]:
-                    diff = sorted(set(table) ^ first[1])
+                # keyed by the platform's own keys: placeholders are compared with the first locale's file
+                first = keysets.setdefault(f"{index}", (locale, table))
+                if set(table) != set(first[1]):
+                    diff = sorted(set(table) ^ set(first[1]))
                     problem = problem or f"{path}: keys differ from the {first[0]} file: {', '.join(diff[:10])}"
+                wrong = sorted(k for k, v in table.items() if k in first[1] and not placeholders_match(first[1][k], v))
+                detail = f"{path}: placeholders differ from the {first[0]} file in {', '.join(wrong[:10])}"
+                results.append(
+                    CheckResult("translations", f"{locale}: placeholders in {path}", not wrong, detail if wrong else "")
+                )
             else:
                 merged.update(table)
+                results.append(_placeholder_result(locale, path, table))
             results.append(CheckResult("translations", f"{locale}: {path}", not problem, problem))
         msgid_keyed = [f for f in spec.files if f.format != "php_array"]
         if spec.complete and msgid_keyed:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Mapping
@@ -69,9 +70,24 @@ from .templates import Template
 SOURCE_PERMISSIONS = "contents: write, pull requests: write, workflows: write"
 FILE_MODE = "100644"
 BRANCH_PREFIX = "psp"
-CHECKOUT = "actions/checkout@v4"
-SETUP_PHP = "shivammathur/setup-php@v2"
-SETUP_NODE = "actions/setup-node@v4"
+# The actions the generated workflows use, each pinned to the commit of a release tag (a tag can be moved, a
+# commit cannot), with the release in a comment next to it. All run on Node 24: GitHub removed Node 20 from its
+# runners on 2026-09-23, so v4 of checkout and setup-node no longer run. How each commit was verified:
+# docs/github-releases.md ("Client CI workflows"). To update: the tag's commit (`git ls-remote <repo> refs/tags/<tag>`).
+PINNED_ACTIONS: dict[str, tuple[str, str]] = {  # action -> (commit, release)
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-node": ("949feb2413d6458794dcd2491c4babbbce0c15c1", "v7.1.0"),
+    "shivammathur/setup-php": ("f3e473d116dcccaddc5834248c87452386958240", "2.37.2"),
+}
+
+
+def _pinned(action: str) -> str:
+    return f"{action}@{PINNED_ACTIONS[action][0]}"
+
+
+CHECKOUT = _pinned("actions/checkout")
+SETUP_PHP = _pinned("shivammathur/setup-php")
+SETUP_NODE = _pinned("actions/setup-node")
 
 
 def git_blob_sha(data: bytes) -> str:
@@ -207,7 +223,15 @@ def ci_workflow(template: Template, suite: ContractSuite, client_id: str, base_b
         f"# and the contract tests in {suite_dir(platform)}/, on every {label} version the plugin supports.\n"
         "# Each build replaces this file; change the platform's template rather than this file.\n"
     )
-    return header + yaml.dump(workflow, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
+    text = yaml.dump(workflow, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
+    # the release next to each pinned commit (YAML has no comments to dump: added on the dumped `uses:` lines)
+    text = re.sub(
+        r"^(\s*(?:- )?uses: ([\w.-]+/[\w.-]+)@[0-9a-f]{40})$",
+        lambda m: f"{m.group(1)} # {PINNED_ACTIONS[m.group(2)][1]}",
+        text,
+        flags=re.M,
+    )
+    return header + text
 
 
 # --- what to publish -----------------------------------------------------------------------------

@@ -59,7 +59,8 @@ PAYMENT_METHODS: tuple[str, ...] = (
 # little punctuation. No newline, no comment or PHP delimiters, no markup.
 DISPLAY_TEXT_PATTERN = r"^[\w .,&()'+-]{2,80}$"
 
-Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}_[A-Z]{2}$")]
+# ll_CC, or a language alone where the catalog serves every region (ar: Arabic)
+Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(?:_[A-Z]{2})?$")]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 
 
@@ -181,6 +182,11 @@ class PlatformSettings(_Strict):
         None, description="Plugin slug / module folder name; derived from the client id when omitted."
     )
     targets: list[Target] = Field(default_factory=list, description="Stores to deploy to, in rollout order.")
+    contributors: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{1,59}$")]] = Field(
+        default_factory=list,
+        description="WooCommerce: wordpress.org usernames for readme.txt Contributors; default the client id "
+        "without '-' (e.g. nordbank).",
+    )
 
     @field_validator("targets")
     @classmethod

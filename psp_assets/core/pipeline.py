@@ -171,7 +171,12 @@ def test_plugin(
     report.results += checks.check_packaging(template, tree.files, lambda text: render_string(text, context))
     report.results += run_api_checks(template, root, tree.files, context, php)
     report.results += checks.check_translations(
-        tree.files, catalog, config.locales, template.spec.translations, _locale_renderer(context)
+        tree.files,
+        catalog,
+        config.locales,
+        template.spec.translations,
+        _locale_renderer(context),
+        context["locale_codes"],
     )
     forbidden = [str(REPO_ROOT), str(paths.data_dir), str(root), str(Path.home())]
     report.results += checks.check_secrets(tree.files, secret_values(), forbidden)

@@ -125,6 +125,9 @@ def render_context(template: Template, config: ClientConfig, catalog: Catalog) -
         "messages": list(catalog.messages),
         "translations": catalog.translations,
         "source_locale": catalog.source_locale,
+        # the platform's code for each client locale (template.yaml locale_codes) and its text direction
+        "locale_codes": {loc: _locale_code(template, loc) for loc in config.locales},
+        "locale_dirs": {loc: catalog.direction(loc) for loc in config.locales},
         "bank_ids": iban.render_data(config.payment_methods),
     }
     # template.yaml `vars` are small templates themselves (e.g. a namespace built from ids); they are
@@ -133,6 +136,17 @@ def render_context(template: Template, config: ClientConfig, catalog: Catalog) -
         name: escape.Tagged(render_string(text, context), f"vars.{name}") for name, text in spec.vars.items()
     }
     return context
+
+
+_LOCALE_CODE = re.compile(r"^[A-Za-z]{2,3}(?:[_-][A-Za-z]{2,4})?$")
+
+
+def _locale_code(template: Template, locale: str) -> escape.Tagged:
+    """The platform's code for a catalog locale (template.yaml locale_codes), e.g. fi_FI -> fi on WordPress."""
+    code = template.spec.locale_codes.code(locale, lambda rule: render_string(rule, {"locale": locale}))
+    if not _LOCALE_CODE.match(code):
+        raise RenderError(f"template.yaml locale_codes: {locale} -> {code!r} is not a language code (ll, ll_CC, ll-cc)")
+    return escape.Tagged(code, "locales")
 
 
 _VALUE_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)

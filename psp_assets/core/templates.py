@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -76,7 +77,7 @@ class Packaging(_Spec):
 class Rule(_Spec):
     """One packaging-convention check, evaluated on the rendered tree (see checks.py)."""
 
-    rule: Literal["required", "matches", "every", "same", "json_equals", "xml_wellformed", "each_folder"]
+    rule: Literal["required", "matches", "every", "same", "json_equals", "xml_wellformed", "each_folder", "at_least"]
     message: str
     files: list[str] = Field(default_factory=list)
     file: str | None = None
@@ -86,6 +87,7 @@ class Rule(_Spec):
     other_pattern: str | None = None
     field: str | None = None
     equals: str | None = None
+    minimum: str | None = Field(None, description="at_least: the lowest version the captured one may be (rendered).")
 
 
 class Contract(_Spec):
@@ -133,6 +135,21 @@ class Translations(_Spec):
         description="Every catalog message must be in each locale's files (msgid-keyed formats; php_array files "
         "are keyed by the platform's own keys and are checked for the same keys in every locale instead).",
     )
+
+
+class LocaleCodes(_Spec):
+    """The code the platform knows each catalog locale by: the names of its translation files and the
+    language they declare. Templates use it as `{{ locale_codes[locale] }}` (docs/templates.md)."""
+
+    rule: str = Field(
+        "{{ locale }}", description="Rendered with `locale` (e.g. pt_BR): `{{ locale|replace('_', '-') }}` gives pt-BR."
+    )
+    overrides: dict[str, str] = Field(
+        default_factory=dict, description="Catalog locale -> the platform's code where it differs from the rule."
+    )
+
+    def code(self, locale: str, render: Callable[[str], str]) -> str:
+        return self.overrides.get(locale) or render(self.rule)
 
 
 class ApiCheck(_Spec):
@@ -208,6 +225,7 @@ class TemplateSpec(_Spec):
     lint_globs: list[str] = Field(default_factory=lambda: ["**/*.php"])
     js_check_globs: list[str] = Field(default_factory=list, description="JavaScript files `node --check` must accept.")
     translations: Translations | None = None
+    locale_codes: LocaleCodes = Field(default_factory=lambda: LocaleCodes())
     api_checks: list[ApiCheck] = Field(default_factory=list)
     deploy: DeploySpec = Field(default_factory=lambda: DeploySpec())
     reconciliation: ReconciliationSpec = Field(default_factory=lambda: ReconciliationSpec())

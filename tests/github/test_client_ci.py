@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from github import Auth, Github
 
-from psp_assets.core.client_repo import SourcePlan, publish_source, suite_dir, workflow_path
+from psp_assets.core.client_repo import CHECKOUT, SETUP_PHP, SourcePlan, publish_source, suite_dir, workflow_path
 from psp_assets.core.contract import judge_contract
 from psp_assets.core.contract_node import _in_js_terms, _rename_load_check
 from psp_assets.core.github_release import ReleaseTarget, RetryPolicy, TokenCredentials
@@ -93,7 +93,7 @@ def test_the_published_workflow_passes_on_the_machines_php(fake_github, woo, tmp
     runs = run_job(files[workflow_path("woocommerce")].decode(), tmp_path / "checkout", {"php": version}, php_tools)
 
     assert passed(runs), "\n\n".join(f"{r.name}:\n{r.output}" for r in runs)
-    assert [r.name for r in runs if r.returncode is None] == ["actions/checkout@v4", "shivammathur/setup-php@v2"]
+    assert [r.name for r in runs if r.returncode is None] == [CHECKOUT, SETUP_PHP]
     php_files = sum(1 for p in woo.files if p.startswith("woocommerce/") and p.endswith(".php"))
     assert f"php -l: {php_files} file(s), 0 failed" in step(runs, "Lint").output
     contract = step(runs, "Contract tests").output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from psp_assets.core.client_repo import SourcePlan, plan_for, publish_source, source_branch
+from psp_assets.core.client_repo import CHECKOUT, SETUP_PHP, SourcePlan, plan_for, publish_source, source_branch
 from psp_assets.core.config import parse_client
 from psp_assets.core.errors import PublishError
 from psp_assets.core.github_release import ReleaseTarget, RetryPolicy, TokenCredentials
@@ -106,7 +106,7 @@ def test_the_plan_is_the_rendered_tree_the_contract_suite_and_a_workflow_for_the
     ]
     assert workflow["permissions"] == {"contents": "read"}
     uses = [s["uses"] for s in job["steps"] if "uses" in s]
-    assert uses == ["actions/checkout@v4", "shivammathur/setup-php@v2"]
+    assert uses == [CHECKOUT, SETUP_PHP]
     assert woo.owns("woocommerce/x.php") and woo.owns(".github/workflows/psp-woocommerce-ci.yml")
     assert not woo.owns("magento2/x.php") and not woo.owns("woocommerce-old/x.php") and not woo.owns("README.md")
 

@@ -113,7 +113,7 @@ def test_woocommerce_plugin_deploys_over_sftp_into_wordpress_and_its_health_rout
     gate = {"store_url": wordpress.url, "count": 2, "interval_seconds": 0.2}
     old = build(sftp_config(sshd, str(live), gate, title="Old title"), tmp_path / "old")
     hand_install(old, live, deploy_user)
-    assert wordpress.php(f"echo json_encode(activate_plugin('{PLUGIN}/{MAIN}'));").strip() == "null"  # no WooCommerce
+    assert wordpress.activate(f"{PLUGIN}/{MAIN}") == [None]  # no WooCommerce
     assert served_version(wordpress)["build"] == old.release_id.rsplit("-", 1)[1]
 
     config = sftp_config(sshd, str(live), gate)
@@ -138,7 +138,7 @@ def test_a_release_that_makes_wordpress_fatal_is_rolled_back_and_the_store_is_he
     config = sftp_config(sshd, str(live), gate)
     good = build(config, tmp_path / "good")
     hand_install(good, live, deploy_user)
-    wordpress.php(f"activate_plugin('{PLUGIN}/{MAIN}');")
+    wordpress.activate(f"{PLUGIN}/{MAIN}")
     [first] = deploy_plugin(paths, config, "woocommerce", good, php, secret)
     assert first.ok
 

@@ -160,10 +160,8 @@ def test_two_banks_plugins_run_side_by_side_in_one_wordpress(wordpress: WordPres
             )
         )
     )
-    activated = wordpress.php(
-        "echo json_encode([" + ", ".join(f"activate_plugin('{s}/{s}.php')" for s in plugins) + "]);"
-    )
-    assert json.loads(activated) == [None, None]  # activate_plugin() returns null on success
+    activated = wordpress.activate(*(f"{s}/{s}.php" for s in plugins))
+    assert activated == [None, None]  # activate_plugin() returns null on success
 
     # both health routes answer over HTTP, each with its own plugin and build
     for slug, p in plugins.items():
@@ -215,7 +213,7 @@ def test_uninstalling_one_banks_plugin_keeps_the_others_settings_and_locks(
             "namespace": f"{context['ids']['php_namespace']}\\WooCommerce",
             "gateway": context["ids"]["gateway_id"],
         }
-    wordpress.php("echo json_encode([" + ", ".join(f"activate_plugin('{s}/{s}.php')" for s in plugins) + "]);")
+    wordpress.activate(*(f"{s}/{s}.php" for s in plugins))
     (keep, kept), (remove, removed) = plugins.items()
     # each plugin's settings, and a lock row as its Lock writes one where MySQL's GET_LOCK is unavailable
     setup = "".join(

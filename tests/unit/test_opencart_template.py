@@ -143,7 +143,8 @@ def test_language_files_per_client_locale_in_opencarts_folder_names(baltic: Exte
         baltic.tree.files, catalog, ["lt_LT", "pl_PL", "en_GB"], baltic.template.spec.translations,
         lambda t, loc: render_string(t, {**baltic.context, "locale": loc}),
     )  # fmt: skip
-    assert len(results) == 3 + 6 and all(r.passed for r in results), [(r.name, r.detail) for r in results]
+    # per locale: catalog and placeholders, then each of the 6 files and its placeholders
+    assert len(results) == 3 + 3 + 6 + 6 and all(r.passed for r in results), [(r.name, r.detail) for r in results]
     broken = dict(baltic.tree.files)
     broken["admin/language/pl-pl/payment/psp_baltic_credit.php"] = broken[
         "admin/language/pl-pl/payment/psp_baltic_credit.php"
