@@ -127,8 +127,9 @@ def generate(
     return StoreEvents(t, outcome, reason, np.round(latency), webhook)
 
 
-def ledger_rows(store: tuple[str, str, str], events: StoreEvents, prefix: str) -> pd.DataFrame:
-    """The store's attempts as psp_payment_events rows (store and webhook_outcome included)."""
+def ledger_rows(store: tuple[str, str, str], events: StoreEvents, prefix: str, start: datetime = EPOCH) -> pd.DataFrame:
+    """The store's attempts as psp_payment_events rows (store and webhook_outcome included), the
+    simulation's minute 0 at `start`."""
     client_id, platform, target = store
     n = events.t.size
     outcome = np.array(["approved", "declined", "error"])[events.outcome]
@@ -144,7 +145,7 @@ def ledger_rows(store: tuple[str, str, str], events: StoreEvents, prefix: str) -
             "status": np.select([outcome == "approved", outcome == "declined"], ["authorized", "failed"], "pending"),
             "decline_reason": [REASONS[r] if r >= 0 else None for r in events.reason],
             "latency_ms": events.latency.astype(int),
-            "occurred_at": [EPOCH + timedelta(minutes=float(m)) for m in events.t],
+            "occurred_at": [start + timedelta(minutes=float(m)) for m in events.t],
             "store": target,
             "webhook_outcome": np.array(["applied", "failed", None], dtype=object)[events.webhook],
         }

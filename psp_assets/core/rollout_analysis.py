@@ -16,8 +16,9 @@ Every KPI becomes a share of "bad" attempts, so one test serves them all:
     webhook_failure_rate   webhooks the store did not apply
     p95_latency_ms         attempts slower than the store's baseline P95 (a quantile test: 5 % before)
 
-The test is a one-sided two-proportion test on the log odds (Haldane's +0.5 keeps small counts finite);
-against the control it is the difference of the two log-odds changes. A KPI fails only when the change is
+The test is a one-sided two-proportion test on the log odds (Haldane's +0.5 keeps small counts finite),
+replaced by Fisher's exact test wherever its p-value is small (the normal approximation overstates rare
+events); against the control it is the difference of the two log-odds changes. A KPI fails only when the change is
 material (worse than the client's threshold, in the KPI's own unit), significant against the baseline,
 and, when the control has traffic, significant against the control too.
 
@@ -241,10 +242,32 @@ def _upper_p(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2))
 
 
+def _log_choose(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def fisher_upper_p(bad_after: int, n_after: int, bad_before: int, n_before: int) -> float:
+    """Fisher's exact one-sided p-value: P(at least `bad_after` bad attempts after the switch) given the
+    bad attempts of both periods (hypergeometric). Exact where the normal approximation of rare events
+    (a few webhook failures, a few PSP errors) would call chance a regression."""
+    total, bad = n_after + n_before, bad_after + bad_before
+    top = min(bad, n_after)
+    base = _log_choose(total, n_after)
+    p = 0.0
+    for x in range(bad_after, top + 1):
+        term = math.exp(_log_choose(bad, x) + _log_choose(total - bad, n_after - x) - base)
+        p += term
+        if term < p * 1e-12:
+            break
+    return min(p, 1.0)
+
+
 def worse_p(bad_after: int, n_after: int, bad_before: int, n_before: int) -> float:
-    """One-sided p-value that the share of bad attempts rose (two-proportion test on the log odds)."""
+    """One-sided p-value that the share of bad attempts rose: a two-proportion test on the log odds, made
+    exact (Fisher) wherever it would be small enough to matter."""
     delta, variance = _log_odds_change(bad_after, n_after, bad_before, n_before)
-    return _upper_p(delta / math.sqrt(variance))
+    p = _upper_p(delta / math.sqrt(variance))
+    return fisher_upper_p(bad_after, n_after, bad_before, n_before) if p < 0.01 else p
 
 
 def worse_than_control_p(store: tuple[int, int, int, int], control: tuple[int, int, int, int]) -> float:
