@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from bench.rollout_analysis import Profile, generate, ledger_rows
+from psp_assets.cli import main
 from psp_assets.core.deploy import LocalFS, current_release, releases_dir_for, stored_manifest, verify_tree
 from psp_assets.core.ledger import Ledger, sqlite_url
 from psp_assets.core.pipeline import Paths
@@ -69,6 +70,7 @@ def test_a_canary_whose_authorization_rate_halved_is_rolled_back_marked_recorded
     instance,
     smtp_server,  # noqa: F811
     tmp_path,
+    capsys,
 ):
     host, port, inbox = smtp_server
     first, _ = build_all(instance)
@@ -107,6 +109,10 @@ def test_a_canary_whose_authorization_rate_halved_is_rolled_back_marked_recorded
         context = dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
         waiting = rollout_payment_gate_sensor.evaluate_tick(context)
         assert not waiting.run_requests and "window open" in waiting.skip_message
+        capsys.readouterr()
+        assert main(["rollout", "status", "--refresh"]) == 0
+        shown = capsys.readouterr().out
+        assert "woocommerce: rollout" in shown and "holding, wave 1 of 3" in shown and "hold: waiting" in shown
 
         # two hours later: the canary's payments since the switch are in the ledger
         switched_at = datetime.now(UTC) - timedelta(hours=2)
@@ -145,6 +151,10 @@ def test_a_canary_whose_authorization_rate_halved_is_rolled_back_marked_recorded
         [target] = observed.metadata["targets"].value
         assert target["rolled_back"] and target["deployed_version"] == first["bank-a"]
         assert RolloutState.load(state_path(fleet.data_dir, "woocommerce")).status == "stopped"
+        capsys.readouterr()
+        assert main(["rollout", "status", "--platform", "woocommerce"]) == 0
+        shown = capsys.readouterr().out
+        assert "stopped" in shown and "bank-a|woocommerce production  fail" in shown and "authorization_rate" in shown
 
         # one alert with the partition, the numbers and the run link, on Slack and by mail
         [message] = slack.messages
