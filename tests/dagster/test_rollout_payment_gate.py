@@ -21,6 +21,7 @@ from psp_assets.core.pipeline import Paths
 from psp_assets.core.rollout_gate import RolloutState, state_path
 from psp_assets.definitions import defs
 from psp_assets.defs.alerts import AlertsResource, SlackAlertResource
+from psp_assets.defs.alerts.sensors import run_findings
 from psp_assets.defs.plugins.rollout_gate import RESUME_TAG, rollout_payment_gate_sensor
 from psp_assets.defs.reconciliation.resources import LedgerResource
 from psp_assets.defs.resources import PspWorkspace
@@ -137,7 +138,7 @@ def test_a_canary_whose_authorization_rate_halved_is_rolled_back_marked_recorded
         assert "authorization_rate" in marker["reason"] and marker["evidence"]["verdict"] == "fail"
 
         [check] = stopped.get_asset_check_evaluations()
-        assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN  # the run alerts itself
         [row] = check.metadata["verdicts"].value.records
         assert row.data["store"] == "bank-a|woocommerce production" and row.data["verdict"] == "fail"
         observations = [
@@ -148,7 +149,7 @@ def test_a_canary_whose_authorization_rate_halved_is_rolled_back_marked_recorded
         ]
         [observed] = [o for o in observations if "payment_verdicts" in o.metadata]
         assert observed.partition == "bank-a|woocommerce"
-        [target] = observed.metadata["targets"].value
+        [target] = observed.metadata["rollback_targets"].value
         assert target["rolled_back"] and target["deployed_version"] == first["bank-a"]
         assert RolloutState.load(state_path(fleet.data_dir, "woocommerce")).status == "stopped"
         capsys.readouterr()
@@ -162,6 +163,9 @@ def test_a_canary_whose_authorization_rate_halved_is_rolled_back_marked_recorded
         assert "bank-a|woocommerce" in text and "authorization_rate" in text
         assert f"http://dagster.local/runs/{stopped.run_id}" in text
     [(_sender, _rcpts, mail)] = inbox.messages
+    # the alert sensors add only the run's own failure to it: no second alert for the check or the store
+    found, _ = run_findings(instance, stopped.dagster_run, "http://dagster.local")
+    assert found == []
     assert "Rollout stopped by payment KPIs" in mail["Subject"]
     assert "authorization_rate" in mail.get_payload()
 

@@ -359,7 +359,9 @@ def _roll_back(
             "steps": [f"{s.step}: {'ok' if s.ok else 'FAILED'} {s.detail}".strip() for s in result.steps],
             "reason": f"payment KPIs: {verdict.evidence()}",
         }
-        recorded.setdefault(key, {"targets": [], "rolled_back_by": "payment analysis"})["targets"].append(target)
+        # not `targets`: the alert sensors would announce a failed deploy on top of the rollback's own alert
+        recorded.setdefault(key, {"rollback_targets": [], "rolled_back_by": "payment analysis"})
+        recorded[key]["rollback_targets"].append(target)
         status = "rolled back" if result.rolled_back and not result.error else "failed"
         rows.setdefault(key, []).append(
             StoreVersion(
@@ -372,4 +374,4 @@ def _roll_back(
     )
     for delivery in alerts.send(alert):
         context.log.info(f"alert {alert.dedupe_key}: {delivery.__dict__}")
-    return {k: {**v, "targets": dg.MetadataValue.json(v["targets"])} for k, v in recorded.items()}
+    return {k: {**v, "rollback_targets": dg.MetadataValue.json(v["rollback_targets"])} for k, v in recorded.items()}

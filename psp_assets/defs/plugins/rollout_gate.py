@@ -35,7 +35,9 @@ def gate_check(state: RolloutState, verdicts: Sequence[StoreVerdict], decision: 
         check_name=PAYMENT_GATE.name,
         asset_key="fleet_rollout",
         passed=decision.action != "roll back",
-        severity=dg.AssetCheckSeverity.ERROR,
+        # WARN: the rollout run sends the rollback's own alert (core/rollout_gate.rollback_alert), with every
+        # store's numbers; an ERROR check would have check_failure_alerts send a second one
+        severity=dg.AssetCheckSeverity.WARN,
         description=decision.summary[:1000],
         metadata={
             "wave": state.analysed_wave or 0,
