@@ -135,7 +135,10 @@ class KpiComparison:
         if self.kpi == "p95_latency_ms":
             values = f"{self.before:.0f} ms -> {self.after:.0f} ms (+{self.change:.0f} ms, tolerated {self.margin:.0f})"
         else:
-            values = f"{self.before:.1%} -> {self.after:.1%} ({self.change:+.1%} worse, tolerated {self.margin:.1%})"
+            values = (
+                f"{self.before:.1%} -> {self.after:.1%} ({100 * self.change:+.1f} points, "
+                f"tolerated {100 * self.margin:.1f})"
+            )
         control = "no control" if self.p_control is None else f"p vs control {self.p_control:.2g}"
         return f"{self.kpi} {values}; p vs baseline {self.p_baseline:.2g}, {control}, level {self.alpha:.2g}"
 
@@ -588,8 +591,10 @@ TABLE_COLUMNS = (
 def verdicts_text(verdicts: Sequence[StoreVerdict]) -> str:
     """The verdict table for a terminal."""
     rows = [[str(v.row()[c]) for c in TABLE_COLUMNS] for v in verdicts]
-    widths = [min(max([len(c)] + [len(r[i]) for r in rows]), 60) for i, c in enumerate(TABLE_COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths, strict=True)).rstrip()]
-    for r in rows:
-        lines.append("  ".join(cell[:w].ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-    return "\n".join(lines)
+    widths = [min(max([len(c)] + [len(r[i]) for r in rows]), 60) for i, c in enumerate(TABLE_COLUMNS[:-1])]
+    widths.append(0)  # the evidence, last, is printed whole
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell[:w].ljust(w) if w else cell for cell, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(TABLE_COLUMNS), *(line(r) for r in rows)])
