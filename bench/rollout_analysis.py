@@ -286,10 +286,10 @@ def main() -> None:
     parser.add_argument("--faulty", type=int, default=20, help="releases per fault and level")
     parser.add_argument("--seed", type=int, default=19)
     result = run(parser.parse_args())
+    caught = result["halved_authorization_caught_within_window_at_200"]
     print(
         f"false rollbacks {result['false_rollback_rate']:.2%} over {result['no_change_releases']} releases; "
-        f"halved authorization caught within the window at 200/h: "
-        f"{result['halved_authorization_caught_within_window_at_200']:.0%}"
+        f"halved authorization caught within the window at 200/h: {'-' if caught is None else f'{caught:.0%}'}"
     )
     print(json.dumps(result))
 
