@@ -54,13 +54,13 @@ def _roll_out(instance, alerts: AlertsResource, tags: dict | None = None) -> dg.
     )
 
 
-def _traffic(paths: Paths, switched_at: datetime) -> None:
-    """A day of normal payments for every store, then, since the switch, the canary's approvals halved."""
+def _traffic(paths: Paths, switched_at: datetime, faulty: str | None = "bank-a") -> None:
+    """A day of normal payments for every store, then, since the switch, the `faulty` store's approvals halved."""
     ledger = Ledger(sqlite_url(paths.data_dir / "ledger" / "ledger.sqlite3"))
     ledger.migrate()
     start = switched_at - timedelta(hours=24)
     for seed, cid in enumerate(CLIENTS):
-        fault = "halve_authorization" if cid == "bank-a" else "none"
+        fault = "halve_authorization" if cid == faulty else "none"
         events = generate(Profile(0.85, 0.02, 0.005, 350), 300, 26 * 60, 24 * 60, fault, np.random.default_rng(seed))
         ledger.insert_store_events(ledger_rows((cid, "woocommerce", "production"), events, cid, start))
     ledger.dispose()
@@ -176,3 +176,48 @@ def test_a_canary_whose_authorization_rate_halved_is_rolled_back_marked_recorded
     failure = again.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert "wave 1 (canary)" in failure.description and "marked bad" in failure.metadata["stores"].value
     assert current_release(fs, live_path) == first["bank-a"]
+
+
+def test_waves_whose_payments_hold_up_go_on_one_decision_at_a_time_until_the_rollout_is_done(
+    fleet: Paths,  # noqa: F811
+    instance,
+    tmp_path,
+):
+    alerts = AlertsResource(slack=SlackAlertResource(token=""), log_path=str(tmp_path / "alerts.jsonl"))
+    build_all(instance)
+    assert _roll_out(instance, alerts).success
+    _configs(fleet, instance, analysis=True)
+    template = fleet.templates_dir / "woocommerce" / "readme.txt.j2"
+    template.write_text(template.read_text() + "\n== Changelog ==\n* Clearer refund notes.\n")
+    second, _ = build_all(instance)
+    where = state_path(fleet.data_dir, "woocommerce")
+    context = dg.build_sensor_context(
+        instance=instance, resources={"workspace": PspWorkspace(), "ledger": LedgerResource()}, definitions=defs
+    )
+    now = datetime.now(UTC)
+    _traffic(fleet, now - timedelta(hours=2), faulty=None)  # every store healthy, before and after
+
+    assert _roll_out(instance, alerts).success  # wave 1: bank-a, holding
+    for wave, expected in ((1, ["bank-a"]), (2, ["bank-a", "bank-b", "bank-c"]), (3, CLIENTS)):
+        state = RolloutState.load(where)
+        assert (state.status, state.analysed_wave) == ("holding", wave)
+        assert [c for c in CLIENTS if live(fleet, c) == second[c]] == expected
+        for switch in state.switches:  # as if two hours had passed since this wave's switch
+            if switch["wave"] == wave:
+                switch["switched_at"] = (now - timedelta(hours=2)).isoformat()
+        state.save(where)
+        [request] = rollout_payment_gate_sensor.evaluate_tick(context).run_requests
+        assert request.run_key == f"{state.rollout_id}:wave{wave}:proceed"
+        resumed = _roll_out(instance, alerts, tags={RESUME_TAG: request.tags[RESUME_TAG]})
+        assert resumed.success
+        checks = resumed.get_asset_check_evaluations()
+        assert [c.passed for c in checks] == [True]
+        verdicts = {r.data["store"]: r.data["verdict"] for r in checks[0].metadata["verdicts"].value.records}
+        assert {v for s, v in verdicts.items() if s.startswith(tuple(expected[-1:]))} == {"pass"}
+
+    done = RolloutState.load(where)
+    assert done.status == "done" and all(live(fleet, c) == second[c] for c in CLIENTS)
+    summary = latest_metadata(instance, "fleet_rollout", "woocommerce")
+    assert summary["status"] == "done" and summary["result"] == "all 3 waves deployed"
+    assert not rollout_payment_gate_sensor.evaluate_tick(context).run_requests
+    assert not fleet.data_dir.joinpath("alerts", "alerts.jsonl").exists() and not (tmp_path / "alerts.jsonl").exists()
