@@ -5,6 +5,7 @@ psp render --client ID --platform P --out DIR   write exactly what rendered_sour
 psp new-client ID                           write a valid starter config
 psp schema [--check]                        export (or check) schema/client_config.schema.json
 psp fleet                                   materialize the whole fleet through Dagster, print a summary
+psp rollout status [--platform P] [--refresh] [--json]   each platform's rollout and its payment verdicts
 """
 
 from __future__ import annotations
@@ -106,6 +107,48 @@ def cmd_fleet(args: argparse.Namespace, paths: Paths) -> int:
     return run_fleet(paths, clients=args.client or None)
 
 
+def cmd_rollout_status(args: argparse.Namespace, paths: Paths) -> int:
+    from datetime import UTC, datetime
+
+    from psp_assets.core.ledger import Ledger, sqlite_url
+    from psp_assets.core.rollout_analysis import verdicts_text
+    from psp_assets.core.rollout_gate import RolloutState, evaluate, state_path
+
+    found = 0
+    report = []
+    for platform in [args.platform] if args.platform else PLATFORMS:
+        state = RolloutState.load(state_path(paths.data_dir, platform))
+        if state is None:
+            continue
+        found += 1
+        verdicts = state.verdict_objects()
+        decision = state.decision
+        if args.refresh and state.status == "holding":
+            # the ledger the Dagster deployment reads (PSP_LEDGER_URL), else the embedded one
+            url = os.environ.get("PSP_LEDGER_URL") or sqlite_url(paths.data_dir / "ledger" / "ledger.sqlite3")
+            ledger = Ledger(url, schema=os.environ.get("PSP_LEDGER_SCHEMA") or None)
+            clients = {cid: loaded.config for cid, loaded in load_fleet(paths.configs_dir).clients.items()}
+            verdicts, judged = evaluate(ledger, state, clients, datetime.now(UTC))
+            decision = f"{judged.action}: {judged.summary}"
+            ledger.dispose()
+        if args.json:
+            report.append({**state.__dict__, "verdicts": [v.as_dict() for v in verdicts], "decision": decision})
+            continue
+        print(
+            f"{platform}: rollout {state.rollout_id} {state.status}, wave {state.analysed_wave or '-'} of "
+            f"{len(state.waves)} (updated {state.updated_at})"
+        )
+        if decision:
+            print(f"  {decision}")
+        print(verdicts_text(verdicts) if verdicts else "  no payment verdicts recorded")
+        print()
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    elif not found:
+        print(f"no rollout recorded under {paths.data_dir / 'rollouts'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="psp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -123,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="fail when the committed schema is out of date")
     p = sub.add_parser("fleet", help="materialize every client x enabled platform through Dagster")
     p.add_argument("--client", action="append", help="only these clients (repeatable)")
+    p = sub.add_parser("rollout", help="fleet rollouts and their payment analysis")
+    rollout = p.add_subparsers(dest="rollout_command", required=True)
+    p = rollout.add_parser("status", help="each platform's rollout and every analysed store's verdict")
+    p.add_argument("--platform", choices=PLATFORMS)
+    p.add_argument("--refresh", action="store_true", help="judge a holding wave now, from the ledger")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     handler = {
@@ -131,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "new-client": cmd_new_client,
         "schema": cmd_schema,
         "fleet": cmd_fleet,
+        "rollout": cmd_rollout_status,
     }[args.command]
     try:
         return handler(args, paths)

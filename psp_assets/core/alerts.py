@@ -25,7 +25,7 @@ _ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info":
 
 @dataclass(frozen=True)
 class Alert:
-    kind: Literal["kpi_breach", "run_failure", "check_failure", "deploy_failure"]
+    kind: Literal["kpi_breach", "run_failure", "check_failure", "deploy_failure", "kpi_rollback"]
     severity: Severity
     title: str
     summary: str

@@ -294,6 +294,34 @@ class KpiThresholds(_Strict):
     min_attempts: int = Field(20, ge=1, description="Hours with fewer payment attempts are not judged on rates.")
 
 
+# --- rollout analysis (issue 19): payment KPIs gate each rollout wave ---------------------------------
+
+
+class RolloutAnalysis(_Strict):
+    """After each rollout wave, every upgraded store's payment KPIs from the PSP ledger are compared with
+    its own baseline before the switch and with the platform's stores not upgraded yet
+    (docs/rollout-analysis.md). A store whose KPIs got significantly and materially worse is rolled back."""
+
+    enabled: bool = Field(False, description="Gate rollout waves of this client's stores on payment KPIs.")
+    window_minutes: int = Field(60, ge=5, le=10080, description="Traffic after the switch a pass is judged on.")
+    baseline_minutes: int = Field(1440, ge=60, le=43200, description="Traffic before the switch: the baseline.")
+    looks: int = Field(4, ge=1, le=24, description="Evaluations spread over the window; a fail can come at any.")
+    min_payments: int = Field(
+        100, ge=10, description="Payment attempts needed after the switch (and before it) for any verdict."
+    )
+    max_authorization_rate_drop: float = Field(0.05, gt=0, le=1, description="Tolerated drop, in rate points.")
+    max_decline_rate_increase: float = Field(0.05, gt=0, le=1, description="Tolerated rise per decline reason.")
+    max_error_rate_increase: float = Field(0.01, gt=0, le=1, description="Tolerated rise of the PSP error rate.")
+    max_webhook_failure_rate_increase: float = Field(0.02, gt=0, le=1, description="Tolerated rise of failures.")
+    max_p95_latency_increase_ms: int = Field(500, ge=1, le=120000, description="Tolerated rise of P95 latency.")
+    false_rollback_rate: float = Field(
+        0.01, gt=0, lt=0.5, description="Chance a rollout rolls back any store of a release that changed nothing."
+    )
+    inconclusive: Literal["hold", "promote"] = Field(
+        "hold", description="Too little traffic at the window's end: wait for it (hold) or go on (promote)."
+    )
+
+
 class Settlement(_Strict):
     """The client's payout account, where the PSP settles the money its merchants take. Checked with the
     rules the plugins apply at checkout (core/iban.py, the same vectors), and kept in electronic form."""
@@ -451,6 +479,7 @@ class ClientConfig(_Strict):
     webhooks: Webhooks = Field(default_factory=Webhooks)
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     kpis: KpiThresholds = Field(default_factory=KpiThresholds)
+    rollout_analysis: RolloutAnalysis = Field(default_factory=RolloutAnalysis)
     settlement: Settlement | None = Field(None, description="The client's payout account (IBAN, optional BIC).")
     github: GitHubSettings | None = Field(None, description="Publish each plugin build as a GitHub release.")
     platforms: Platforms
@@ -500,7 +529,7 @@ class ClientConfig(_Strict):
     def canonical_json(self) -> str:
         # Operations settings (reconciliation, KPI limits, the payout account) never reach a plugin: changing
         # them rebuilds nothing.
-        values = self.model_dump(mode="json", exclude={"reconciliation", "kpis", "settlement"})
+        values = self.model_dump(mode="json", exclude={"reconciliation", "kpis", "settlement", "rollout_analysis"})
         if values.get("github") and values["github"].get("source") is None:
             del values["github"]["source"]  # added later: configs without it keep their hash and build id
         return json.dumps(values, sort_keys=True, separators=(",", ":"))

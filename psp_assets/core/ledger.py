@@ -54,6 +54,7 @@ payments_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("status_changed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_event_id", sa.String(64), comment="The PSP event that set the current status."),
+    sa.Column("store", sa.String(40), comment="The store target the plugin runs on (migration 2)."),
     sa.CheckConstraint(_in("status", CANONICAL_STATUSES), name="psp_payments_status_canonical"),
     sa.CheckConstraint("amount_minor >= 0 AND refunded_minor >= 0", name="psp_payments_amounts_non_negative"),
     sa.CheckConstraint("length(currency) = 3", name="psp_payments_currency_code"),
@@ -74,11 +75,14 @@ events_table = sa.Table(
     sa.Column("decline_reason", sa.String(64)),
     sa.Column("latency_ms", sa.Integer, comment="PSP processing time of the request, in milliseconds."),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("store", sa.String(40), comment="The store target the plugin runs on (migration 2)."),
+    sa.Column("webhook_outcome", sa.String(10), comment="applied | failed: the store's answer to the event's webhook."),
     sa.CheckConstraint(_in("event_type", EVENT_TYPES), name="psp_payment_events_type"),
     sa.CheckConstraint(_in("outcome", EVENT_OUTCOMES), name="psp_payment_events_outcome"),
     sa.CheckConstraint(_in("status", CANONICAL_STATUSES), name="psp_payment_events_status_canonical"),
     sa.Index("psp_payment_events_occurred", "occurred_at"),
     sa.Index("psp_payment_events_payment", "payment_id"),
+    sa.Index("psp_payment_events_store", "platform", "occurred_at", "store"),
 )
 
 actions_table = sa.Table(
@@ -125,13 +129,42 @@ def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[payments_table, events_table, actions_table])
 
 
+# Added by migration 2 for the rollout analysis (core/rollout_analysis.py): which store a payment went
+# through, and whether the store applied the event's webhook. Nullable: older rows and writers omit them.
+STORE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "psp_payments": ("store",),
+    "psp_payment_events": ("store", "webhook_outcome"),
+}
+
+
+def _v2(conn: Connection) -> None:
+    """Add the store columns and their index to a ledger created before them (a fresh ledger has them)."""
+    schema = (conn.get_execution_options().get("schema_translate_map") or {}).get(None)
+    inspector = sa.inspect(conn)
+    prefix = f"{conn.dialect.identifier_preparer.quote_schema(schema)}." if schema else ""
+    for table_name, columns in STORE_COLUMNS.items():
+        table = metadata.tables[table_name]
+        present = {c["name"] for c in inspector.get_columns(table_name, schema=schema)}
+        for name in columns:
+            if name not in present:
+                column_type = table.c[name].type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {prefix}{table_name} ADD COLUMN {name} {column_type}"))
+    indexes = {i["name"] for i in inspector.get_indexes("psp_payment_events", schema=schema)}
+    if "psp_payment_events_store" not in indexes:
+        next(i for i in events_table.indexes if i.name == "psp_payment_events_store").create(conn)
+
+
 # (version, description, upgrade). Append only; never edit an applied migration.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "psp_payments, psp_payment_events, psp_healing_actions", _v1),
+    (2, "store and webhook_outcome columns for the rollout analysis", _v2),
 )
 
-PAYMENT_FIELDS = [c.name for c in payments_table.columns]
-EVENT_FIELDS = [c.name for c in events_table.columns]
+PAYMENT_FIELDS = [c.name for c in payments_table.columns if c.name not in STORE_COLUMNS["psp_payments"]]
+EVENT_FIELDS = [c.name for c in events_table.columns if c.name not in STORE_COLUMNS["psp_payment_events"]]
+STORE_PAYMENT_FIELDS = [c.name for c in payments_table.columns]
+STORE_EVENT_FIELDS = [c.name for c in events_table.columns]
+ROLLOUT_EVENT_COLUMNS = ("client_id", "platform", "store", "outcome", "decline_reason", "latency_ms", "webhook_outcome")
 ACTION_FIELDS = [c.name for c in actions_table.columns if c.name != "action_id"]
 
 
@@ -229,6 +262,33 @@ class Ledger:
                 f"ledger {self.label}: {table.name}: insert failed, nothing written: {exc}"
             ) from None
         return len(records)
+
+    # --- rollout analysis (migration 2) --------------------------------------------------------------
+
+    def insert_store_payments(self, rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
+        """Payments with the store they went through (the columns of migration 2 included)."""
+        return self._insert(payments_table, rows, STORE_PAYMENT_FIELDS)
+
+    def insert_store_events(self, rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
+        """Payment events with their store and webhook outcome (the columns of migration 2 included)."""
+        return self._insert(events_table, rows, STORE_EVENT_FIELDS)
+
+    def store_authorizations(
+        self, platform: str, since: datetime, until: datetime, clients: Iterable[str] | None = None
+    ) -> pd.DataFrame:
+        """The platform's authorization attempts in [since, until) that name their store: the input of the
+        rollout analysis (ROLLOUT_EVENT_COLUMNS and occurred_at)."""
+        c = events_table.c
+        query = sa.select(*(c[name] for name in ROLLOUT_EVENT_COLUMNS), c.occurred_at).where(
+            c.platform == platform,
+            c.event_type == "authorization",
+            c.store.is_not(None),
+            c.occurred_at >= since,
+            c.occurred_at < until,
+        )
+        if clients is not None:
+            query = query.where(c.client_id.in_(list(clients)))
+        return self._read(query, ("occurred_at",))
 
     def record_action(self, action: Mapping[str, Any]) -> bool:
         """Record one healing action; False when an `applied` action for the same event is already there."""

@@ -66,9 +66,11 @@ def roll_out(
     deploy: Callable[[T], tuple[bool, str]],
     label: Callable[[T], str] = str,
     current: Callable[[T], str] = lambda _item: "unchanged",
+    stop_after: int | None = None,
 ) -> RolloutReport[T]:
     """Deploy wave by wave. `deploy(item)` returns (healthy, release now served); `current(item)` tells
-    what an item not reached keeps serving."""
+    what an item not reached keeps serving. `stop_after`: return (not stopped) after that wave number,
+    the later ones left for another call (a wave judged on its payments first)."""
     results: list[WaveResult[T]] = []
     versions: dict[str, str] = {}
     for number, wave in enumerate(waves, start=1):
@@ -91,6 +93,8 @@ def roll_out(
                 f"({share}); {left} stores not reached"
             )
             return RolloutReport(results, True, reason, versions)
+        if stop_after is not None and number >= stop_after and number < len(waves):
+            return RolloutReport(results, False, f"wave {number} deployed", versions)
     return RolloutReport(results, False, f"all {len(waves)} waves deployed", versions)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from psp_assets.core.demo_data import generate
 from psp_assets.core.kpis import breaches, compute_kpis
+from psp_assets.core.ledger import MIGRATIONS
 from psp_assets.core.reconciliation import heal, reconcile, validate_orders, validate_payments
 from psp_assets.core.store_orders import FileOrderSource, WooCommerceOrders, write_orders_file
 
@@ -39,9 +40,9 @@ def _found(result) -> set[tuple[str, str, str, str]]:
 
 def test_migration_creates_the_ledger_once_and_records_its_version(pg_ledger):
     assert pg_ledger.schema_version() == 0
-    assert pg_ledger.migrate() == [1]
+    assert pg_ledger.migrate() == [version for version, _, _ in MIGRATIONS]
     assert pg_ledger.migrate() == []
-    assert pg_ledger.schema_version() == 1
+    assert pg_ledger.schema_version() == MIGRATIONS[-1][0]
 
 
 def test_reconciliation_on_postgres_finds_exactly_the_injected_divergences(pg_ledger, rules, partitions, tmp_path):

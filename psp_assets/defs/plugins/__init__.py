@@ -17,6 +17,7 @@ from psp_assets.defs.plugins.jobs import (
 )
 from psp_assets.defs.plugins.resources import template_repository_from_env
 from psp_assets.defs.plugins.rollout import fleet_rollout
+from psp_assets.defs.plugins.rollout_gate import rollout_payment_gate_sensor
 from psp_assets.defs.plugins.sensors import (
     client_configs_sensor,
     github_template_sensor,
@@ -35,5 +36,6 @@ sensors = [
     lineage_on_upstream_change_sensor,
     rollout_after_build_sensor,
     rollout_after_partial_build_sensor,
+    rollout_payment_gate_sensor,
 ]
 resources = {"template_repo": template_repository_from_env()}

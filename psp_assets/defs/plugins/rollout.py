@@ -1,9 +1,15 @@
 """The fleet rollout: after a template change was built for every client of a platform, the new
 releases go out wave by wave (core/rollout.py): a canary first, then growing waves, stopping as soon as
-a wave's share of failed health checks passes the limit. What was not reached keeps its release."""
+a wave's share of failed health checks passes the limit. What was not reached keeps its release.
+
+With payment analysis on for a wave's clients (rollout_analysis in the client config), the run ends after
+the wave's health gate and the rollout holds (core/rollout_gate.py): rollout_payment_gate_sensor judges
+the wave's payments from the ledger and starts the rollout again, to deploy the next wave or to roll the
+failing stores back and stop."""
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -13,10 +19,13 @@ from psp_assets.core import pipeline
 from psp_assets.core.config import parse_client
 from psp_assets.core.errors import PspError
 from psp_assets.core.rollout import StoreVersion, WavePolicy, plan_waves, roll_out, versions_markdown
+from psp_assets.core.rollout_analysis import StoreVerdict, Switch, WaveDecision
+from psp_assets.core.rollout_gate import RolloutState, evaluate, roll_back_target, rollback_alert, state_path
 from psp_assets.core.sftp import SftpPool
 from psp_assets.core.template_cache import TemplateCache
 from psp_assets.defs.partitions import platform_partitions
 from psp_assets.defs.plugins.assets import DEPLOY_POOL, GROUP, deploy_record, lineage_paths, run_deploy
+from psp_assets.defs.plugins.rollout_gate import PAYMENT_GATE, RESUME_TAG, gate_check, verdict_table
 from psp_assets.defs.resources import JsonHandleIOManager, PhpResource, PspWorkspace
 
 
@@ -65,39 +74,75 @@ def _live_versions(instance: dg.DagsterInstance, partition: str) -> dict[str, st
     pool=DEPLOY_POOL,
     deps=[dg.AssetDep("built_artifact", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("platform"))],
     # the handle store is read directly (many partitions, some never built), so resources come by key
-    required_resource_keys={"io_manager", "workspace", "php"},
+    required_resource_keys={"io_manager", "workspace", "php", "ledger", "alerts"},
+    check_specs=[PAYMENT_GATE],
 )
 def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> Iterator[Any]:
     """Which release every store of this platform serves after the last fleet rollout. The latest
     built_artifact of every client enabling the platform goes out wave by wave (canary first, then growing
     waves), each deploy with its health gate and rollback, each recorded as a deployed_store
     materialization. A wave whose share of failed deploys passes the limit stops the rollout: later waves
-    are not touched and keep their release."""
+    are not touched and keep their release. A wave of clients with payment analysis on is then judged on
+    its payments before the next one (check payment_kpis_after_switch): a store whose KPIs got worse is
+    rolled back to the release live before and the rollout stops."""
     platform = context.partition_key
     workspace: PspWorkspace = context.resources.workspace
     php: PhpResource = context.resources.php
     handles: JsonHandleIOManager = context.resources.io_manager
     paths = workspace.paths
     fleet = paths.fleet()
+    clients = {cid: loaded.config for cid, loaded in fleet.clients.items()}
     enabling = [c for c, loaded in sorted(fleet.clients.items()) if platform in loaded.config.enabled_platforms()]
     keys = [f"{c}|{platform}" for c in enabling]
     built = {key: handle for key in keys if (handle := handles.read("built_artifact", key))}
-    policy = WavePolicy(config.canary, config.growth, config.max_failure_share)
-    canaries = [f"{c}|{platform}" for c in config.canaries]
-    if missing := [c for c in canaries if c not in built]:
+    where = state_path(paths.data_dir, platform)
+    held = RolloutState.load(where)
+    resuming = context.run.tags.get(RESUME_TAG)
+    if resuming and (held is None or held.rollout_id != resuming or held.status != "holding"):
         raise dg.Failure(
-            f"{platform} rollout: canaries {', '.join(missing)} have no built_artifact (or do not enable {platform}); "
-            f"choose among {', '.join(sorted(built)) or 'none'}",
+            f"{platform}: rollout {resuming} is not holding (state: {held.status if held else 'none'} "
+            f"{held.rollout_id if held else ''}); nothing to resume",
             allow_retries=False,
         )
-    waves = plan_waves(list(built), policy, canaries)
+    if resuming and held is not None:
+        state = held
+        policy = WavePolicy(**state.policy)
+        waves = state.waves
+        if changed := [k for k, r in state.releases.items() if k in built and built[k]["release_id"] != r]:
+            context.log.warning(f"{platform}: rebuilt since the rollout began: {', '.join(changed)}")
+        built = {k: built[k] for k in state.releases if k in built and built[k]["release_id"] == state.releases[k]}
+    else:
+        policy = WavePolicy(config.canary, config.growth, config.max_failure_share)
+        canaries = [f"{c}|{platform}" for c in config.canaries]
+        if missing := [c for c in canaries if c not in built]:
+            raise dg.Failure(
+                f"{platform} rollout: canaries {', '.join(missing)} have no built_artifact (or do not enable "
+                f"{platform}); choose among {', '.join(sorted(built)) or 'none'}",
+                allow_retries=False,
+            )
+        waves = plan_waves(list(built), policy, canaries)
+        if held is not None and held.status == "holding":
+            context.log.warning(f"{platform}: rollout {held.rollout_id} was holding; this rollout replaces it")
+            held.status = "superseded"
+            held.save(where.with_name(f"{held.rollout_id}.json"))
+        state = RolloutState(
+            platform=platform,
+            rollout_id=context.run.run_id,
+            waves=waves,
+            releases={k: built[k]["release_id"] for k in built},
+            policy={"canary": policy.canary, "growth": policy.growth, "max_failure_share": policy.max_failure_share},
+            stores_planned=sum(len(_targets(built[k], platform)) for k in built),
+        )
+    state.runs.append(context.run.run_id)
     wave_of = {key: number for number, wave in enumerate(waves, start=1) for key in wave}
     rows: dict[str, list[StoreVersion]] = {}
     # yielded after the rollout, before its verdict: events only logged are lost when the step then fails
     deploy_events: list[dg.AssetMaterialization | dg.AssetObservation] = []
     # one template load per platform and one SSH connection per store host for the whole rollout
     cache, connections = TemplateCache(), SftpPool()
-    context.log.info(f"{platform}: {len(built)} plugin(s) in waves of " + ", ".join(str(len(w)) for w in waves))
+    verdicts: list[StoreVerdict] = []  # every store judged in this run (the last wave decides)
+    decision: WaveDecision | None = None
+    rolled_back: dict[str, Any] = {}
 
     def deploy(key: str) -> tuple[bool, str]:
         handle = built[key]
@@ -124,6 +169,14 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
         deploy_events.append(
             event(asset_key="deployed_store", partition=key, metadata={**metadata, "rollout_wave": wave_of[key]})
         )
+        switched_at = datetime.now(UTC)
+        for d in deployments:
+            if d.ok and not d.noop and d.deployed_version:
+                client_id = key.split("|")[0]
+                analysed = client_config.rollout_analysis.enabled
+                switch = Switch(client_id, platform, d.target, switched_at, d.deployed_version, d.previous_version,
+                                wave_of[key])  # fmt: skip
+                state.switches.append({**switch.as_dict(), "analysed": analysed, "rolled_back": False})
         rows[key] = [
             StoreVersion(
                 f"{key} {t['target']}",
@@ -138,46 +191,187 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
         return ok, ", ".join(f"{t['target']}={t['deployed_version']}" for t in targets)
 
     with connections:
-        report = roll_out(waves, policy, deploy)
+        report = None
+        start = state.next_wave
+        if resuming:
+            verdicts, decision = evaluate(context.resources.ledger.ledger(), state, clients, datetime.now(UTC))
+            state.verdicts = [v.as_dict() for v in verdicts]
+            state.decision = decision.summary
+            context.log.info(f"{platform} wave {state.analysed_wave}: {decision.action}: {decision.summary}")
+            if decision.action == "roll back":
+                rolled_back = _roll_back(context, state, decision, built, clients, php, cache, connections, rows)
+                state.status = "stopped"
+            elif decision.action == "hold":
+                start = len(waves)  # nothing new is deployed while the wave waits
+        if state.status == "holding" and not (decision and decision.action == "hold"):
+            for index in range(start, len(waves)):
+                # earlier waves are empty here: the report numbers this wave as the plan does
+                later = [[] for _ in range(index)] + waves[index:]
+                report = roll_out(later, policy, deploy, stop_after=index + 1)
+                state.next_wave = index + 1
+                state.analysed_wave = index + 1
+                if report.stopped:
+                    state.status = "stopped"
+                    break
+                if state.wave_switches(index + 1):  # judged on payments before the next wave
+                    judged, decision = evaluate(context.resources.ledger.ledger(), state, clients, datetime.now(UTC))
+                    verdicts += judged
+                    state.verdicts = [v.as_dict() for v in judged]
+                    state.decision = decision.summary
+                    break
+            else:
+                state.status = "done"
+            if state.status == "holding" and state.next_wave >= len(waves) and not state.wave_switches():
+                state.status = "done"
+    state.save(where)
 
-    for key in keys:  # not reached (the rollout stopped) or never built: what they keep serving
+    for key in keys:  # earlier runs' waves, not reached, or never built: what they serve now
         if key in rows:
             continue
         live = _live_versions(context.instance, key)
         handle = built.get(key)
         settings = parse_client(handle["config"], handle["config_path"]).platform(platform) if handle else None
         names = [t.name for t in settings.targets] if settings else sorted(live)
-        status = "not reached" if handle else "not built"
-        rows[key] = [StoreVersion(f"{key} {n}", wave_of.get(key), status, live.get(n, "")) for n in names] or [
-            StoreVersion(key, wave_of.get(key), status, "")
+        number = wave_of.get(key)
+        status = "not built" if not handle else "deployed" if number and number <= state.next_wave else "not reached"
+        if status == "deployed" and state.status != "stopped" and number == state.analysed_wave:
+            status = "deployed, payments under analysis"
+        rows[key] = [StoreVersion(f"{key} {n}", number, status, live.get(n, "")) for n in names] or [
+            StoreVersion(key, number, status, "")
         ]
     table = [row for key in sorted(rows, key=lambda k: (wave_of.get(k, len(waves) + 1), k)) for row in rows[key]]
+    if report is not None and report.stopped:
+        reason, stopped = report.reason, True
+    elif decision is not None and decision.action == "roll back":
+        reason, stopped = f"wave {state.analysed_wave} stopped by payment KPIs: {decision.summary}", True
+    elif state.status == "holding":
+        reason, stopped = f"wave {state.analysed_wave} holding for its payment analysis: {state.decision}", False
+    else:
+        reason, stopped = f"all {len(waves)} waves deployed", False
     summary = {
         "platform": platform,
-        "stopped": report.stopped,
-        "reason": report.reason,
-        "policy": {"canary": policy.canary, "growth": policy.growth, "max_failure_share": policy.max_failure_share},
+        "rollout_id": state.rollout_id,
+        "status": state.status,
+        "stopped": stopped,
+        "reason": reason,
+        "policy": state.policy,
         "waves": [
             {"wave": w.number, "plugins": w.items, "failed": w.failed, "failure_share": round(w.failure_share, 3)}
-            for w in report.waves
+            for w in (report.waves if report else [])
+            if w.items
         ],
         "stores": [row.as_dict() for row in table],
+        "payment_verdicts": state.verdicts,
     }
     out = paths.data_dir / "rollouts" / platform / f"{context.run.run_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     metadata = {
-        "result": report.reason,
-        "waves": len(report.waves),
+        "result": reason,
+        "status": state.status,
+        "waves": state.next_wave,
         "waves_planned": len(waves),
         "stores": dg.MetadataValue.md(versions_markdown(table)),
         "rollout": dg.MetadataValue.json(summary),
         "report_path": str(out),
     }
+    if verdicts:
+        metadata["payment_verdicts"] = verdict_table(verdicts)
+        for key in sorted({f"{v.client_id}|{v.platform}" for v in verdicts}):
+            mine = [v for v in verdicts if f"{v.client_id}|{v.platform}" == key]
+            observed: dict[str, Any] = {"payment_verdicts": verdict_table(mine), "rollout_id": state.rollout_id}
+            if key in rolled_back:
+                observed.update(rolled_back[key])
+            deploy_events.append(dg.AssetObservation(asset_key="deployed_store", partition=key, metadata=observed))
     yield from deploy_events
-    if report.stopped:
-        yield dg.AssetObservation(asset_key=context.asset_key, partition=platform, metadata=metadata)
-        raise dg.Failure(
-            description=f"{platform} rollout stopped: {report.reason}", metadata=metadata, allow_retries=False
+    if decision is not None:
+        yield gate_check(state, verdicts, decision)
+    else:
+        yield dg.AssetCheckResult(
+            check_name=PAYMENT_GATE.name,
+            passed=True,
+            metadata={"decision": "not analysed", "reason": "no store of this run's waves has payment analysis on"},
         )
+    if stopped:
+        yield dg.AssetObservation(asset_key=context.asset_key, partition=platform, metadata=metadata)
+        raise dg.Failure(description=f"{platform} rollout stopped: {reason}", metadata=metadata, allow_retries=False)
     yield dg.MaterializeResult(metadata=metadata)
+
+
+def _targets(handle: dict[str, Any], platform: str) -> list[str]:
+    settings = parse_client(handle["config"], handle["config_path"]).platform(platform)
+    return [t.name for t in settings.targets] if settings else []
+
+
+def _roll_back(
+    context: dg.AssetExecutionContext,
+    state: RolloutState,
+    decision: WaveDecision,
+    built: dict[str, dict[str, Any]],
+    clients: dict[str, Any],
+    php: PhpResource,
+    cache: TemplateCache,
+    connections: SftpPool,
+    rows: dict[str, list[StoreVersion]],
+) -> dict[str, dict[str, Any]]:
+    """Roll every failing store back to the release live before its switch, mark the release there with
+    the KPI evidence, and alert. Returns, per partition, what deployed_store records of it."""
+    workspace: PspWorkspace = context.resources.workspace
+    platform = state.platform
+    done = {}
+    recorded: dict[str, dict[str, Any]] = {}
+    switches = {(s.client_id, s.target): s for s in state.wave_switches()}
+    for verdict in decision.failing:
+        key = f"{verdict.client_id}|{platform}"
+        switch = switches[(verdict.client_id, verdict.target)]
+        handle = built.get(key)
+        config = parse_client(handle["config"], handle["config_path"]) if handle else clients[verdict.client_id]
+        paths = lineage_paths(workspace, handle) if handle else workspace.paths
+        result = roll_back_target(
+            paths,
+            config,
+            platform,
+            verdict.target,
+            switch.release,
+            switch.previous,
+            verdict,
+            php.runtime,
+            secret=lambda name: dg.EnvVar(name).get_value(),
+            cache=cache,
+            connections=connections,
+        )
+        for step in result.steps:
+            (context.log.info if step.ok else context.log.error)(f"{verdict.store}: {step.step}: {step.detail}")
+        if result.error:
+            context.log.error(f"{verdict.store}: {result.error}")
+        done[verdict.store] = result
+        for s in state.switches:
+            if (s["client_id"], s["target"], s["wave"]) == (verdict.client_id, verdict.target, switch.wave):
+                s["rolled_back"] = result.rolled_back
+        target = {
+            "target": verdict.target,
+            "deployed_version": result.deployed_version,
+            "previous_version": switch.release,
+            "health": result.health,
+            "rolled_back": result.rolled_back,
+            "noop": False,
+            "error": result.error,
+            "steps": [f"{s.step}: {'ok' if s.ok else 'FAILED'} {s.detail}".strip() for s in result.steps],
+            "reason": f"payment KPIs: {verdict.evidence()}",
+        }
+        # not `targets`: the alert sensors would announce a failed deploy on top of the rollback's own alert
+        recorded.setdefault(key, {"rollback_targets": [], "rolled_back_by": "payment analysis"})
+        recorded[key]["rollback_targets"].append(target)
+        status = "rolled back" if result.rolled_back and not result.error else "failed"
+        rows.setdefault(key, []).append(
+            StoreVersion(
+                verdict.store, switch.wave, status, result.deployed_version or "", switch.release, verdict.evidence()
+            )
+        )
+    alerts = context.resources.alerts
+    alert = rollback_alert(
+        platform, decision.failing, done, context.run.run_id, context.job_name, alerts.webserver_base_url or None
+    )
+    for delivery in alerts.send(alert):
+        context.log.info(f"alert {alert.dedupe_key}: {delivery.__dict__}")
+    return {k: {**v, "rollback_targets": dg.MetadataValue.json(v["rollback_targets"])} for k, v in recorded.items()}
