@@ -59,8 +59,70 @@ PAYMENT_METHODS: tuple[str, ...] = (
 # little punctuation. No newline, no comment or PHP delimiters, no markup.
 DISPLAY_TEXT_PATTERN = r"^[\w .,&()'+-]{2,80}$"
 
-Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}_[A-Z]{2}$")]
+# language, optionally with a region: nl_NL, pt_BR, or ar alone; a catalog file must ship for it (i18n.py)
+LOCALE_PATTERN = r"^[a-z]{2,3}(_[A-Z]{2})?$"
+Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN)]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """A client value for an error message: scalars quoted and cut to `width`, anything else by its type
+    only (the repr of a list built from YAML aliases can be gigabytes long)."""
+    if isinstance(value, str):
+        text = repr(value[: width + 1])
+        return text if len(value) <= width else text[:-1] + "..." + text[-1]
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else "a very large integer"
+    if isinstance(value, dict):
+        return f"a mapping ({len(value)} keys)"
+    if isinstance(value, list | tuple | set | frozenset):
+        return f"a list ({len(value)} items)"
+    return f"a {type(value).__name__} value"
+
+
+def host_problem(host: str | None) -> str:
+    """'' when `host` (as a URL parser returns it: IDNA-encoded, lower case) is a DNS name or an IP
+    address, else why not. DNS names: labels of letters, digits and inner '-', each at most 63
+    characters, at most 253 in all (RFC 1035); Unicode names are checked in their IDNA (xn--) form."""
+    import ipaddress
+
+    if not host:
+        return "has no host"
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return ""
+    except ValueError:
+        pass
+    if len(host) > 253:
+        return f"host is {len(host)} characters long; a DNS name has at most 253"
+    labels = host.split(".")
+    for label in labels:
+        if not label:
+            return f"host {shown(host)} has an empty label; write it as a DNS name like api.psp.example"
+        if len(label) > 63:
+            return f"host label {shown(label)} is {len(label)} characters long; at most 63 are allowed"
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", label):
+            return f"host {shown(host)} is not a DNS name (letters, digits and '-' between dots, IDNA for others)"
+        if label.startswith("xn--"):
+            try:
+                label.encode().decode("idna")
+            except UnicodeError:
+                return f"host label {shown(label)} is not valid IDNA (punycode)"
+    if labels[-1].isdigit():
+        return f"host {shown(host)} is neither an IP address nor a DNS name (its last label is all digits)"
+    return ""
+
+
+def _web_url_problem(url: AnyUrl, schemes: tuple[str, ...]) -> str:
+    if url.scheme not in schemes:
+        return f"must be an {'/'.join(schemes)} URL (got {url.scheme}://)"
+    if url.username or url.password:
+        return "must not carry credentials"
+    if url.port == 0:
+        return "port 0 is not a port"
+    return host_problem(url.host)
 
 
 class _Strict(BaseModel):
@@ -96,10 +158,8 @@ class HealthGate(_Strict):
     @field_validator("store_url", "health_url")
     @classmethod
     def _web_url(cls, url: AnyUrl | None) -> AnyUrl | None:
-        if url is not None and url.scheme not in ("http", "https"):
-            raise ValueError("must be an http(s) URL")
-        if url is not None and (url.username or url.password):
-            raise ValueError("must not carry credentials")
+        if url is not None and (problem := _web_url_problem(url, ("http", "https"))):
+            raise ValueError(problem)
         return url
 
     @model_validator(mode="after")
@@ -248,6 +308,13 @@ class StoreOrdersSource(_Strict):
     export_file: str | None = Field(None, description="CSV or Parquet order export, relative to PSP_DATA_DIR.")
     key_env: EnvVarName | None = Field(None, description="Env var holding the API user / consumer key.")
     secret_env: EnvVarName | None = Field(None, description="Env var holding the API secret, token or password.")
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _store_url(cls, url: AnyUrl | None) -> AnyUrl | None:
+        if url is not None and (problem := _web_url_problem(url, ("http", "https"))):
+            raise ValueError(problem)
+        return url
 
     @field_validator("export_file")
     @classmethod
@@ -407,6 +474,14 @@ class GitHubSettings(_Strict):
             raise ValueError(f"must use https (got {url.scheme or 'no scheme'}://); http is accepted for loopback only")
         if not url.hostname or url.username or url.password or url.query or url.fragment:
             raise ValueError("must be a plain API base URL without credentials, query or fragment")
+        try:
+            port = url.port
+        except ValueError:
+            port = 0
+        if port == 0 and ":" in url.netloc.rsplit("]", 1)[-1]:
+            raise ValueError("the port must be a number from 1 to 65535")
+        if problem := host_problem(url.hostname):
+            raise ValueError(problem)
         if url.hostname != "api.github.com" and url.path != "/api/v3":
             raise ValueError(f"GitHub Enterprise API URLs end in /api/v3, e.g. https://{url.hostname}/api/v3")
         if url.hostname == "api.github.com" and url.path:
@@ -454,8 +529,10 @@ class ClientConfig(_Strict):
     def _https_only(cls, url: AnyUrl) -> AnyUrl:
         if url.scheme != "https":
             raise ValueError(f"must use https (got {url.scheme}://); plugins never talk to the PSP in clear text")
-        if url.query or url.fragment or url.username or url.password:
+        if url.query is not None or url.fragment is not None or url.username or url.password:
             raise ValueError("must be a plain base URL without credentials, query or fragment")
+        if problem := host_problem(url.host) or ("port 0 is not a port" if url.port == 0 else ""):
+            raise ValueError(problem)
         if not re.fullmatch(r"[A-Za-z0-9._~/-]*", url.path or ""):
             raise ValueError("path may contain only letters, digits and . _ ~ / -")
         return url
@@ -465,7 +542,7 @@ class ClientConfig(_Strict):
     def _iso_currencies(cls, codes: list[str]) -> list[str]:
         bad = [c for c in codes if c not in ISO_4217]
         if bad:
-            raise ValueError(f"not ISO 4217 currency codes: {', '.join(map(repr, bad))} (use e.g. 'EUR', 'PLN')")
+            raise ValueError(f"not ISO 4217 currency codes: {', '.join(map(shown, bad[:5]))} (use e.g. 'EUR', 'PLN')")
         return _unique(codes, "currencies")
 
     @field_validator("locales", "payment_methods")
@@ -505,9 +582,10 @@ class ClientConfig(_Strict):
 
 
 def _unique(values: list[str], what: str) -> list[str]:
-    dupes = sorted({v for v in values if values.count(v) > 1})
+    seen: set[str] = set()
+    dupes = sorted({v for v in values if v in seen or seen.add(v)})
     if dupes:
-        raise ValueError(f"repeated {what}: {', '.join(dupes)}")
+        raise ValueError(f"repeated {what}: {', '.join(d[:40] for d in dupes[:5])}")
     return values
 
 
@@ -530,7 +608,8 @@ def _format_loc(loc: Iterable[Any]) -> str:
         elif str(part).startswith(("function-", "literal[")):
             continue  # pydantic's internal validator names, not a field
         else:
-            out += ("." if out else "") + str(part)
+            name = str(part)
+            out += ("." if out else "") + (name if len(name) <= 40 else shown(name, 40))
     return out or "(top level)"
 
 
@@ -540,19 +619,26 @@ def _describe(err: dict[str, Any]) -> str:
         msg = "unknown setting; remove it or check its spelling against schema/client_config.schema.json"
     elif err["type"] == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
-        msg = f"{err['input']!r:.60} " + _PATTERN_HINTS.get(pattern, f"must match {pattern}")
+        msg = f"{shown(err['input'])} " + _PATTERN_HINTS.get(pattern, f"must match {pattern}")
     elif err["type"] == "literal_error":
-        msg = f"{err['input']!r:.60} is not one of {err.get('ctx', {}).get('expected', '')}"
+        msg = f"{shown(err['input'])} is not one of {err.get('ctx', {}).get('expected', '')}"
     elif err["type"] == "union_tag_invalid":
-        msg = f"unknown transport {err['input'].get('transport')!r}" if isinstance(err["input"], dict) else msg
+        msg = f"unknown transport {shown(err['input'].get('transport'))}" if isinstance(err["input"], dict) else msg
         msg += "; supported transports: " + ", ".join(TRANSPORTS)
     elif "input" in err and not isinstance(err["input"], dict | list) and err["type"] != "missing":
-        msg = f"{msg} (got {err['input']!r:.60})"
-    return msg
+        msg = f"{msg} (got {shown(err['input'])})"
+    return msg[:500]
+
+
+MAX_PROBLEMS_PER_FILE = 25
 
 
 def validation_problems(exc: ValidationError, label: str) -> list[str]:
-    return [f"{label}: {_format_loc(e['loc'])}: {_describe(e)}" for e in exc.errors()]
+    errors = exc.errors()
+    lines = [f"{label}: {_format_loc(e['loc'])}: {_describe(e)}" for e in errors[:MAX_PROBLEMS_PER_FILE]]
+    if len(errors) > MAX_PROBLEMS_PER_FILE:
+        lines.append(f"{label}: (top level): {len(errors) - MAX_PROBLEMS_PER_FILE} more problems not shown")
+    return lines
 
 
 def parse_client(data: dict[str, Any], label: str) -> ClientConfig:
@@ -561,15 +647,23 @@ def parse_client(data: dict[str, Any], label: str) -> ClientConfig:
         return ClientConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_problems(exc, label)) from None
+    except RecursionError:
+        raise ConfigError([f"{label}: (top level): nested too deeply to validate"]) from None
+
+
+def read_client_file(path: Path, label: str | None = None) -> dict[str, Any]:
+    """The YAML mapping of one client file, read as the loader reads every config: a regular file (a
+    symbolic link is refused, not followed), bounded in size, nesting and aliases (yamlio)."""
+    label = label or str(path)
+    try:
+        return read_yaml_mapping(path, label, follow_symlinks=False)
+    except YamlError as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 def load_client(path: Path, label: str | None = None) -> ClientConfig:
     label = label or str(path)
-    try:
-        data = read_yaml_mapping(path, label)
-    except YamlError as exc:
-        raise ConfigError([str(exc)]) from None
-    return parse_client(data, label)
+    return parse_client(read_client_file(path, label), label)
 
 
 @dataclass(frozen=True)
@@ -588,6 +682,8 @@ class Fleet:
 
     clients: dict[str, LoadedClient] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
+    # file label -> the client id it names, for files that are YAML mappings with a text `id`, valid or not
+    claims: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -597,13 +693,21 @@ class Fleet:
         if self.problems:
             raise ConfigError([p for problems in self.problems.values() for p in problems])
 
+    def files_of(self, client_id: str) -> list[str]:
+        """Labels of the invalid files that belong to `client_id`: they name it as their id, or are named
+        after it (<id>.yaml) when their id cannot be read."""
+        return [
+            label for label in self.problems if self.claims.get(label) == client_id or Path(label).stem == client_id
+        ]
+
     def client(self, client_id: str) -> ClientConfig:
         if client_id not in self.clients:
+            own = self.files_of(client_id)
+            if own:
+                lines = [p for label in own for p in self.problems[label]]
+                raise ConfigError([*lines, f"client {client_id!r}: its config is invalid ({', '.join(own)})"])
             known = ", ".join(sorted(self.clients)) or "none"
-            detail = ""
-            for problems in self.problems.values():
-                detail = "; " + problems[0] if any(client_id in p for p in problems) else detail
-            raise ConfigError([f"client {client_id!r}: no valid config found (valid clients: {known}){detail}"])
+            raise ConfigError([f"client {client_id!r}: no valid config found (valid clients: {known})"])
         return self.clients[client_id].config
 
     def partition_keys(self) -> list[str]:
@@ -611,9 +715,12 @@ class Fleet:
 
 
 def config_files(directory: Path) -> list[Path]:
+    """Every `*.yaml` / `*.yml` entry of the directory, whatever kind of file it is: the loader refuses
+    symbolic links, directories and other non-regular files with a problem each, so none goes unreported.
+    Hidden names (an editor's `.#x.yaml` lock link) are not configs."""
     if not directory.is_dir():
         raise ConfigError([f"{directory}: client config directory does not exist (set PSP_CLIENT_CONFIGS_DIR)"])
-    return sorted(p for p in directory.iterdir() if p.suffix in CONFIG_SUFFIXES and p.is_file())
+    return sorted(p for p in directory.iterdir() if p.suffix in CONFIG_SUFFIXES and not p.name.startswith("."))
 
 
 def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
@@ -627,7 +734,10 @@ def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
     for path in sorted(paths) if paths is not None else config_files(directory):
         label = _label(path, directory)
         try:
-            config = load_client(path, label)
+            data = read_client_file(path, label)
+            if isinstance(data.get("id"), str):
+                fleet.claims[label] = data["id"]
+            config = parse_client(data, label)
         except ConfigError as exc:
             fleet.problems[label] = exc.problems
             continue
@@ -653,8 +763,9 @@ def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
 
 
 def _label(path: Path, directory: Path) -> str:
+    # the link itself, not its target: a symbolic link is reported under its own name
     try:
-        return str(path.resolve().relative_to(directory.resolve().parent))
+        return str(path.parent.resolve().joinpath(path.name).relative_to(directory.resolve().parent))
     except ValueError:
         return str(path)
 
