@@ -127,10 +127,10 @@ def cmd_new_client(args: argparse.Namespace, paths: Paths) -> int:
     text = starter_config(args.id)
     target = paths.configs_dir / f"{args.id}.yaml"
     if target.is_symlink():
-        _err(f"{target}: is a symbolic link; not written through, remove it first")
+        _err(f"{target}: (file): is a symbolic link; not written through, remove it first")
         return 1
     if os.path.lexists(target):
-        _err(f"{target}: already exists; edit it instead")
+        _err(f"{target}: (file): already exists; edit it instead")
         return 1
     fleet = load_fleet(paths.configs_dir)
     if args.id in fleet.clients:
@@ -142,10 +142,10 @@ def cmd_new_client(args: argparse.Namespace, paths: Paths) -> int:
     try:
         _create(target, text)
     except FileExistsError:
-        _err(f"{target}: appeared while writing (a file or a link); nothing written")
+        _err(f"{target}: (file): appeared while writing (a file or a link); nothing written")
         return 1
     except OSError as exc:
-        _err(f"{target}: cannot be written ({exc.strerror})")
+        _err(f"{target}: (file): cannot be written ({exc.strerror})")
         return 1
     print(f"wrote {target}; edit it, then `psp validate {target}`")
     return 0

@@ -69,7 +69,7 @@ def shown(value: Any, width: int = 60) -> str:
     """A client value for an error message: scalars quoted and cut to `width`, anything else by its type
     only (the repr of a list built from YAML aliases can be gigabytes long)."""
     if isinstance(value, str):
-        text = repr(value[: width + 1])
+        text = repr(value[:width])
         return text if len(value) <= width else text[:-1] + "..." + text[-1]
     if value is None or isinstance(value, bool | float):
         return repr(value)
@@ -152,7 +152,7 @@ class HealthGate(_Strict):
     )
     count: int = Field(3, ge=1, le=30, description="Rounds of checks after the switch.")
     interval_seconds: float = Field(1.0, ge=0, le=60, description="Pause between rounds.")
-    failure_limit: int = Field(0, ge=0, le=29, description="Failed rounds tolerated before rolling back.")
+    failure_limit: int = Field(0, ge=0, le=29, description="Failed rounds tolerated before rolling back; below count.")
     timeout_seconds: float = Field(5.0, gt=0, le=60, description="Per-request timeout.")
 
     @field_validator("store_url", "health_url")
@@ -192,7 +192,9 @@ class SftpTarget(_Strict):
     host: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")]
     port: int = Field(22, ge=1, le=65535)
     user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")]
-    private_key_env: EnvVarName | None = Field(None, description="Env var holding the private key (PEM/OpenSSH).")
+    private_key_env: EnvVarName | None = Field(
+        None, description="Env var holding the private key (PEM/OpenSSH); set this or private_key_file."
+    )
     private_key_file: str | None = Field(None, description="Key file, relative to PSP_SSH_KEYS_DIR.")
     known_host: str = Field(description="The host's public key as in known_hosts: '<type> <base64>'.")
     path: str = Field(description="Absolute live plugin path on the store.")
@@ -240,7 +242,9 @@ class PlatformSettings(_Strict):
     slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN)] | None = Field(
         None, description="Plugin slug / module folder name; derived from the client id when omitted."
     )
-    targets: list[Target] = Field(default_factory=list, description="Stores to deploy to, in rollout order.")
+    targets: list[Target] = Field(
+        default_factory=list, description="Stores to deploy to, in rollout order; target names are unique."
+    )
 
     @field_validator("targets")
     @classmethod
@@ -304,10 +308,14 @@ class StoreOrdersSource(_Strict):
 
     name: TargetName
     platform: Literal[PLATFORMS]  # type: ignore[valid-type]
-    api_base_url: AnyUrl | None = Field(None, description="Store base URL the platform's order API lives under.")
+    api_base_url: AnyUrl | None = Field(
+        None, description="Store base URL (http or https) the order API lives under; set this or export_file."
+    )
     export_file: str | None = Field(None, description="CSV or Parquet order export, relative to PSP_DATA_DIR.")
     key_env: EnvVarName | None = Field(None, description="Env var holding the API user / consumer key.")
-    secret_env: EnvVarName | None = Field(None, description="Env var holding the API secret, token or password.")
+    secret_env: EnvVarName | None = Field(
+        None, description="Env var holding the API secret, token or password; required with api_base_url."
+    )
 
     @field_validator("api_base_url")
     @classmethod
@@ -359,7 +367,10 @@ class Settlement(_Strict):
     """The client's payout account, where the PSP settles the money its merchants take. Checked with the
     rules the plugins apply at checkout (core/iban.py, the same vectors), and kept in electronic form."""
 
-    iban: str = Field(description="IBAN of the payout account; spaces are allowed and removed (ISO 13616).")
+    iban: str = Field(
+        description="IBAN of the payout account (ISO 13616): a known country's length; spaces are allowed and "
+        "removed; check digits verified by psp validate."
+    )
     bic: str | None = Field(None, description="BIC of the account's bank, 8 or 11 characters (ISO 9362).")
 
     @field_validator("iban")
@@ -440,7 +451,9 @@ class GitHubSettings(_Strict):
         default_factory=dict, description="Per-platform repository overrides, e.g. {magento2: bank-magento-module}."
     )
     base_url: str = Field("https://api.github.com", description="API base URL; GitHub Enterprise: https://HOST/api/v3.")
-    token_env: EnvVarName | None = Field(None, description="Env var holding the organization's token; ends in _TOKEN.")
+    token_env: EnvVarName | None = Field(
+        None, description="Env var holding the organization's token; ends in _TOKEN; set this or app."
+    )
     app: GitHubApp | None = Field(None, description="GitHub App installation auth, instead of token_env.")
     source: GitHubSource | None = Field(
         None, description="Also publish each tested build's source, with a CI workflow, as a pull request here."
@@ -511,9 +524,14 @@ class ClientConfig(_Strict):
     name: Annotated[str, StringConstraints(pattern=DISPLAY_TEXT_PATTERN)] = Field(
         description="Display name shown to merchants and in plugin headers."
     )
-    api_base_url: AnyUrl = Field(description="The PSP API base URL the plugins call (https only).")
-    locales: list[Locale] = Field(min_length=1, description="Locales to ship translations for, e.g. nl_NL.")
-    currencies: list[str] = Field(min_length=1, description="ISO 4217 currency codes.")
+    api_base_url: AnyUrl = Field(
+        description="The PSP API base URL the plugins call: https, a DNS name (IDNA) or IP address as host, no "
+        "credentials, query or fragment."
+    )
+    locales: list[Locale] = Field(
+        min_length=1, description="Locales to ship translations for, e.g. nl_NL; each has a catalog in templates."
+    )
+    currencies: list[str] = Field(min_length=1, description="ISO 4217 currency codes, upper case, e.g. EUR.")
     payment_methods: list[Literal[PAYMENT_METHODS]] = Field(min_length=1)  # type: ignore[valid-type]
     features: Features = Field(default_factory=Features)
     checkout: Checkout = Field(default_factory=Checkout)
@@ -522,7 +540,7 @@ class ClientConfig(_Strict):
     kpis: KpiThresholds = Field(default_factory=KpiThresholds)
     settlement: Settlement | None = Field(None, description="The client's payout account (IBAN, optional BIC).")
     github: GitHubSettings | None = Field(None, description="Publish each plugin build as a GitHub release.")
-    platforms: Platforms
+    platforms: Platforms = Field(description="The platforms to build plugins for; at least one enabled.")
 
     @field_validator("api_base_url")
     @classmethod
@@ -770,11 +788,165 @@ def _label(path: Path, directory: Path) -> str:
         return str(path)
 
 
-def json_schema() -> dict[str, Any]:
+REPO_I18N_DIR = Path(__file__).resolve().parents[2] / "templates" / "_shared" / "i18n"
+
+
+def shipped_locales(i18n_dir: Path = REPO_I18N_DIR) -> list[str]:
+    """The locales a config may list: the catalog's source locale and one per `<locale>.yaml` catalog."""
+    try:
+        source = str(read_yaml_mapping(i18n_dir / "messages.yaml").get("source_locale", "en_US"))
+    except YamlError as exc:
+        raise ConfigError([str(exc)]) from None
+    stems = {p.stem for p in i18n_dir.glob("*.yaml") if re.fullmatch(LOCALE_PATTERN, p.stem)}
+    return sorted(stems | {source})
+
+
+# What only code can check; the schema-parity test (tests/unit/test_schema_parity.py) allows exactly these.
+CODE_ONLY_RULES: dict[str, str] = {
+    "IBAN check digits (ISO 7064 mod 97-10)": "the IBAN check digits do not match",
+    "unique target names per platform (JSON Schema has no uniqueness by key)": "target names must be unique",
+    "IDNA validity and encoded length of Unicode host names": "not valid IDNA",
+    "a complete translation catalog for each locale": "is not translated for",
+}
+
+# ECMA-262 regular expressions for the schema (editors evaluate them as JavaScript does): no \d or \w,
+# which mean different things in different engines.
+_PORT = r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+_IPV4_PART = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"(?:{_IPV4_PART}\.){{3}}{_IPV4_PART}"
+
+
+def _host_pattern(chars: str) -> str:
+    label = rf"[{chars}](?:[{chars}-]{{0,61}}[{chars}])?"
+    end = r"(?:[:/?#]|$)"
+    return rf"(?:{_IPV4}(?={end})|(?=[^:/?#]{{1,253}}{end})(?:{label}\.)*(?![0-9]+{end}){label}(?={end}))"
+
+
+_HOST = _host_pattern(r"A-Za-z0-9\u00a1-\uffff")
+_LOWER_HOST = _host_pattern(r"a-z0-9\u00a1-\uffff")
+_RELATIVE_PATH = r"(?=[A-Za-z0-9._/-]{1,240}$)(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))"
+_SPACE_CLASS = "[" + "".join(f"\\u{c:04x}" for c in (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0xA0, 0x2007, 0x202F)) + "]"
+_GIT_PART = r"[A-Za-z0-9_][A-Za-z0-9._-]*(?<!\.)(?<!\.lock)"
+
+
+def _caseless(text: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in text)
+
+
+def _iban_pattern() -> str:
+    from .iban import IBAN_LENGTHS
+
+    s = _SPACE_CLASS + "*"
+    alnum = "[A-Za-z0-9]"
+    per_country = [
+        f"{_caseless(cc[0])}{s}{_caseless(cc[1])}{s}[0-9]{s}[0-9](?:{s}{alnum}){{{n - 4}}}"
+        for cc, n in sorted(IBAN_LENGTHS.items())
+    ]
+    return f"^{s}(?:{'|'.join(per_country)}){s}$"
+
+
+def _bic_pattern() -> str:
+    from .iban import BIC_OTHER_COUNTRIES, IBAN_LENGTHS
+
+    countries = "|".join(_caseless(c) for c in sorted({*IBAN_LENGTHS, *BIC_OTHER_COUNTRIES}))
+    s = _SPACE_CLASS + "*"
+    return f"^{s}[A-Za-z]{{4}}(?:{countries})[A-Za-z0-9]{{2}}(?:[A-Za-z0-9]{{3}})?{s}$"
+
+
+def _string_of(prop: dict[str, Any]) -> dict[str, Any]:
+    """The string schema of a property, inside `anyOf: [..., null]` for an optional one."""
+    for branch in prop.get("anyOf", []):
+        if branch.get("type") == "string":
+            return branch
+    return prop
+
+
+def _exactly_one(a: str, b: str) -> dict[str, Any]:
+    def only(this: str, other: str) -> dict[str, Any]:
+        return {"required": [this], "properties": {this: {"not": {"type": "null"}}, other: {"type": "null"}}}
+
+    return {"oneOf": [only(a, b), only(b, a)]}
+
+
+def _tighten(schema: dict[str, Any], locales: list[str]) -> None:
+    """Add to pydantic's schema every rule of the model's validators that JSON Schema can express."""
+    defs, top = schema["$defs"], schema["properties"]
+
+    def prop(model: str, name: str) -> dict[str, Any]:
+        return _string_of(defs[model]["properties"][name])
+
+    top["api_base_url"]["pattern"] = rf"^https://{_HOST}{_PORT}(?:/[A-Za-z0-9._~/-]*)?$"
+    top["locales"]["items"] = {"type": "string", "enum": locales}
+    top["currencies"]["items"] = {"type": "string", "enum": sorted(ISO_4217)}
+    for name in ("locales", "currencies", "payment_methods"):
+        top[name]["uniqueItems"] = True
+
+    defs["Platforms"]["minProperties"] = 1
+    defs["Platforms"]["anyOf"] = [
+        {"required": [p], "properties": {p: {"type": "object", "properties": {"enabled": {"const": True}}}}}
+        for p in PLATFORMS
+    ]
+    web_url = rf"^https?://{_HOST}{_PORT}(?:[/?#]\S*)?$"
+    for model, name in ("HealthGate", "store_url"), ("HealthGate", "health_url"), ("StoreOrdersSource", "api_base_url"):
+        prop(model, name)["pattern"] = web_url
+    defs["HealthGate"]["allOf"] = [
+        {
+            "if": {"required": ["count"], "properties": {"count": {"const": n}}},
+            "then": {"properties": {"failure_limit": {"maximum": n - 1}}},
+        }
+        for n in range(1, 31)
+    ] + [{"if": {"not": {"required": ["count"]}}, "then": {"properties": {"failure_limit": {"maximum": 2}}}}]
+
+    relative = f"^{_RELATIVE_PATH}.+$"
+    prop("LocalTarget", "path")["pattern"] = relative
+    prop("SftpTarget", "private_key_file")["pattern"] = relative
+    prop("StoreOrdersSource", "export_file")["pattern"] = rf"^{_RELATIVE_PATH}.+\.(?:csv|parquet)$"
+    prop("SftpTarget", "path")["pattern"] = r"^(?!.*//)(?!(?:.*/)?\.\.?(?:/|$))/[A-Za-z0-9._/-]{1,239}$"
+    prop("SftpTarget", "known_host")["pattern"] = (
+        r"^(?:[^ \t]+[ \t]+)?(?:ssh|ecdsa)-[a-z0-9-]+(?:@openssh\.com)?[ \t]+[A-Za-z0-9+/=]{40,}$"
+    )
+    defs["SftpTarget"]["allOf"] = [_exactly_one("private_key_env", "private_key_file")]
+    defs["StoreOrdersSource"]["allOf"] = [
+        _exactly_one("api_base_url", "export_file"),
+        {
+            "if": {"required": ["api_base_url"], "properties": {"api_base_url": {"not": {"type": "null"}}}},
+            "then": {"required": ["secret_env"], "properties": {"secret_env": {"not": {"type": "null"}}}},
+        },
+    ]
+
+    prop("Checkout", "title")["pattern"] = r"^[^\u0000-\u001f\u007f]*$"
+    prop("Checkout", "description")["pattern"] = r"^[^\u0000-\u0009\u000b-\u001f\u007f]*$"
+    prop("Settlement", "iban")["pattern"] = _iban_pattern()
+    prop("Settlement", "bic")["pattern"] = _bic_pattern()
+
+    repo = r"^(?!\.\.?$)[A-Za-z0-9._-]{1,100}$"
+    prop("GitHubSettings", "repository")["pattern"] = repo
+    prop("GitHubSource", "repository")["pattern"] = repo
+    repositories = defs["GitHubSettings"]["properties"]["repositories"]
+    repositories["additionalProperties"]["pattern"] = repo
+    repositories["propertyNames"] = {"enum": list(PLATFORMS)}
+    prop("GitHubSettings", "token_env")["pattern"] = r"^(?=[A-Z][A-Z0-9_]{1,80}$).*_TOKEN$"
+    prop("GitHubApp", "private_key_env")["pattern"] = r"^(?=[A-Z][A-Z0-9_]{1,80}$).*_PRIVATE_KEY$"
+    prop("GitHubSettings", "base_url")["pattern"] = (
+        rf"^(?:https://api\.github\.com|https://(?!api\.github\.com(?:[:/]|$)){_LOWER_HOST}{_PORT}/api/v3"
+        rf"|http://(?:127\.0\.0\.1|localhost|\[::1\]){_PORT}/api/v3)/?$"
+    )
+    prop("GitHubSource", "base_branch")["pattern"] = (
+        rf"^(?=[A-Za-z0-9._/-]{{1,100}}$)(?!.*\.\.){_GIT_PART}(?:/{_GIT_PART})*$"
+    )
+    defs["GitHubSettings"]["allOf"] = [_exactly_one("token_env", "app")]
+
+
+def json_schema(i18n_dir: Path = REPO_I18N_DIR) -> dict[str, Any]:
+    """The client config model as JSON Schema (2020-12), for editors: pydantic's schema plus every rule of
+    the validators that JSON Schema can express. The locales are the catalogs shipped in `i18n_dir`; what
+    only code can check is listed in CODE_ONLY_RULES."""
     schema = ClientConfig.model_json_schema()
+    _tighten(schema, shipped_locales(i18n_dir))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "client_config.schema.json"
     schema["title"] = "PSP client config"
+    schema["$comment"] = "Checked by psp validate, not by this schema: " + "; ".join(CODE_ONLY_RULES) + "."
     return schema
 
 

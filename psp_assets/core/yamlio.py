@@ -67,14 +67,36 @@ class _StrictLoader(yaml.SafeLoader):
                         f"more than {MAX_ALIASES} aliases (*name); write the values out",
                         self.peek_event().start_mark,
                     )
-            elif len(self._path) > MAX_DEPTH:
+                return super().compose_node(parent, index)
+            if len(self._path) > MAX_DEPTH:
                 raise _LimitError(
                     _where(self._path), f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark
                 )
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
+            if isinstance(node, yaml.MappingNode):
+                self._check_keys(node)
+            return node
         finally:
             if part:
                 self._path.pop()
+
+    def _check_keys(self, node: yaml.MappingNode) -> None:
+        # here, not at construction, so the message names the setting; equal values written differently
+        # (1 and 0x1) are still caught when the mapping is constructed
+        seen: set[tuple[str, str]] = set()
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                kind = "list" if isinstance(key, yaml.SequenceNode) else "mapping"
+                raise _LimitError(_where(self._path), f"a key is a {kind}; keys must be plain names", key.start_mark)
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue
+            if (key.tag, key.value) in seen:
+                raise _LimitError(
+                    _where([*self._path, str(key.value)[:40]]),
+                    "duplicate key; each key may appear once",
+                    key.start_mark,
+                )
+            seen.add((key.tag, key.value))
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -137,7 +159,19 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     return mapping
 
 
+def _refuse_tag(loader: _StrictLoader, node: yaml.Node) -> None:
+    raise yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"the tag {node.tag.rsplit(':', 1)[-1]!r} is not accepted; write plain text, numbers, lists",
+        node.start_mark,
+    )
+
+
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# Types JSON has no word for: bytes would pass as text unseen, sets and ordered pairs as lists.
+for _tag in ("binary", "set", "omap", "pairs"):
+    _StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
 
 _KINDS = {
     stat.S_IFDIR: "a directory",
@@ -164,28 +198,30 @@ def read_file_bytes(path: Path, label: str, follow_symlinks: bool = True, limit:
         if stat.S_ISLNK(info.st_mode):
             raise OSError(errno.ELOOP, "symbolic link")
         if not stat.S_ISREG(info.st_mode):
-            raise YamlError(f"{label}: is {file_kind(info.st_mode)}, not a regular file")
+            raise YamlError(f"{label}: (file): is {file_kind(info.st_mode)}, not a regular file")
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise YamlError(f"{label}: is a symbolic link; links are not followed, put the file itself here") from None
-        raise YamlError(f"{label}: cannot read file ({exc.strerror})") from None
+            raise YamlError(
+                f"{label}: (file): is a symbolic link; links are not followed, put the file itself here"
+            ) from None
+        raise YamlError(f"{label}: (file): cannot be read ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise YamlError(f"{label}: is {file_kind(info.st_mode)}, not a regular file")
+            raise YamlError(f"{label}: (file): is {file_kind(info.st_mode)}, not a regular file")
         data = handle.read(limit + 1)
     if len(data) > limit:
-        raise YamlError(f"{label}: file is larger than {limit} bytes; at most {limit} are accepted")
+        raise YamlError(f"{label}: (file): is larger than {limit} bytes; at most {limit} are accepted")
     return data
 
 
 def _decode(data: bytes, label: str) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise YamlError(f"{label}: is UTF-16 or UTF-32 text (byte order mark); save it as UTF-8")
+        raise YamlError(f"{label}: (file): is UTF-16 or UTF-32 text (byte order mark); save it as UTF-8")
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise YamlError(f"{label}: contains a NUL byte (offset {nul}); a config is UTF-8 text")
+        raise YamlError(f"{label}: (file): contains a NUL byte (offset {nul}); a config is UTF-8 text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -214,12 +250,12 @@ def parse_yaml(text: str, label: str) -> Any:
         line = text[: exc.position].count("\n") + 1
         raise YamlError(f"{label}: line {line}: invalid YAML: {exc.reason} (character {exc.character!r})") from None
     except yaml.YAMLError as exc:
-        raise YamlError(f"{label}: invalid YAML: {str(exc)[:200]}") from None
+        raise YamlError(f"{label}: (file): invalid YAML: {str(exc)[:200]}") from None
     except (ValueError, OverflowError, TypeError) as exc:
         # a value YAML's own constructors refuse: a timestamp like 2024-13-45, an integer of 5,000 digits
-        raise YamlError(f"{label}: invalid YAML value: {str(exc).split(';')[0][:200]}") from None
+        raise YamlError(f"{label}: (file): invalid YAML value: {str(exc).split(';')[0][:200]}") from None
     except RecursionError:
-        raise YamlError(f"{label}: nested too deeply") from None
+        raise YamlError(f"{label}: (top level): nested too deeply") from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -230,7 +266,7 @@ def read_yaml_mapping(path: Path, label: str | None = None, follow_symlinks: boo
     label = label or str(path)
     data = parse_yaml(_decode(read_file_bytes(path, label, follow_symlinks), label), label)
     if data is None:
-        raise YamlError(f"{label}: file is empty; expected a mapping of settings")
+        raise YamlError(f"{label}: (file): is empty; expected a mapping of settings")
     if not isinstance(data, dict):
-        raise YamlError(f"{label}: top level is a {type(data).__name__}; expected a mapping of settings")
+        raise YamlError(f"{label}: (top level): is a {type(data).__name__}; expected a mapping of settings")
     return data
