@@ -70,8 +70,9 @@ RENDER_MARKER = ".psp-render"
 
 def out_dir_problem(out: Path, force: bool, paths: Paths) -> str:
     """Why `psp render --out` must not replace `out` ('' when it may): it is a link or a file, it holds the
-    working directory, the home, the repository or a workspace folder (refused even with --force), or it
-    is a non-empty folder `psp render` did not write (refused unless --force)."""
+    working directory, the home, the repository or a workspace folder, it lies among the configs or the
+    templates (all refused even with --force), or it is a non-empty folder `psp render` did not write
+    (refused unless --force)."""
     if out.is_symlink():
         return f"{out}: --out: is a symbolic link; name the folder itself"
     if out.exists() and not out.is_dir():
@@ -88,6 +89,9 @@ def out_dir_problem(out: Path, force: bool, paths: Paths) -> str:
         keep = keep.resolve()
         if resolved == keep or resolved in keep.parents:
             return f"{out}: --out: would replace {name} ({keep}); name a folder of its own (refused even with --force)"
+    for name, source in (("PSP_CLIENT_CONFIGS_DIR", paths.configs_dir), ("PSP_TEMPLATES_DIR", paths.templates_dir)):
+        if source.resolve() in resolved.parents:
+            return f"{out}: --out: is inside {name} ({source}); rendered files do not belong among the sources"
     if not resolved.is_dir() or force or not any(resolved.iterdir()):
         return ""
     marker = resolved / RENDER_MARKER

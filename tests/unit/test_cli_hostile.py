@@ -644,6 +644,13 @@ OUT_CASES = [
         r"client_configs: --out: would replace PSP_CLIENT_CONFIGS_DIR",
         False,
     ),
+    (
+        "inside the configs folder",
+        None,
+        "client_configs/rendered",
+        r"client_configs/rendered: --out: is inside PSP_CLIENT_CONFIGS_DIR",
+        False,
+    ),
     ("the data folder", lambda ws: (ws / "data").mkdir(), "data", r"data: --out: would replace PSP_DATA_DIR", False),
     (
         "a link to a folder",
