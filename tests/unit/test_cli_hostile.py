@@ -204,6 +204,17 @@ CASES = [
         "",
     ),
     Case(
+        "merge keys doubling a mapping at each level",
+        write(
+            "mergedouble.yaml",
+            cfg()
+            + "x0: &x0 {k: 1}\n"
+            + "".join(f"x{i}: &x{i} {{<<: [*x{i - 1}, *x{i - 1}], k{i}: 1}}\n" for i in range(1, 45)),
+        ),
+        "",
+        "",
+    ),
+    Case(
         "alias to its own anchor (a loop)",
         write("cycle.yaml", cfg(**{LINES["locales"]: "locales: &me [*me]"})),
         "",
