@@ -1,7 +1,8 @@
 """`psp`: the platform's work outside the Dagster UI.
 
 psp validate [PATH...]                      validate client configs (all of client_configs/ by default)
-psp render --client ID --platform P --out DIR   write exactly what rendered_source produces
+psp render --client ID --platform P --out DIR [--force]
+                                            write exactly what rendered_source produces
 psp new-client ID                           write a valid starter config
 psp schema [--check]                        export (or check) schema/client_config.schema.json
 psp fleet                                   materialize the whole fleet through Dagster, print a summary
@@ -16,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from psp_assets.core.config import PLATFORMS, json_schema, load_fleet, starter_config
+from psp_assets.core.config import PLATFORMS, ClientConfig, json_schema, load_fleet, starter_config
 from psp_assets.core.errors import ConfigError, PspError
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.pipeline import REPO_ROOT, Paths, render_plugin
@@ -31,52 +32,126 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def client_problems(config: ClientConfig, label: str, templates_dir: Path) -> list[str]:
+    """What `psp validate` finds wrong with a config the model accepts: a platform without a template, a
+    locale without a complete translation catalog."""
+    problems = []
+    templates = available_platforms(templates_dir)
+    missing = [p for p in config.enabled_platforms() if p not in templates]
+    if missing:
+        problems.append(f"{label}: platforms: no template for {', '.join(missing)} in {templates_dir}")
+    try:
+        catalog = load_catalog(templates_dir / SHARED_DIR / "i18n", list(config.locales))
+    except PspError as exc:
+        problems += [f"{label}: {line}" for line in str(exc).splitlines()]
+    else:
+        problems += [f"{label}: locales: {line}" for line in catalog.problems()]
+    return problems
+
+
 def cmd_validate(args: argparse.Namespace, paths: Paths) -> int:
     files = [Path(p) for p in args.paths]
     for f in files:
-        if not f.is_file():
+        if not os.path.lexists(f):
             _err(f"{f}: no such file")
             return 2
     fleet = load_fleet(paths.configs_dir, files or None)
     problems = [p for ps in fleet.problems.values() for p in ps]
-    templates = available_platforms(paths.templates_dir)
-    i18n = paths.templates_dir / SHARED_DIR / "i18n"
     for _cid, loaded in sorted(fleet.clients.items()):
-        label = os.path.relpath(loaded.path)
-        missing = [p for p in loaded.config.enabled_platforms() if p not in templates]
-        if missing:
-            problems.append(f"{label}: platforms: no template for {', '.join(missing)} in {paths.templates_dir}")
-        try:
-            catalog = load_catalog(i18n, list(loaded.config.locales))
-        except PspError as exc:
-            problems += [f"{label}: {line}" for line in str(exc).splitlines()]
-        else:
-            problems += [f"{label}: locales: {line}" for line in catalog.problems()]
+        problems += client_problems(loaded.config, os.path.relpath(loaded.path), paths.templates_dir)
     for line in problems:
         _err(line)
     print(f"{len(fleet.clients) + len(fleet.problems)} config(s) checked, {len(problems)} problem(s)")
     return 1 if problems else 0
 
 
+# Written into every folder `psp render` fills: only such a folder is replaced without --force.
+RENDER_MARKER = ".psp-render"
+
+
+def out_dir_problem(out: Path, force: bool, paths: Paths) -> str:
+    """Why `psp render --out` must not replace `out` ('' when it may): it is a link or a file, it holds the
+    working directory, the home, the repository or a workspace folder, it lies among the configs or the
+    templates (all refused even with --force), or it is a non-empty folder `psp render` did not write
+    (refused unless --force)."""
+    if out.is_symlink():
+        return f"{out}: --out: is a symbolic link; name the folder itself"
+    if out.exists() and not out.is_dir():
+        return f"{out}: --out: exists and is not a folder"
+    resolved = out.resolve()
+    for name, keep in (
+        ("the working directory", Path.cwd()),
+        ("the home directory", Path.home()),
+        ("the repository", REPO_ROOT),
+        ("PSP_CLIENT_CONFIGS_DIR", paths.configs_dir),
+        ("PSP_TEMPLATES_DIR", paths.templates_dir),
+        ("PSP_DATA_DIR", paths.data_dir),
+    ):
+        keep = keep.resolve()
+        if resolved == keep or resolved in keep.parents:
+            return f"{out}: --out: would replace {name} ({keep}); name a folder of its own (refused even with --force)"
+    for name, source in (("PSP_CLIENT_CONFIGS_DIR", paths.configs_dir), ("PSP_TEMPLATES_DIR", paths.templates_dir)):
+        if source.resolve() in resolved.parents:
+            return f"{out}: --out: is inside {name} ({source}); rendered files do not belong among the sources"
+    if not resolved.is_dir() or force or not any(resolved.iterdir()):
+        return ""
+    marker = resolved / RENDER_MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return (
+            f"{out}: --out: folder is not empty and was not written by psp render (no {RENDER_MARKER}); "
+            "name a new folder, or pass --force to replace everything in it"
+        )
+    return ""
+
+
 def cmd_render(args: argparse.Namespace, paths: Paths) -> int:
     fleet = load_fleet(paths.configs_dir)
     config = fleet.client(args.client)
-    source = render_plugin(paths, config, args.platform, Path(args.out))
+    out = Path(args.out)
+    problem = out_dir_problem(out, args.force, paths)
+    if problem:
+        _err(problem)
+        return 1
+    source = render_plugin(paths, config, args.platform, out)
     tree = source.tree
+    marker = {"client": args.client, "platform": args.platform, "build": tree.build}
+    _create(source.path / RENDER_MARKER, json.dumps(marker, sort_keys=True) + "\n")
     print(f"rendered {args.client}|{args.platform} build {tree.build} ({len(tree.files)} files) into {source.path}")
     return 0
 
 
+def _create(path: Path, text: str) -> None:
+    """Write a new file; never through a symbolic link, never over an existing file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def cmd_new_client(args: argparse.Namespace, paths: Paths) -> int:
+    text = starter_config(args.id)
     target = paths.configs_dir / f"{args.id}.yaml"
-    if target.exists():
-        _err(f"{target}: already exists; edit it instead")
+    if target.is_symlink():
+        _err(f"{target}: (file): is a symbolic link; not written through, remove it first")
+        return 1
+    if os.path.lexists(target):
+        _err(f"{target}: (file): already exists; edit it instead")
         return 1
     fleet = load_fleet(paths.configs_dir)
     if args.id in fleet.clients:
-        _err(f"client id {args.id!r} is already used by {fleet.clients[args.id].path}")
+        _err(f"{target}: id: {args.id!r} is already used by {fleet.clients[args.id].path}")
         return 1
-    target.write_text(starter_config(args.id))
+    if claimed := [label for label, cid in fleet.claims.items() if cid == args.id]:
+        _err(f"{target}: id: {args.id!r} is already claimed by {', '.join(claimed)} (invalid; fix that file instead)")
+        return 1
+    try:
+        _create(target, text)
+    except FileExistsError:
+        _err(f"{target}: (file): appeared while writing (a file or a link); nothing written")
+        return 1
+    except OSError as exc:
+        _err(f"{target}: (file): cannot be written ({exc.strerror})")
+        return 1
     print(f"wrote {target}; edit it, then `psp validate {target}`")
     return 0
 
@@ -159,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("render", help="render one plugin exactly as rendered_source does")
     p.add_argument("--client", required=True)
     p.add_argument("--platform", required=True, choices=PLATFORMS)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder to write; an existing one only if psp render wrote it")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder psp render did not write")
     p = sub.add_parser("new-client", help="write a valid starter config")
     p.add_argument("id")
     p = sub.add_parser("schema", help="export the client config JSON Schema")
@@ -190,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except PspError as exc:
         _err(str(exc))
+        return 1
+    except OSError as exc:
+        _err(f"{exc.filename or args.command}: {exc.strerror or exc}")
         return 1
 
 

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import i18n
 from .errors import ConfigError
 from .iban import bic_problem, iban_problem, normalize_bic, normalize_iban
 from .identity import clash_problem
@@ -59,9 +60,70 @@ PAYMENT_METHODS: tuple[str, ...] = (
 # little punctuation. No newline, no comment or PHP delimiters, no markup.
 DISPLAY_TEXT_PATTERN = r"^[\w .,&()'+-]{2,80}$"
 
-# ll_CC, or a language alone where the catalog serves every region (ar: Arabic)
-Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(?:_[A-Z]{2})?$")]
+# language, optionally with a region: nl_NL, pt_BR, or ar alone; a catalog file must ship for it (i18n.py)
+LOCALE_PATTERN = r"^[a-z]{2,3}(_[A-Z]{2})?$"
+Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN)]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """A client value for an error message: scalars quoted and cut to `width`, anything else by its type
+    only (the repr of a list built from YAML aliases can be gigabytes long)."""
+    if isinstance(value, str):
+        text = repr(value[:width])
+        return text if len(value) <= width else text[:-1] + "..." + text[-1]
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else "a very large integer"
+    if isinstance(value, dict):
+        return f"a mapping ({len(value)} keys)"
+    if isinstance(value, list | tuple | set | frozenset):
+        return f"a list ({len(value)} items)"
+    return f"a {type(value).__name__} value"
+
+
+def host_problem(host: str | None) -> str:
+    """'' when `host` (as a URL parser returns it: IDNA-encoded, lower case) is a DNS name or an IP
+    address, else why not. DNS names: labels of letters, digits and inner '-', each at most 63
+    characters, at most 253 in all (RFC 1035); Unicode names are checked in their IDNA (xn--) form."""
+    import ipaddress
+
+    if not host:
+        return "has no host"
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return ""
+    except ValueError:
+        pass
+    if len(host) > 253:
+        return f"host is {len(host)} characters long; a DNS name has at most 253"
+    labels = host.split(".")
+    for label in labels:
+        if not label:
+            return f"host {shown(host)} has an empty label; write it as a DNS name like api.psp.example"
+        if len(label) > 63:
+            return f"host label {shown(label)} is {len(label)} characters long; at most 63 are allowed"
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", label):
+            return f"host {shown(host)} is not a DNS name (letters, digits and '-' between dots, IDNA for others)"
+        if label.startswith("xn--"):
+            try:
+                label.encode().decode("idna")
+            except UnicodeError:
+                return f"host label {shown(label)} is not valid IDNA (punycode)"
+    if labels[-1].isdigit():
+        return f"host {shown(host)} is neither an IP address nor a DNS name (its last label is all digits)"
+    return ""
+
+
+def _web_url_problem(url: AnyUrl, schemes: tuple[str, ...]) -> str:
+    if url.scheme not in schemes:
+        return f"must be an {'/'.join(schemes)} URL (got {url.scheme}://)"
+    if url.username or url.password:
+        return "must not carry credentials"
+    if url.port == 0:
+        return "port 0 is not a port"
+    return host_problem(url.host)
 
 
 class _Strict(BaseModel):
@@ -91,16 +153,14 @@ class HealthGate(_Strict):
     )
     count: int = Field(3, ge=1, le=30, description="Rounds of checks after the switch.")
     interval_seconds: float = Field(1.0, ge=0, le=60, description="Pause between rounds.")
-    failure_limit: int = Field(0, ge=0, le=29, description="Failed rounds tolerated before rolling back.")
+    failure_limit: int = Field(0, ge=0, le=29, description="Failed rounds tolerated before rolling back; below count.")
     timeout_seconds: float = Field(5.0, gt=0, le=60, description="Per-request timeout.")
 
     @field_validator("store_url", "health_url")
     @classmethod
     def _web_url(cls, url: AnyUrl | None) -> AnyUrl | None:
-        if url is not None and url.scheme not in ("http", "https"):
-            raise ValueError("must be an http(s) URL")
-        if url is not None and (url.username or url.password):
-            raise ValueError("must not carry credentials")
+        if url is not None and (problem := _web_url_problem(url, ("http", "https"))):
+            raise ValueError(problem)
         return url
 
     @model_validator(mode="after")
@@ -133,7 +193,9 @@ class SftpTarget(_Strict):
     host: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")]
     port: int = Field(22, ge=1, le=65535)
     user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")]
-    private_key_env: EnvVarName | None = Field(None, description="Env var holding the private key (PEM/OpenSSH).")
+    private_key_env: EnvVarName | None = Field(
+        None, description="Env var holding the private key (PEM/OpenSSH); set this or private_key_file."
+    )
     private_key_file: str | None = Field(None, description="Key file, relative to PSP_SSH_KEYS_DIR.")
     known_host: str = Field(description="The host's public key as in known_hosts: '<type> <base64>'.")
     path: str = Field(description="Absolute live plugin path on the store.")
@@ -181,7 +243,9 @@ class PlatformSettings(_Strict):
     slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN)] | None = Field(
         None, description="Plugin slug / module folder name; derived from the client id when omitted."
     )
-    targets: list[Target] = Field(default_factory=list, description="Stores to deploy to, in rollout order.")
+    targets: list[Target] = Field(
+        default_factory=list, description="Stores to deploy to, in rollout order; target names are unique."
+    )
     contributors: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{1,59}$")]] = Field(
         default_factory=list,
         description="WooCommerce: wordpress.org usernames for readme.txt Contributors; default the client id "
@@ -250,10 +314,21 @@ class StoreOrdersSource(_Strict):
 
     name: TargetName
     platform: Literal[PLATFORMS]  # type: ignore[valid-type]
-    api_base_url: AnyUrl | None = Field(None, description="Store base URL the platform's order API lives under.")
+    api_base_url: AnyUrl | None = Field(
+        None, description="Store base URL (http or https) the order API lives under; set this or export_file."
+    )
     export_file: str | None = Field(None, description="CSV or Parquet order export, relative to PSP_DATA_DIR.")
     key_env: EnvVarName | None = Field(None, description="Env var holding the API user / consumer key.")
-    secret_env: EnvVarName | None = Field(None, description="Env var holding the API secret, token or password.")
+    secret_env: EnvVarName | None = Field(
+        None, description="Env var holding the API secret, token or password; required with api_base_url."
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _store_url(cls, url: AnyUrl | None) -> AnyUrl | None:
+        if url is not None and (problem := _web_url_problem(url, ("http", "https"))):
+            raise ValueError(problem)
+        return url
 
     @field_validator("export_file")
     @classmethod
@@ -326,7 +401,10 @@ class Settlement(_Strict):
     """The client's payout account, where the PSP settles the money its merchants take. Checked with the
     rules the plugins apply at checkout (core/iban.py, the same vectors), and kept in electronic form."""
 
-    iban: str = Field(description="IBAN of the payout account; spaces are allowed and removed (ISO 13616).")
+    iban: str = Field(
+        description="IBAN of the payout account (ISO 13616): a known country's length; spaces are allowed and "
+        "removed; check digits verified by psp validate."
+    )
     bic: str | None = Field(None, description="BIC of the account's bank, 8 or 11 characters (ISO 9362).")
 
     @field_validator("iban")
@@ -407,7 +485,9 @@ class GitHubSettings(_Strict):
         default_factory=dict, description="Per-platform repository overrides, e.g. {magento2: bank-magento-module}."
     )
     base_url: str = Field("https://api.github.com", description="API base URL; GitHub Enterprise: https://HOST/api/v3.")
-    token_env: EnvVarName | None = Field(None, description="Env var holding the organization's token; ends in _TOKEN.")
+    token_env: EnvVarName | None = Field(
+        None, description="Env var holding the organization's token; ends in _TOKEN; set this or app."
+    )
     app: GitHubApp | None = Field(None, description="GitHub App installation auth, instead of token_env.")
     source: GitHubSource | None = Field(
         None, description="Also publish each tested build's source, with a CI workflow, as a pull request here."
@@ -441,6 +521,14 @@ class GitHubSettings(_Strict):
             raise ValueError(f"must use https (got {url.scheme or 'no scheme'}://); http is accepted for loopback only")
         if not url.hostname or url.username or url.password or url.query or url.fragment:
             raise ValueError("must be a plain API base URL without credentials, query or fragment")
+        try:
+            port = url.port
+        except ValueError:
+            port = 0
+        if port == 0 and ":" in url.netloc.rsplit("]", 1)[-1]:
+            raise ValueError("the port must be a number from 1 to 65535")
+        if problem := host_problem(url.hostname):
+            raise ValueError(problem)
         if url.hostname != "api.github.com" and url.path != "/api/v3":
             raise ValueError(f"GitHub Enterprise API URLs end in /api/v3, e.g. https://{url.hostname}/api/v3")
         if url.hostname == "api.github.com" and url.path:
@@ -470,9 +558,14 @@ class ClientConfig(_Strict):
     name: Annotated[str, StringConstraints(pattern=DISPLAY_TEXT_PATTERN)] = Field(
         description="Display name shown to merchants and in plugin headers."
     )
-    api_base_url: AnyUrl = Field(description="The PSP API base URL the plugins call (https only).")
-    locales: list[Locale] = Field(min_length=1, description="Locales to ship translations for, e.g. nl_NL.")
-    currencies: list[str] = Field(min_length=1, description="ISO 4217 currency codes.")
+    api_base_url: AnyUrl = Field(
+        description="The PSP API base URL the plugins call: https, a DNS name (IDNA) or IP address as host, no "
+        "credentials, query or fragment."
+    )
+    locales: list[Locale] = Field(
+        min_length=1, description="Locales to ship translations for, e.g. nl_NL; each has a catalog in templates."
+    )
+    currencies: list[str] = Field(min_length=1, description="ISO 4217 currency codes, upper case, e.g. EUR.")
     payment_methods: list[Literal[PAYMENT_METHODS]] = Field(min_length=1)  # type: ignore[valid-type]
     features: Features = Field(default_factory=Features)
     checkout: Checkout = Field(default_factory=Checkout)
@@ -482,15 +575,17 @@ class ClientConfig(_Strict):
     rollout_analysis: RolloutAnalysis = Field(default_factory=RolloutAnalysis)
     settlement: Settlement | None = Field(None, description="The client's payout account (IBAN, optional BIC).")
     github: GitHubSettings | None = Field(None, description="Publish each plugin build as a GitHub release.")
-    platforms: Platforms
+    platforms: Platforms = Field(description="The platforms to build plugins for; at least one enabled.")
 
     @field_validator("api_base_url")
     @classmethod
     def _https_only(cls, url: AnyUrl) -> AnyUrl:
         if url.scheme != "https":
             raise ValueError(f"must use https (got {url.scheme}://); plugins never talk to the PSP in clear text")
-        if url.query or url.fragment or url.username or url.password:
+        if url.query is not None or url.fragment is not None or url.username or url.password:
             raise ValueError("must be a plain base URL without credentials, query or fragment")
+        if problem := host_problem(url.host) or ("port 0 is not a port" if url.port == 0 else ""):
+            raise ValueError(problem)
         if not re.fullmatch(r"[A-Za-z0-9._~/-]*", url.path or ""):
             raise ValueError("path may contain only letters, digits and . _ ~ / -")
         return url
@@ -500,7 +595,7 @@ class ClientConfig(_Strict):
     def _iso_currencies(cls, codes: list[str]) -> list[str]:
         bad = [c for c in codes if c not in ISO_4217]
         if bad:
-            raise ValueError(f"not ISO 4217 currency codes: {', '.join(map(repr, bad))} (use e.g. 'EUR', 'PLN')")
+            raise ValueError(f"not ISO 4217 currency codes: {', '.join(map(shown, bad[:5]))} (use e.g. 'EUR', 'PLN')")
         return _unique(codes, "currencies")
 
     @field_validator("locales", "payment_methods")
@@ -540,9 +635,10 @@ class ClientConfig(_Strict):
 
 
 def _unique(values: list[str], what: str) -> list[str]:
-    dupes = sorted({v for v in values if values.count(v) > 1})
+    seen: set[str] = set()
+    dupes = sorted({v for v in values if v in seen or seen.add(v)})
     if dupes:
-        raise ValueError(f"repeated {what}: {', '.join(dupes)}")
+        raise ValueError(f"repeated {what}: {', '.join(d[:40] for d in dupes[:5])}")
     return values
 
 
@@ -565,7 +661,8 @@ def _format_loc(loc: Iterable[Any]) -> str:
         elif str(part).startswith(("function-", "literal[")):
             continue  # pydantic's internal validator names, not a field
         else:
-            out += ("." if out else "") + str(part)
+            name = str(part)
+            out += ("." if out else "") + (name if len(name) <= 40 else shown(name, 40))
     return out or "(top level)"
 
 
@@ -575,19 +672,26 @@ def _describe(err: dict[str, Any]) -> str:
         msg = "unknown setting; remove it or check its spelling against schema/client_config.schema.json"
     elif err["type"] == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
-        msg = f"{err['input']!r:.60} " + _PATTERN_HINTS.get(pattern, f"must match {pattern}")
+        msg = f"{shown(err['input'])} " + _PATTERN_HINTS.get(pattern, f"must match {pattern}")
     elif err["type"] == "literal_error":
-        msg = f"{err['input']!r:.60} is not one of {err.get('ctx', {}).get('expected', '')}"
+        msg = f"{shown(err['input'])} is not one of {err.get('ctx', {}).get('expected', '')}"
     elif err["type"] == "union_tag_invalid":
-        msg = f"unknown transport {err['input'].get('transport')!r}" if isinstance(err["input"], dict) else msg
+        msg = f"unknown transport {shown(err['input'].get('transport'))}" if isinstance(err["input"], dict) else msg
         msg += "; supported transports: " + ", ".join(TRANSPORTS)
     elif "input" in err and not isinstance(err["input"], dict | list) and err["type"] != "missing":
-        msg = f"{msg} (got {err['input']!r:.60})"
-    return msg
+        msg = f"{msg} (got {shown(err['input'])})"
+    return msg[:500]
+
+
+MAX_PROBLEMS_PER_FILE = 25
 
 
 def validation_problems(exc: ValidationError, label: str) -> list[str]:
-    return [f"{label}: {_format_loc(e['loc'])}: {_describe(e)}" for e in exc.errors()]
+    errors = exc.errors()
+    lines = [f"{label}: {_format_loc(e['loc'])}: {_describe(e)}" for e in errors[:MAX_PROBLEMS_PER_FILE]]
+    if len(errors) > MAX_PROBLEMS_PER_FILE:
+        lines.append(f"{label}: (top level): {len(errors) - MAX_PROBLEMS_PER_FILE} more problems not shown")
+    return lines
 
 
 def parse_client(data: dict[str, Any], label: str) -> ClientConfig:
@@ -596,15 +700,23 @@ def parse_client(data: dict[str, Any], label: str) -> ClientConfig:
         return ClientConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_problems(exc, label)) from None
+    except RecursionError:
+        raise ConfigError([f"{label}: (top level): nested too deeply to validate"]) from None
+
+
+def read_client_file(path: Path, label: str | None = None) -> dict[str, Any]:
+    """The YAML mapping of one client file, read as the loader reads every config: a regular file (a
+    symbolic link is refused, not followed), bounded in size, nesting and aliases (yamlio)."""
+    label = label or str(path)
+    try:
+        return read_yaml_mapping(path, label, follow_symlinks=False)
+    except YamlError as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 def load_client(path: Path, label: str | None = None) -> ClientConfig:
     label = label or str(path)
-    try:
-        data = read_yaml_mapping(path, label)
-    except YamlError as exc:
-        raise ConfigError([str(exc)]) from None
-    return parse_client(data, label)
+    return parse_client(read_client_file(path, label), label)
 
 
 @dataclass(frozen=True)
@@ -623,6 +735,8 @@ class Fleet:
 
     clients: dict[str, LoadedClient] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
+    # file label -> the client id it names, for files that are YAML mappings with a text `id`, valid or not
+    claims: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -632,13 +746,21 @@ class Fleet:
         if self.problems:
             raise ConfigError([p for problems in self.problems.values() for p in problems])
 
+    def files_of(self, client_id: str) -> list[str]:
+        """Labels of the invalid files that belong to `client_id`: they name it as their id, or are named
+        after it (<id>.yaml) when their id cannot be read."""
+        return [
+            label for label in self.problems if self.claims.get(label) == client_id or Path(label).stem == client_id
+        ]
+
     def client(self, client_id: str) -> ClientConfig:
         if client_id not in self.clients:
+            own = self.files_of(client_id)
+            if own:
+                lines = [p for label in own for p in self.problems[label]]
+                raise ConfigError([*lines, f"client {client_id!r}: its config is invalid ({', '.join(own)})"])
             known = ", ".join(sorted(self.clients)) or "none"
-            detail = ""
-            for problems in self.problems.values():
-                detail = "; " + problems[0] if any(client_id in p for p in problems) else detail
-            raise ConfigError([f"client {client_id!r}: no valid config found (valid clients: {known}){detail}"])
+            raise ConfigError([f"client {client_id!r}: no valid config found (valid clients: {known})"])
         return self.clients[client_id].config
 
     def partition_keys(self) -> list[str]:
@@ -646,9 +768,12 @@ class Fleet:
 
 
 def config_files(directory: Path) -> list[Path]:
+    """Every `*.yaml` / `*.yml` entry of the directory, whatever kind of file it is: the loader refuses
+    symbolic links, directories and other non-regular files with a problem each, so none goes unreported.
+    Hidden names (an editor's `.#x.yaml` lock link) are not configs."""
     if not directory.is_dir():
         raise ConfigError([f"{directory}: client config directory does not exist (set PSP_CLIENT_CONFIGS_DIR)"])
-    return sorted(p for p in directory.iterdir() if p.suffix in CONFIG_SUFFIXES and p.is_file())
+    return sorted(p for p in directory.iterdir() if p.suffix in CONFIG_SUFFIXES and not p.name.startswith("."))
 
 
 def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
@@ -662,7 +787,10 @@ def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
     for path in sorted(paths) if paths is not None else config_files(directory):
         label = _label(path, directory)
         try:
-            config = load_client(path, label)
+            data = read_client_file(path, label)
+            if isinstance(data.get("id"), str):
+                fleet.claims[label] = data["id"]
+            config = parse_client(data, label)
         except ConfigError as exc:
             fleet.problems[label] = exc.problems
             continue
@@ -688,17 +816,170 @@ def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
 
 
 def _label(path: Path, directory: Path) -> str:
+    # the link itself, not its target: a symbolic link is reported under its own name
     try:
-        return str(path.resolve().relative_to(directory.resolve().parent))
+        return str(path.parent.resolve().joinpath(path.name).relative_to(directory.resolve().parent))
     except ValueError:
         return str(path)
 
 
-def json_schema() -> dict[str, Any]:
+REPO_I18N_DIR = Path(__file__).resolve().parents[2] / "templates" / "_shared" / "i18n"
+
+
+def shipped_locales(i18n_dir: Path = REPO_I18N_DIR) -> list[str]:
+    """The locales a config may list: the catalog's source locale and one per `<locale>.yaml` catalog."""
+    try:
+        return i18n.shipped_locales(i18n_dir)
+    except YamlError as exc:
+        raise ConfigError([str(exc)]) from None
+
+
+# What only code can check; the schema-parity test (tests/unit/test_schema_parity.py) allows exactly these.
+CODE_ONLY_RULES: dict[str, str] = {
+    "IBAN check digits (ISO 7064 mod 97-10)": "the IBAN check digits do not match",
+    "unique target names per platform (JSON Schema has no uniqueness by key)": "target names must be unique",
+    "IDNA validity and encoded length of Unicode host names": "not valid IDNA",
+    "a complete translation catalog for each locale": "is not translated for",
+}
+
+# ECMA-262 regular expressions for the schema (editors evaluate them as JavaScript does): no \d or \w,
+# which mean different things in different engines.
+_PORT = r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+_IPV4_PART = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"(?:{_IPV4_PART}\.){{3}}{_IPV4_PART}"
+
+
+def _host_pattern(chars: str) -> str:
+    label = rf"[{chars}](?:[{chars}-]{{0,61}}[{chars}])?"
+    end = r"(?:[:/?#]|$)"
+    return rf"(?:{_IPV4}(?={end})|(?=[^:/?#]{{1,253}}{end})(?:{label}\.)*(?![0-9]+{end}){label}(?={end}))"
+
+
+_HOST = _host_pattern(r"A-Za-z0-9\u00a1-\uffff")
+_LOWER_HOST = _host_pattern(r"a-z0-9\u00a1-\uffff")
+_RELATIVE_PATH = r"(?=[A-Za-z0-9._/-]{1,240}$)(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))"
+_SPACE_CLASS = "[" + "".join(f"\\u{c:04x}" for c in (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0xA0, 0x2007, 0x202F)) + "]"
+_GIT_PART = r"[A-Za-z0-9_][A-Za-z0-9._-]*(?<!\.)(?<!\.lock)"
+
+
+def _caseless(text: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in text)
+
+
+def _iban_pattern() -> str:
+    from .iban import IBAN_LENGTHS
+
+    s = _SPACE_CLASS + "*"
+    alnum = "[A-Za-z0-9]"
+    per_country = [
+        f"{_caseless(cc[0])}{s}{_caseless(cc[1])}{s}[0-9]{s}[0-9](?:{s}{alnum}){{{n - 4}}}"
+        for cc, n in sorted(IBAN_LENGTHS.items())
+    ]
+    return f"^{s}(?:{'|'.join(per_country)}){s}$"
+
+
+def _bic_pattern() -> str:
+    from .iban import BIC_OTHER_COUNTRIES, IBAN_LENGTHS
+
+    countries = "|".join(_caseless(c) for c in sorted({*IBAN_LENGTHS, *BIC_OTHER_COUNTRIES}))
+    s = _SPACE_CLASS + "*"
+    return f"^{s}[A-Za-z]{{4}}(?:{countries})[A-Za-z0-9]{{2}}(?:[A-Za-z0-9]{{3}})?{s}$"
+
+
+def _string_of(prop: dict[str, Any]) -> dict[str, Any]:
+    """The string schema of a property, inside `anyOf: [..., null]` for an optional one."""
+    for branch in prop.get("anyOf", []):
+        if branch.get("type") == "string":
+            return branch
+    return prop
+
+
+def _exactly_one(a: str, b: str) -> dict[str, Any]:
+    def only(this: str, other: str) -> dict[str, Any]:
+        return {"required": [this], "properties": {this: {"not": {"type": "null"}}, other: {"type": "null"}}}
+
+    return {"oneOf": [only(a, b), only(b, a)]}
+
+
+def _tighten(schema: dict[str, Any], locales: list[str]) -> None:
+    """Add to pydantic's schema every rule of the model's validators that JSON Schema can express."""
+    defs, top = schema["$defs"], schema["properties"]
+
+    def prop(model: str, name: str) -> dict[str, Any]:
+        return _string_of(defs[model]["properties"][name])
+
+    top["api_base_url"]["pattern"] = rf"^https://{_HOST}{_PORT}(?:/[A-Za-z0-9._~/-]*)?$"
+    top["locales"]["items"] = {"type": "string", "enum": locales}
+    top["currencies"]["items"] = {"type": "string", "enum": sorted(ISO_4217)}
+    for name in ("locales", "currencies", "payment_methods"):
+        top[name]["uniqueItems"] = True
+
+    defs["Platforms"]["minProperties"] = 1
+    defs["Platforms"]["anyOf"] = [
+        {"required": [p], "properties": {p: {"type": "object", "properties": {"enabled": {"const": True}}}}}
+        for p in PLATFORMS
+    ]
+    web_url = rf"^https?://{_HOST}{_PORT}(?:[/?#]\S*)?$"
+    for model, name in ("HealthGate", "store_url"), ("HealthGate", "health_url"), ("StoreOrdersSource", "api_base_url"):
+        prop(model, name)["pattern"] = web_url
+    defs["HealthGate"]["allOf"] = [
+        {
+            "if": {"required": ["count"], "properties": {"count": {"const": n}}},
+            "then": {"properties": {"failure_limit": {"maximum": n - 1}}},
+        }
+        for n in range(1, 31)
+    ] + [{"if": {"not": {"required": ["count"]}}, "then": {"properties": {"failure_limit": {"maximum": 2}}}}]
+
+    relative = f"^{_RELATIVE_PATH}.+$"
+    prop("LocalTarget", "path")["pattern"] = relative
+    prop("SftpTarget", "private_key_file")["pattern"] = relative
+    prop("StoreOrdersSource", "export_file")["pattern"] = rf"^{_RELATIVE_PATH}.+\.(?:csv|parquet)$"
+    prop("SftpTarget", "path")["pattern"] = r"^(?!.*//)(?!(?:.*/)?\.\.?(?:/|$))/[A-Za-z0-9._/-]{1,239}$"
+    prop("SftpTarget", "known_host")["pattern"] = (
+        r"^(?:[^ \t]+[ \t]+)?(?:ssh|ecdsa)-[a-z0-9-]+(?:@openssh\.com)?[ \t]+[A-Za-z0-9+/=]{40,}$"
+    )
+    defs["SftpTarget"]["allOf"] = [_exactly_one("private_key_env", "private_key_file")]
+    defs["StoreOrdersSource"]["allOf"] = [
+        _exactly_one("api_base_url", "export_file"),
+        {
+            "if": {"required": ["api_base_url"], "properties": {"api_base_url": {"not": {"type": "null"}}}},
+            "then": {"required": ["secret_env"], "properties": {"secret_env": {"not": {"type": "null"}}}},
+        },
+    ]
+
+    prop("Checkout", "title")["pattern"] = r"^[^\u0000-\u001f\u007f]*$"
+    prop("Checkout", "description")["pattern"] = r"^[^\u0000-\u0009\u000b-\u001f\u007f]*$"
+    prop("Settlement", "iban")["pattern"] = _iban_pattern()
+    prop("Settlement", "bic")["pattern"] = _bic_pattern()
+
+    repo = r"^(?!\.\.?$)[A-Za-z0-9._-]{1,100}$"
+    prop("GitHubSettings", "repository")["pattern"] = repo
+    prop("GitHubSource", "repository")["pattern"] = repo
+    repositories = defs["GitHubSettings"]["properties"]["repositories"]
+    repositories["additionalProperties"]["pattern"] = repo
+    repositories["propertyNames"] = {"enum": list(PLATFORMS)}
+    prop("GitHubSettings", "token_env")["pattern"] = r"^(?=[A-Z][A-Z0-9_]{1,80}$).*_TOKEN$"
+    prop("GitHubApp", "private_key_env")["pattern"] = r"^(?=[A-Z][A-Z0-9_]{1,80}$).*_PRIVATE_KEY$"
+    prop("GitHubSettings", "base_url")["pattern"] = (
+        rf"^(?:https://api\.github\.com|https://(?!api\.github\.com(?:[:/]|$)){_LOWER_HOST}{_PORT}/api/v3"
+        rf"|http://(?:127\.0\.0\.1|localhost|\[::1\]){_PORT}/api/v3)/?$"
+    )
+    prop("GitHubSource", "base_branch")["pattern"] = (
+        rf"^(?=[A-Za-z0-9._/-]{{1,100}}$)(?!.*\.\.){_GIT_PART}(?:/{_GIT_PART})*$"
+    )
+    defs["GitHubSettings"]["allOf"] = [_exactly_one("token_env", "app")]
+
+
+def json_schema(i18n_dir: Path = REPO_I18N_DIR) -> dict[str, Any]:
+    """The client config model as JSON Schema (2020-12), for editors: pydantic's schema plus every rule of
+    the validators that JSON Schema can express. The locales are the catalogs shipped in `i18n_dir`; what
+    only code can check is listed in CODE_ONLY_RULES."""
     schema = ClientConfig.model_json_schema()
+    _tighten(schema, shipped_locales(i18n_dir))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "client_config.schema.json"
     schema["title"] = "PSP client config"
+    schema["$comment"] = "Checked by psp validate, not by this schema: " + "; ".join(CODE_ONLY_RULES) + "."
     return schema
 
 

@@ -18,6 +18,10 @@ This page is generated from the model by `psp schema`; CI fails when it is out o
 """
 
 
+MAX_LISTED = 30  # longer enums (the ISO 4217 codes) are named by count; the schema lists them
+MAX_PATTERN = 80  # longer patterns (IBAN lengths per country, host names) are left to the schema
+
+
 def _type(node: dict[str, Any], defs: dict[str, Any]) -> str:
     if "$ref" in node:
         return node["$ref"].rsplit("/", 1)[-1]
@@ -26,7 +30,8 @@ def _type(node: dict[str, Any], defs: dict[str, Any]) -> str:
     if "oneOf" in node:
         return " or ".join(_type(n, defs) for n in node["oneOf"])
     if node.get("type") == "array":
-        return f"list of {_type(node.get('items', {}), defs)}"
+        items = node.get("items", {})
+        return "list of " + ("string" if len(items.get("enum", ())) > MAX_LISTED else _type(items, defs))
     if "enum" in node:
         return "one of " + ", ".join(f"`{v}`" for v in node["enum"])
     if "const" in node:
@@ -34,27 +39,43 @@ def _type(node: dict[str, Any], defs: dict[str, Any]) -> str:
     return node.get("type", "any")
 
 
+def _enum(values: list[Any]) -> str:
+    if len(values) > MAX_LISTED:
+        return f"one of {len(values)} values (listed in the schema)"
+    return "one of " + ", ".join(f"`{v}`" for v in values)
+
+
+def _pattern(pattern: str) -> str:
+    return f"`{pattern}`" if len(pattern) <= MAX_PATTERN else "the pattern in the schema"
+
+
 def _rules(node: dict[str, Any]) -> str:
     parts = []
     if node.get("description"):
-        parts.append(node["description"])
-    for key, label in (
-        ("pattern", "matches"),
-        ("minLength", "min length"),
-        ("maxLength", "max length"),
-        ("minimum", "min"),
-        ("maximum", "max"),
-        ("minItems", "at least"),
-        ("format", "format"),
-    ):
-        if key in node:
-            value = f"`{node[key]}`" if key == "pattern" else node[key]
-            parts.append(f"{label} {value}")
+        parts.append(node["description"].rstrip("."))
+    strings = [b for b in node.get("anyOf", []) if b.get("type") == "string"]
+    for source in [node, *strings]:
+        for key, label in (
+            ("pattern", "matches"),
+            ("minLength", "min length"),
+            ("maxLength", "max length"),
+            ("minimum", "min"),
+            ("maximum", "max"),
+            ("minItems", "at least"),
+            ("format", "format"),
+        ):
+            if key in source:
+                value = _pattern(source[key]) if key == "pattern" else source[key]
+                parts.append(f"{label} {value}")
+    if node.get("uniqueItems"):
+        parts.append("no repeats")
     items = node.get("items", {})
     if "pattern" in items:
-        parts.append(f"each matches `{items['pattern']}`")
+        parts.append(f"each matches {_pattern(items['pattern'])}")
     if "enum" in items:
-        parts.append("each one of " + ", ".join(f"`{v}`" for v in items["enum"]))
+        parts.append("each " + _enum(items["enum"]))
+    if "propertyNames" in node and "enum" in node["propertyNames"]:
+        parts.append("keys " + _enum(node["propertyNames"]["enum"]))
     return "; ".join(str(p) for p in parts).replace("|", "\\|")
 
 
@@ -69,17 +90,22 @@ def _rows(node: dict[str, Any], defs: dict[str, Any], prefix: str, seen: set[str
             f"| `{path}` | {_type(prop, defs)} | {'yes' if name in required else ''} | {default} | {_rules(prop)} |"
         )
         targets = [prop] + prop.get("anyOf", []) + ([prop["items"]] if "items" in prop else [])
+        subs: list[str] = []
         for target in targets:
             ref = target.get("$ref") or target.get("items", {}).get("$ref")
-            subs = [ref] if ref else [o.get("$ref") for o in target.get("oneOf", []) if o.get("$ref")]
-            for sub in subs:
-                if sub and sub not in seen:
-                    sub_node = defs[sub.rsplit("/", 1)[-1]]
-                    suffix = "[]." if prop.get("type") == "array" else "."
-                    rows += _rows(sub_node, defs, path + suffix, seen | {sub})
+            for sub in [ref] if ref else [o.get("$ref") for o in target.get("oneOf", []) if o.get("$ref")]:
+                if sub and sub not in seen and sub not in subs:
+                    subs.append(sub)
+        for sub in subs:
+            sub_node = defs[sub.rsplit("/", 1)[-1]]
+            suffix = "[]." if prop.get("type") == "array" else "."
+            rows += _rows(sub_node, defs, path + suffix, seen | {sub})
     return rows
 
 
 def config_reference(schema: dict[str, Any]) -> str:
     defs = schema.get("$defs", {})
-    return HEADER + "\n".join(_rows(schema, defs, "", set())) + "\n"
+    text = HEADER + "\n".join(_rows(schema, defs, "", set())) + "\n"
+    if schema.get("$comment"):
+        text += "\n" + schema["$comment"] + " Everything else above is in the schema, so an editor shows it too.\n"
+    return text

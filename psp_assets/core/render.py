@@ -21,13 +21,14 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import escape, iban
 from .config import ClientConfig
 from .errors import RenderError
 from .i18n import Catalog, compile_mo, load_catalog, parse_po
-from .identity import identity_for
+from .identity import SLUG_KEYS, identity_for
 from .statuses import CANONICAL_STATUSES, TRANSITIONS
 from .templates import SHARED_DIR, Template
 
@@ -133,7 +134,8 @@ def render_context(template: Template, config: ClientConfig, catalog: Catalog) -
     # template.yaml `vars` are small templates themselves (e.g. a namespace built from ids); they are
     # escaped where they are used, like any other value
     context["vars"] = {
-        name: escape.Tagged(render_string(text, context), f"vars.{name}") for name, text in spec.vars.items()
+        name: escape.Tagged(render_string(text, context), _derived_field(f"vars.{name}", text, spec.platform))
+        for name, text in spec.vars.items()
     }
     return context
 
@@ -147,6 +149,21 @@ def _locale_code(template: Template, locale: str) -> escape.Tagged:
     if not _LOCALE_CODE.match(code):
         raise RenderError(f"template.yaml locale_codes: {locale} -> {code!r} is not a language code (ll, ll_CC, ll-cc)")
     return escape.Tagged(code, "locales")
+
+
+def _derived_field(name: str, text: str, platform: str) -> str:
+    """`name`, plus the config fields its template reads: an error in a derived value names its source."""
+    try:
+        parsed = _VALUE_ENV.parse(text)
+    except jinja2.TemplateError:
+        return name
+    sources = set()
+    for node in parsed.find_all(jinja2.nodes.Getattr):
+        if isinstance(node.node, jinja2.nodes.Name) and node.node.name == "client":
+            sources.add("api_base_url" if node.attr == "api_base" else node.attr)
+        elif isinstance(node.node, jinja2.nodes.Name) and node.node.name == "ids":
+            sources.add(f"platforms.{platform}.slug" if node.attr in SLUG_KEYS else "id")
+    return f"{name} (derived from {', '.join(sorted(sources))})" if sources else name
 
 
 _VALUE_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)

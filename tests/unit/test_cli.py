@@ -1,11 +1,13 @@
 """The `psp` command, run as a person would (a subprocess), against a private workspace."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from psp_assets.cli import RENDER_MARKER
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
 
@@ -61,7 +63,11 @@ def test_render_writes_exactly_what_the_pipeline_renders(workspace):
     config = load_fleet(paths.configs_dir).clients["nordbank"].config
     source = render_plugin(paths, config, "woocommerce")
     cli_files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    marker = json.loads(cli_files.pop(RENDER_MARKER))  # the one file added: it lets a re-render replace the folder
+    assert marker == {"client": "nordbank", "platform": "woocommerce", "build": source.tree.build}
     assert cli_files == dict(source.tree.files)
+    again = psp(workspace, "render", "--client", "nordbank", "--platform", "woocommerce", "--out", str(out))
+    assert again.returncode == 0, again.stderr
 
 
 def test_render_of_an_unknown_client_says_which_clients_exist(workspace):

@@ -75,7 +75,7 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path):
 def test_duplicate_yaml_keys_are_rejected_not_silently_overwritten(tmp_path: Path):
     bad = tmp_path / "dup.yaml"
     bad.write_text((DEMO_CLIENTS / "nordbank.yaml").read_text() + "\nid: other\n")
-    with pytest.raises(ConfigError, match="duplicate key 'id'"):
+    with pytest.raises(ConfigError, match=r"dup\.yaml: id: duplicate key"):
         load_client(bad)
 
 
@@ -123,3 +123,54 @@ def test_committed_json_schema_matches_the_model():
     from psp_assets.cli import SCHEMA_PATH
 
     assert json.loads(SCHEMA_PATH.read_text()) == json_schema()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.bank.example/v1",
+        "https://bücher.example/v1",  # IDNA: checked as xn--bcher-kva.example
+        "https://10.0.0.7:8443/v1",
+        "https://localhost:9443/v1",
+        "https://" + "a" * 63 + ".example/",
+    ],
+)
+def test_api_hosts_that_are_dns_names_or_addresses_pass(url):
+    assert parse_client(client_dict(api_base_url=url), "x.yaml").api_base.startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://{$x}${x}/v1", "host '{$x}${x}' is not a DNS name"),
+        ("https://" + "a" * 5000 + ".example/", "host is 5008 characters long; a DNS name has at most 253"),
+        ("https://" + "a" * 64 + ".example/", "is 64 characters long; at most 63 are allowed"),
+        ("https://" + "abc." * 70 + "example/", "host is 287 characters long"),
+        ("https://api_bank.example/", "is not a DNS name"),
+        ("https://-api.example/", "is not a DNS name"),
+        ("https://api.example.42/", "invalid IPv4 address"),
+        ("https://api.example/v1?", "must be a plain base URL"),
+        ("https://api.example:0/", "port 0 is not a port"),
+    ],
+)
+def test_api_hosts_are_checked_as_dns_names_and_the_error_names_the_field(url, reason):
+    problems = problems_for(client_dict(api_base_url=url))
+    assert any(p.startswith("client_configs/x.yaml: api_base_url: ") and reason in p for p in problems), problems
+
+
+def test_non_scalar_inputs_are_described_by_type_only():
+    shared = ["x"] * 9
+    for _ in range(7):
+        shared = [shared] * 9  # 9**8 values if ever expanded: only the type may be shown
+    problems = problems_for(client_dict(id=shared, locales=shared, currencies=shared))
+    assert len(problems) <= 26 and all(len(p) < 600 for p in problems), problems
+    assert any("id: Input should be a valid string" in p for p in problems)
+
+
+def test_a_derived_value_names_the_field_it_comes_from():
+    from psp_assets.core.render import _derived_field
+
+    app_url = "{{ client.api_base.split('/')[:3]|join('/') }}/apps/shopify/{{ ids.slug }}"
+    assert _derived_field("vars.app_url", app_url, "shopify") == (
+        "vars.app_url (derived from api_base_url, platforms.shopify.slug)"
+    )

@@ -33,7 +33,7 @@ def client_configs_sensor(context: dg.SensorEvaluationContext, workspace: PspWor
     existing = set(context.instance.get_dynamic_partitions(client_partitions.name))
     current = {cid: loaded.config.config_hash() for cid, loaded in fleet.clients.items()}
     # A client whose file is invalid right now keeps its partitions: an edit in progress is not a removal.
-    broken_ids = {cid for cid in existing if any(cid in label for label in fleet.problems)}
+    broken_ids = {cid for cid in existing if fleet.files_of(cid)}
     added = sorted(set(current) - existing)
     removed = sorted(existing - set(current) - broken_ids)
     changed = sorted(cid for cid, h in current.items() if cid in existing and previous.get(cid) != h)

@@ -1,0 +1,58 @@
+"""The config sensor and the client_config asset read client files with the same bounded loader as `psp
+validate`: a hostile file is reported, never followed, never a hang or a crash, and the other clients go on."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from psp_assets.definitions import defs
+from psp_assets.defs.plugins.sensors import client_configs_sensor
+from psp_assets.defs.resources import PspWorkspace
+
+BOMB = (
+    "[&l0 ["
+    + ", ".join(["lol"] * 9)
+    + "], "
+    + ", ".join(f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9))
+    + "]"
+)
+
+
+def tick(instance, cursor=None) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"workspace": PspWorkspace()})
+    return client_configs_sensor(context)
+
+
+def test_hostile_files_are_reported_and_the_broken_client_keeps_its_partitions(env, instance, tmp_path):
+    first = tick(instance)
+    instance.add_dynamic_partitions("client", ["alpenkasse", "baltic-credit", "nordbank"])
+    configs = env.configs_dir
+    nordbank = configs / "nordbank.yaml"
+    nordbank.write_text(nordbank.read_text().replace("locales: [nl_NL, en_US]", f"locales: {BOMB}"))
+    (tmp_path / "outside.yaml").write_text((configs / "alpenkasse.yaml").read_text().replace("alpenkasse", "stolen"))
+    os.symlink(tmp_path / "outside.yaml", configs / "stolen.yaml")
+    os.symlink("missing.yaml", configs / "dangling.yaml")
+    os.symlink("loop.yaml", configs / "loop.yaml")
+    os.mkfifo(configs / "pipe.yaml")
+    (configs / "deep.yaml").write_text("id: deep\nx: " + "[" * 10000 + "]" * 10000 + "\n")
+    (configs / "keys.yaml").write_text("id: keys\n? [a, b]\n: 1\n")
+
+    result = tick(instance, first.cursor)
+    assert not result.run_requests  # nothing valid changed; the bombed client is an edit in progress
+    assert not result.dynamic_partitions_requests  # nordbank is not removed, "stolen" is not added
+    assert "7 invalid file(s)" in result.skip_reason.skip_message
+
+
+def test_client_config_of_a_bombed_file_fails_with_the_files_problem(env, instance):
+    nordbank = env.configs_dir / "nordbank.yaml"
+    nordbank.write_text(nordbank.read_text().replace("locales: [nl_NL, en_US]", f"locales: {BOMB}"))
+    instance.add_dynamic_partitions("client", ["nordbank"])
+    job = defs.resolve_job_def("client_config_job")
+    result = job.execute_in_process(partition_key="nordbank", instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "client_configs/nordbank.yaml: locales: expands to more than 50000 values" in str(
+        failure.event_specific_data.error
+    )
