@@ -428,24 +428,27 @@ class PhpRuntimes:
         self.close()
 
 
-_SHARED: dict[int, PhpRuntimes] = {}
+_SHARED: dict[tuple[int, str], PhpRuntimes] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_runtimes() -> PhpRuntimes:
+def shared_runtimes(service: str | None = None) -> PhpRuntimes:
     """The process-wide pool: at most one boot per PHP version per process (in-process Dagster runs and
     the `psp fleet` runner reuse it run after run), stopped when the process exits. A forked child
-    never talks to its parent's runtimes: it gets a pool of its own. Unless PSP_PHP_SERVICE=off, its
-    runtimes are the machine's runtime service when it runs (php_service: no boot in this process at
-    all), in-process boots when it does not."""
+    never talks to its parent's runtimes: it gets a pool of its own. `service` (default
+    $PSP_PHP_SERVICE, else `connect`) says whether its runtimes are the machine's runtime service
+    (php_service: `connect` when it runs, `auto` starting it on first use; no boot in this process
+    while it answers) or in-process boots only (`off`)."""
     from .php_service import mode, service_runtimes
 
-    pid = os.getpid()
+    pid, chosen = os.getpid(), mode(service)
     with _SHARED_LOCK:
-        pool = _SHARED.get(pid)
+        pool = _SHARED.get((pid, chosen))
         if pool is None:
-            _SHARED.clear()
-            pool = _SHARED[pid] = PhpRuntimes() if mode() == "off" else service_runtimes()
+            for key in [k for k in _SHARED if k[0] != pid]:
+                del _SHARED[key]
+            pool = PhpRuntimes() if chosen == "off" else service_runtimes(autostart=chosen == "auto")
+            _SHARED[(pid, chosen)] = pool
             atexit.register(pool.close)
         return pool
 

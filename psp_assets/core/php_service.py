@@ -76,11 +76,12 @@ class ServiceError(PspError):
     """The runtime service is absent or did not answer this request properly: the caller falls back."""
 
 
-def mode() -> str:
-    value = os.environ.get(SERVICE_ENV, "connect").strip().lower() or "connect"
-    if value not in MODES:
-        raise PspError(f"{SERVICE_ENV}={value!r}: must be one of {', '.join(MODES)}")
-    return value
+def mode(value: str | None = None) -> str:
+    """`value`, else $PSP_PHP_SERVICE, else `connect`: one of off, connect, auto."""
+    chosen = (value or os.environ.get(SERVICE_ENV) or "connect").strip().lower()
+    if chosen not in MODES:
+        raise PspError(f"{SERVICE_ENV}={chosen!r}: must be one of {', '.join(MODES)}")
+    return chosen
 
 
 def service_key() -> str:

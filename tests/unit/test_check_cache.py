@@ -37,8 +37,9 @@ class CountingPhp(NativePhp):
 
 
 @pytest.fixture(autouse=True)
-def fresh_memory(monkeypatch: pytest.MonkeyPatch):
-    """Each test starts with an empty memory layer (the disk layer is per tmp data dir) and the cache on."""
+def fresh_memory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Each test starts with an empty memory layer, a data dir of its own and the cache on."""
+    monkeypatch.setenv("PSP_DATA_DIR", str(tmp_path / "env-data"))
     monkeypatch.delenv(check_cache.CACHE_ENV, raising=False)
     monkeypatch.delenv(check_cache.LINT_CACHE_ENV, raising=False)
     check_cache.clear_memory()
@@ -220,3 +221,22 @@ def test_the_cache_switch_turns_every_entry_off(paths: pipeline.Paths, monkeypat
     ran, linted = php.runs, len(php.linted)
     pipeline.test_plugin(paths, config, source.tree, source.path, php)
     assert (php.runs, len(php.linted)) == (2 * ran, 2 * linted)
+
+
+def test_node_syntax_checks_are_remembered_by_content_too(tmp_path: Path):
+    from psp_assets.core.node import NodeRuntime
+
+    class CountingNode(NodeRuntime):
+        checked: list[str] = []
+
+        def check_syntax_uncached(self, root: Path, files) -> list[LintResult]:
+            files = sorted(files)
+            self.checked += files
+            return super().check_syntax_uncached(root, files)
+
+    node = CountingNode()
+    (tmp_path / "app.mjs").write_text("export const ok = 1;\n")
+    assert node.check_syntax(tmp_path, ["app.mjs"])[0].ok
+    assert node.check_syntax(tmp_path, ["app.mjs"])[0].ok and node.checked == ["app.mjs"]
+    (tmp_path / "app.mjs").write_text("export const ok = ;\n")
+    assert not node.check_syntax(tmp_path, ["app.mjs"])[0].ok and node.checked == ["app.mjs", "app.mjs"]
