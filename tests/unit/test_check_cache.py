@@ -193,14 +193,18 @@ def test_lint_entries_are_per_file_bytes_path_and_php(tmp_path: Path, php: Nativ
 def test_a_garbled_entry_is_ignored_and_the_check_runs_again(tmp_path: Path, harness_run, garble):
     counting = CountingPhp()
     cache = check_cache.CheckCache(tmp_path / "cache")
-    script = tmp_path / "v.php"
+    work = tmp_path / "work"  # the script's folder and the tree it runs in, apart from the cache
+    work.mkdir()
+    script = work / "v.php"
     script.write_text("<?php echo 'fresh';\n")
     cached = CachedPhp.wrap(counting, cache, "salt")
-    assert cached.run(script, [], tmp_path).stdout == "fresh" and counting.runs == 1
+    assert cached.run(script, [], work).stdout == "fresh" and counting.runs == 1
+    check_cache.clear_memory()
+    assert cached.run(script, [], work).stdout == "fresh" and counting.runs == 1, "an intact entry is a hit"
     (entry,) = (tmp_path / "cache").rglob("*.json")
     entry.write_text(garble(entry.read_text()))
     check_cache.clear_memory()
-    assert cached.run(script, [], tmp_path).stdout == "fresh" and counting.runs == 2
+    assert cached.run(script, [], work).stdout == "fresh" and counting.runs == 2
 
 
 def test_a_failing_run_is_never_stored(tmp_path: Path):
