@@ -81,15 +81,18 @@ def code_digest() -> str:
     return tree_digest(PACKAGE_DIR, _not_code)
 
 
-def path_digest(value: str, cwd: Path) -> Any:
+def path_digest(value: str, cwd: Path, trees: dict[Path, str] | None = None) -> Any:
     """What a script argument stands for: an existing file by its bytes, a folder by its tree, else the
-    text itself (a PHP version, a flag)."""
+    text itself (a PHP version, a flag). `trees` remembers folder digests within one key."""
     path = Path(value) if os.path.isabs(value) else Path(cwd) / value
     try:
         if path.is_file():
             return ["file", file_digest(path)]
         if path.is_dir():
-            return ["dir", tree_digest(path)]
+            trees = {} if trees is None else trees
+            if path.resolve() not in trees:
+                trees[path.resolve()] = tree_digest(path)
+            return ["dir", trees[path.resolve()]]
     except OSError:
         pass
     return ["text", value]
@@ -236,14 +239,16 @@ def run_key(identity: str, salt: str, script: Path, args: Sequence[str], cwd: Pa
     """The key of one script run: the script's bytes and its folder (the files it may include), each
     argument by what it names, the tree it runs in, the runtime and the caller's salt."""
     script = Path(script).resolve()
+    trees: dict[Path, str] = {}  # the plugin tree is usually both an argument and the working folder
+    arguments = [path_digest(str(a), cwd, trees) for a in args]
     return key(
         "run",
         identity,
         salt,
         file_digest(script),
         tree_digest(script.parent, _not_code),
-        [path_digest(str(a), cwd) for a in args],
-        tree_digest(cwd),
+        arguments,
+        path_digest(str(Path(cwd).resolve()), cwd, trees),
     )
 
 
