@@ -1,6 +1,6 @@
 """Benchmark: onboarding a client, rebuilding the fleet through Dagster, rendering against Copier.
 
-    .venv/bin/python bench/fleet.py [--clients 20] [--seed 7] [--profile DIR] [--keep]
+    .venv/bin/python bench/fleet.py [--clients 20] [--seed 7] [--profile DIR] [--keep] [--onboarding-only]
 
 A synthetic fleet of N clients (bench/synthetic.py: every platform, local targets, seeded locales,
 currencies and methods) in a temporary workspace, with a real temporary SQLite DagsterInstance and
@@ -24,12 +24,19 @@ one after the other:
                lineage_on_upstream_change_sensor tick, the run(s) it requests (render, test, build, deploy
                to the loopback stores through the HTTP health gate). Wall time from the file landing to the
                last store healthy; then every target's health route must report the built release.
+               PHP runtimes boot in the variant's process, as in a run process without the runtime service.
+- onboard_service: the same for the pending client's twin (same draw, another id), with the PHP runtime
+               service (core/php_service.py) started next to the bench as the daemon would have it and
+               warmed on every PHP version; its CPU during the variant (its own and its runtimes') is
+               added to the variant's. The fleet variants run with PSP_PHP_SERVICE=off.
 
-Targets: onboarding under 10 s, Dagster fleet rebuild within 1.5x of the plain loop, rendering faster than
-Copier. Peak memory is resource.getrusage ru_maxrss of each variant's process (self) and of its largest
-finished child process (PHP/Node runtimes, children). CPU time (process + finished children) is printed
-beside wall time: other work on the machine changes it much less. `--profile DIR` writes a cProfile file
-per variant. Prints figures (docs/benchmarks.md); the last line is one JSON object.
+`--onboarding-only` runs setup and the two onboarding variants. Check results are remembered by content
+(core/check_cache.py) in each variant's data dir as in production; the fleet variants start with empty
+caches of their own. Targets: onboarding under 5 s, Dagster fleet rebuild within 1.5x of the plain loop,
+rendering faster than Copier. Peak memory is resource.getrusage ru_maxrss of each variant's process (self)
+and of its largest finished child process (PHP/Node runtimes, children). CPU time (process + finished
+children) is printed beside wall time: other work on the machine changes it much less. `--profile DIR`
+writes a cProfile file per variant. Prints figures (docs/benchmarks.md); the last line is one JSON object.
 """
 
 from __future__ import annotations
