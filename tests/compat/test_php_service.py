@@ -260,3 +260,27 @@ def test_two_starters_at_once_get_one_service(tmp_path: Path):
     finally:
         php_service.stop(path)
         end(pids[0])
+
+
+def test_auto_starts_the_service_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from psp_assets.defs.resources import PhpResource
+
+    monkeypatch.setenv("PSP_DATA_DIR", str(tmp_path / "data"))
+    path = php_service.socket_path()
+    assert php_service.ping(path) is None
+    pool = PhpResource(shared=False, service="auto").runtimes
+    pid = None
+    try:
+        php = pool.get("8.3")
+        (tmp_path / "v.php").write_text("<?php echo PHP_VERSION;")
+        out = php.run(tmp_path / "v.php", [], tmp_path)
+        found = php_service.ping(path)
+        assert found is not None
+        pid = int(found["pid"])
+        assert out.stdout.startswith("8.3.") and php.served == 1 and php.fallbacks == 0
+        assert sum(pool.boots().values()) == 0, "booted in the service, not here"
+    finally:
+        pool.close()
+        php_service.stop(path)
+        if pid is not None:
+            end(pid)
