@@ -1,6 +1,6 @@
 """Benchmark: onboarding a client, rebuilding the fleet through Dagster, rendering against Copier.
 
-    .venv/bin/python bench/fleet.py [--clients 20] [--seed 7] [--profile DIR] [--keep]
+    .venv/bin/python bench/fleet.py [--clients 20] [--seed 7] [--profile DIR] [--keep] [--onboarding-only]
 
 A synthetic fleet of N clients (bench/synthetic.py: every platform, local targets, seeded locales,
 currencies and methods) in a temporary workspace, with a real temporary SQLite DagsterInstance and
@@ -24,12 +24,19 @@ one after the other:
                lineage_on_upstream_change_sensor tick, the run(s) it requests (render, test, build, deploy
                to the loopback stores through the HTTP health gate). Wall time from the file landing to the
                last store healthy; then every target's health route must report the built release.
+               PHP runtimes boot in the variant's process, as in a run process without the runtime service.
+- onboard_service: the same for the pending client's twin (same draw, another id), with the PHP runtime
+               service (core/php_service.py) started next to the bench as the daemon would have it and
+               warmed on every PHP version; its CPU during the variant (its own and its runtimes') is
+               added to the variant's. The fleet variants run with PSP_PHP_SERVICE=off.
 
-Targets: onboarding under 10 s, Dagster fleet rebuild within 1.5x of the plain loop, rendering faster than
-Copier. Peak memory is resource.getrusage ru_maxrss of each variant's process (self) and of its largest
-finished child process (PHP/Node runtimes, children). CPU time (process + finished children) is printed
-beside wall time: other work on the machine changes it much less. `--profile DIR` writes a cProfile file
-per variant. Prints figures (docs/benchmarks.md); the last line is one JSON object.
+`--onboarding-only` runs setup and the two onboarding variants. Check results are remembered by content
+(core/check_cache.py) in each variant's data dir as in production; the fleet variants start with empty
+caches of their own. Targets: onboarding under 5 s, Dagster fleet rebuild within 1.5x of the plain loop,
+rendering faster than Copier. Peak memory is resource.getrusage ru_maxrss of each variant's process (self)
+and of its largest finished child process (PHP/Node runtimes, children). CPU time (process + finished
+children) is printed beside wall time: other work on the machine changes it much less. `--profile DIR`
+writes a cProfile file per variant. Prints figures (docs/benchmarks.md); the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -56,7 +63,11 @@ from bench.synthetic import LoopbackStores, synthetic_client, write_fleet  # noq
 
 TEMPLATES = REPO / "templates"  # copied into the workspace at the start: every variant sees the same templates
 FLEET_ASSETS = ("rendered_source", "test_report", "built_artifact")
-WORKERS = ("setup", "render_ours", "render_copier", "plain_fleet", "dagster_fleet", "onboard")
+WORKERS = ("setup", "render_ours", "render_copier", "plain_fleet", "dagster_fleet", "onboard", "onboard_service")
+ONBOARDING = ("setup", "onboard", "onboard_service")
+# PHP runtimes per variant: in the variant's own process (as a run process without the runtime service),
+# or the machine's runtime service, started and warmed before the variant as the daemon would have it
+PHP_SERVICE = {name: "off" for name in WORKERS} | {"onboard_service": "connect"}
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
@@ -422,16 +433,23 @@ def _built(instance: Any, keys: list[str]) -> int:
     )
 
 
-def work_onboard(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+def work_onboard_service(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The onboarding of the pending client's twin (same draw, another id), with the PHP runtime service
+    the bench started and warmed: the run's process boots no runtime."""
+    return work_onboard(root, args, "pending-service")
+
+
+def work_onboard(root: Path, args: argparse.Namespace, pending: str = "pending") -> dict[str, Any]:
     import dagster as dg
 
+    from psp_assets.core import check_cache
     from psp_assets.core.health import fetch
     from psp_assets.defs.plugins.sensors import client_configs_sensor, lineage_on_upstream_change_sensor
     from psp_assets.fleet import latest_metadata
 
     defs, instance = _defs(), dg.DagsterInstance.get()
     state = json.loads((root / "state.json").read_text())
-    new = next((root / "pending").glob("*.yaml"))
+    new = next((root / pending).glob("*.yaml"))
     client_id = new.stem
 
     started, cpu = time.perf_counter(), CpuClock()
@@ -442,8 +460,12 @@ def work_onboard(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     tick2 = _tick(defs, lineage_on_upstream_change_sensor, instance, state["lineage_cursor"])
     lineage_runs = _launch(defs, instance, lineage_on_upstream_change_sensor, tick2)
     seconds = time.perf_counter() - started
+    served = _service_use()
     boots = _close_runtimes()
     cpu_figures = cpu.figures()
+    cache = check_cache.at(Path(os.environ["PSP_DATA_DIR"]))
+    state |= {"configs_cursor": tick1.cursor, "lineage_cursor": tick2.cursor}  # the next onboarding's ticks
+    (root / "state.json").write_text(json.dumps(state))
 
     problems = [f"run {r['partition']} failed ({r['run']})" for r in config_runs + lineage_runs if not r["ok"]]
     from psp_assets.core.config import load_client
@@ -478,6 +500,21 @@ def work_onboard(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         ],
         **boots,
         **cpu_figures,
+        **served,
+        "cache_hits": cache.hits,
+        "cache_misses": cache.misses,
+    }
+
+
+def _service_use() -> dict[str, Any]:
+    """Requests the runtime service answered for this process, and the ones that fell back."""
+    from psp_assets.core.php import shared_runtimes
+
+    pool = shared_runtimes()
+    runtimes = [pool.get(v) for v in pool.versions]
+    return {
+        "service_requests": sum(getattr(rt, "served", 0) for rt in runtimes),
+        "service_fallbacks": sum(getattr(rt, "fallbacks", 0) for rt in runtimes),
     }
 
 
@@ -518,6 +555,7 @@ def _child(name: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     if args.profile:
         command += ["--profile", args.profile]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSP_")} | workspace_env(root)
+    env["PSP_PHP_SERVICE"] = PHP_SERVICE[name]
     log = root / f"{name}.log"
     with log.open("w") as stderr:
         out = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, check=False)
@@ -525,6 +563,65 @@ def _child(name: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
         tail = (out.stdout + log.read_text())[-3000:]
         raise SystemExit(f"{name} failed (exit {out.returncode}):\n{tail}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def twin_client(source: Path, out_dir: Path, index: int) -> Path:
+    """The same client drawn again under another id (synthetic index `index`): same platforms, targets,
+    locales and texts, so the two onboarding variants do the same work."""
+    from bench.synthetic import _letters, _studly
+
+    old = source.stem
+    new = f"{old.rsplit('-', 1)[0]}-{_letters(index)}"
+    text = source.read_text()
+    for before, after in ((old, new), (_studly(old), _studly(new)), (old.replace("-", "_"), new.replace("-", "_"))):
+        text = text.replace(before, after)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{new}.yaml"
+    path.write_text(text)
+    return path
+
+
+class RuntimeService:
+    """The PHP runtime service for the workspace, started as the daemon would (it stops with this
+    process), warmed on every PHP version (what earlier runs would have done), stopped after the
+    variant. Its CPU (its own and its runtimes') during the variant is added to the variant's."""
+
+    def __init__(self, root: Path) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PSP_")} | workspace_env(root)
+
+    def _cli(self, *args: str) -> dict[str, Any]:
+        command = [sys.executable, "-m", "psp_assets.core.php_service", *args]
+        out = subprocess.run(command, capture_output=True, text=True, env=self.env, cwd=REPO, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def _request(self, op: str, **fields: Any) -> dict[str, Any]:
+        code = (
+            "import json, sys; from psp_assets.core import php_service as s; "
+            "print(json.dumps(s.ServiceClient(s.socket_path()).request(sys.argv[1], 600, **json.loads(sys.argv[2]))))"
+        )
+        command = [sys.executable, "-c", code, op, json.dumps(fields)]
+        out = subprocess.run(command, capture_output=True, text=True, env=self.env, cwd=REPO, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def __enter__(self) -> RuntimeService:
+        started = time.perf_counter()
+        self.pid = self._cli("start", "--idle", "600", "--watch-pid", str(os.getpid()))["pid"]
+        versions = ["7.4", "8.0", "8.1", "8.2", "8.3", "8.4", "8.5"]
+        self.warm = self._request("warm", versions=versions)["versions"]
+        self.warm_s = time.perf_counter() - started
+        self.cpu_before = self._request("cpu")["cpu_s"]
+        return self
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "service_cpu_s": round(self.cpu_after - self.cpu_before, 3),
+            "service_warm_s": round(self.warm_s, 2),
+            "service_versions": self.warm,
+        }
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu_after = self._request("cpu")["cpu_s"]
+        self._cli("stop")
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -536,6 +633,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", default="", help="write a cProfile file per variant into this folder")
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspace (logs, outputs)")
+    parser.add_argument("--onboarding-only", action="store_true", help="only the two onboarding variants")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -552,8 +650,17 @@ def main() -> int:
         shutil.copytree(TEMPLATES, root / "templates", ignore=shutil.ignore_patterns("__pycache__"))
         with LoopbackStores(root / "stores", root / "templates") as stores:
             write_fleet(args.clients, root / "configs", seed=args.seed, store_url=stores.url)
-            write_fleet(1, root / "pending", seed=args.seed, store_url=stores.url, start=args.clients)
-            figures = {name: _child(name, root, args) for name in WORKERS}
+            (pending,) = write_fleet(1, root / "pending", seed=args.seed, store_url=stores.url, start=args.clients)
+            twin_client(pending, root / "pending-service", args.clients + 1)
+            figures = {}
+            for name in ONBOARDING if args.onboarding_only else WORKERS:
+                if name == "onboard_service":
+                    with RuntimeService(root) as service:
+                        figures[name] = _child(name, root, args)
+                    figures[name] |= service.figures()
+                else:
+                    figures[name] = _child(name, root, args)
+                print(f"{name}: {json.dumps(figures[name], default=str)}", file=sys.stderr)
             store_requests = stores.requests
     finally:
         if args.keep:
@@ -564,13 +671,10 @@ def main() -> int:
     return 0
 
 
-def report(args: argparse.Namespace, f: dict[str, dict[str, Any]], load_start: tuple, store_requests: int) -> None:
-    onboard, plain, dagster = f["onboard"], f["plain_fleet"], f["dagster_fleet"]
-    ours, theirs = f["render_ours"], f["render_copier"]
-    partitions = plain["partitions"]
-    fleet_ratio = dagster["s"] / plain["s"]
-    render_speedup = theirs["s"] / ours["s"]
-    load_end = os.getloadavg()
+ONBOARDING_TARGET_S = 5.0
+
+
+def _onboarding_steps(onboard: dict[str, Any]) -> dict[str, float]:
     steps_total: dict[str, float] = {"config tick + run": onboard["config_tick_and_run_s"]}
     for run in onboard["lineage_runs"]:
         for step, seconds in run["steps"].items():
@@ -578,36 +682,109 @@ def report(args: argparse.Namespace, f: dict[str, dict[str, Any]], load_start: t
         steps_total["lineage runs outside steps"] = steps_total.get("lineage runs outside steps", 0) + (
             run["s"] - sum(run["steps"].values())
         )
-    new_client = synthetic_client(args.clients, args.seed)["id"]
+    return steps_total
+
+
+def _print_onboarding(label: str, onboard: dict[str, Any]) -> None:
+    cpu = onboard["cpu_s"] + onboard.get("service_cpu_s", 0.0)
+    service = (
+        f", of which the runtime service {onboard['service_cpu_s']:.1f} s "
+        f"({onboard['service_requests']} requests, {onboard['service_fallbacks']} fell back)"
+        if "service_cpu_s" in onboard
+        else ""
+    )
+    met = "met" if onboard["s"] < ONBOARDING_TARGET_S else "MISSED"
     print(
-        f"fleet: {args.clients} synthetic clients x 5 platforms = {partitions} plugins (seed {args.seed}); "
-        f"{os.cpu_count()} CPUs; load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end"
+        f"onboarding {onboard['client']} {label} ({onboard['platforms']} platforms, {onboard['targets']} store "
+        f"targets, sensors -> client_config -> lineage, health-gated): {onboard['s']:.1f} s, CPU {cpu:.1f} s "
+        f"(PHP/Node/processes {onboard['cpu_children_s']:.1f} s{service})  "
+        f"[target < {ONBOARDING_TARGET_S:.0f} s: {met}]"
     )
     print(
-        f"onboarding {new_client} ({onboard['platforms']} platforms, {onboard['targets']} store targets, sensors -> "
-        f"client_config -> lineage, health-gated): {onboard['s']:.1f} s, "
-        f"CPU {onboard['cpu_s']:.1f} s (PHP/Node/processes {onboard['cpu_children_s']:.1f} s)  "
-        f"[target < 10 s: {'met' if onboard['s'] < 10 else 'MISSED'}]"
-    )
-    print(
-        f"  config tick + client_config run {onboard['config_tick_and_run_s']:.2f} s; "
-        f"PHP runtime boots {sum(onboard['boots'].values())} ({onboard['boot_s']:.1f} s summed, side by side); "
-        "lineage runs (steps from the run's event log):"
+        f"  load average {onboard['load_at_start']:.2f} at the variant's start; config tick + client_config run "
+        f"{onboard['config_tick_and_run_s']:.2f} s; PHP runtime boots in the run's process "
+        f"{sum(onboard['boots'].values())} ({onboard['boot_s']:.1f} s summed, side by side); check cache "
+        f"{onboard['cache_hits']} hits, {onboard['cache_misses']} misses; lineage runs (steps from the event log):"
     )
     for run in onboard["lineage_runs"]:
         steps = ", ".join(f"{k} {v:.2f}" for k, v in run["steps"].items())
         overhead = run["s"] - sum(run["steps"].values())
         print(f"    {run['partition']:28} {run['s']:5.1f} s = {steps}; outside steps {overhead:.2f}")
-    print("  summed: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps_total.items()))
-    print(f"fleet rebuild, render + test + build of {partitions} partitions:")
+    print("  summed: " + ", ".join(f"{k} {v:.1f} s" for k, v in _onboarding_steps(onboard).items()))
+
+
+def _onboarding_summary(prefix: str, onboard: dict[str, Any]) -> dict[str, Any]:
+    cpu = onboard["cpu_s"] + onboard.get("service_cpu_s", 0.0)
+    return {
+        f"{prefix}_s": round(onboard["s"], 2),
+        f"{prefix}_cpu_s": round(cpu, 2),
+        f"{prefix}_cpu_children_s": round(onboard["cpu_children_s"], 2),
+        f"{prefix}_cpu_service_s": round(onboard.get("service_cpu_s", 0.0), 2),
+        f"{prefix}_load_avg": round(onboard["load_at_start"], 2),
+        f"{prefix}_steps_s": {k: round(v, 2) for k, v in _onboarding_steps(onboard).items()},
+        f"{prefix}_targets": onboard["targets"],
+        f"{prefix}_php_boots": sum(onboard["boots"].values()),
+        f"{prefix}_cache_hits": onboard["cache_hits"],
+        f"{prefix}_cache_misses": onboard["cache_misses"],
+        f"{prefix}_target_met": onboard["s"] < ONBOARDING_TARGET_S,
+    }
+
+
+def report(args: argparse.Namespace, f: dict[str, dict[str, Any]], load_start: tuple, store_requests: int) -> None:
+    load_end = os.getloadavg()
+    new_client = synthetic_client(args.clients, args.seed)["id"]
+    print(
+        f"fleet: {args.clients} synthetic clients x 5 platforms (seed {args.seed}); new client {new_client} and its "
+        f"twin; {os.cpu_count()} CPUs; load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end"
+    )
+    _print_onboarding("without the runtime service (runtimes boot in the run's process)", f["onboard"])
+    service = f["onboard_service"]
+    print(
+        "  (runtime service started and warmed before it, as the daemon would have it: "
+        f"{service['service_warm_s']:.1f} s, PHP {', '.join(service['service_versions'])})"
+    )
+    _print_onboarding("with the runtime service", service)
+    summary: dict[str, Any] = {
+        "clients": args.clients,
+        "seed": args.seed,
+        "cpus": os.cpu_count(),
+        "load_avg_start": round(load_start[0], 2),
+        "load_avg_end": round(load_end[0], 2),
+        "load_avg_workers": round(statistics.mean(v["load_at_start"] for v in f.values()), 2),
+        **_onboarding_summary("onboarding", f["onboard"]),
+        **_onboarding_summary("onboarding_service", service),
+        "onboarding_target_s": ONBOARDING_TARGET_S,
+        "store_http_requests": store_requests,
+    }
+    if "plain_fleet" in f:
+        summary |= _fleet_report(f)
+    print("peak memory, ru_maxrss MiB (process / largest child process):")
+    for name in f:
+        print(f"  {name:15} {f[name]['peak_rss_mib']:7.0f} / {f[name]['children_peak_rss_mib']:.0f}")
+    summary |= {
+        "peak_rss_mib": {n: f[n]["peak_rss_mib"] for n in f},
+        "children_peak_rss_mib": {n: f[n]["children_peak_rss_mib"] for n in f},
+        "memory_measure": "ru_maxrss (RUSAGE_SELF, RUSAGE_CHILDREN) per variant process",
+    }
+    print(json.dumps(summary, sort_keys=True))
+
+
+def _fleet_report(f: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    plain, dagster = f["plain_fleet"], f["dagster_fleet"]
+    ours, theirs = f["render_ours"], f["render_copier"]
+    partitions = plain["partitions"]
+    fleet_ratio = dagster["s"] / plain["s"]
+    render_speedup = theirs["s"] / ours["s"]
+    print(f"fleet rebuild, render + test + build of {partitions} partitions (runtimes in the process, cold cache):")
     print(
         f"  plain Python loop (core functions):   {plain['s']:7.1f} s, CPU {plain['cpu_s']:6.1f} s  "
-        f"({sum(plain['boots'].values())} PHP boots, {plain['boot_s']:.1f} s)"
+        f"({sum(plain['boots'].values())} PHP boots, {plain['boot_s']:.1f} s; load {plain['load_at_start']:.2f})"
     )
     print(
         f"  Dagster, {dagster['mode']:27} {dagster['s']:7.1f} s, CPU {dagster['cpu_s']:6.1f} s  "
         f"({dagster['runs']} run(s) of {dagster['job']}, {sum(dagster['boots'].values())} PHP boots, "
-        f"{dagster['boot_s']:.1f} s)  ratio {fleet_ratio:.2f}  "
+        f"{dagster['boot_s']:.1f} s; load {dagster['load_at_start']:.2f})  ratio {fleet_ratio:.2f}, "
+        f"CPU ratio {dagster['cpu_s'] / plain['cpu_s']:.2f}  "
         f"[target <= 1.5: {'met' if fleet_ratio <= 1.5 else 'MISSED'}]"
     )
     if dagster["range_run_ok"]:
@@ -620,25 +797,8 @@ def report(args: argparse.Namespace, f: dict[str, dict[str, Any]], load_start: t
         f"(byte-identical {theirs['identical']}/{partitions}); ours {render_speedup:.1f}x faster "
         f"[target > 1: {'met' if render_speedup > 1 else 'MISSED'}]"
     )
-    print("peak memory, ru_maxrss MiB (process / largest child process):")
-    for name in WORKERS:
-        print(f"  {name:14} {f[name]['peak_rss_mib']:7.0f} / {f[name]['children_peak_rss_mib']:.0f}")
-    summary = {
-        "clients": args.clients,
+    return {
         "partitions": partitions,
-        "seed": args.seed,
-        "cpus": os.cpu_count(),
-        "load_avg_start": round(load_start[0], 2),
-        "load_avg_end": round(load_end[0], 2),
-        "load_avg_workers": round(statistics.mean(f[n]["load_at_start"] for n in WORKERS), 2),
-        "onboarding_s": round(onboard["s"], 2),
-        "onboarding_cpu_s": round(onboard["cpu_s"], 2),
-        "onboarding_cpu_children_s": round(onboard["cpu_children_s"], 2),
-        "onboarding_steps_s": {k: round(v, 2) for k, v in steps_total.items()},
-        "onboarding_targets": onboard["targets"],
-        "onboarding_lineage_runs_s": [r["s"] for r in onboard["lineage_runs"]],
-        "onboarding_target_met": onboard["s"] < 10,
-        "store_http_requests": store_requests,
         "plain_fleet_s": round(plain["s"], 2),
         "plain_fleet_cpu_s": round(plain["cpu_s"], 2),
         "plain_fleet_cpu_children_s": round(plain["cpu_children_s"], 2),
@@ -661,11 +821,7 @@ def report(args: argparse.Namespace, f: dict[str, dict[str, Any]], load_start: t
         "render_target_met": render_speedup > 1,
         "php_boots": {n: sum(f[n]["boots"].values()) for n in ("plain_fleet", "dagster_fleet", "onboard")},
         "php_boot_s": {n: f[n]["boot_s"] for n in ("plain_fleet", "dagster_fleet", "onboard")},
-        "peak_rss_mib": {n: f[n]["peak_rss_mib"] for n in WORKERS},
-        "children_peak_rss_mib": {n: f[n]["children_peak_rss_mib"] for n in WORKERS},
-        "memory_measure": "ru_maxrss (RUSAGE_SELF, RUSAGE_CHILDREN) per variant process",
     }
-    print(json.dumps(summary, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import PspError
-from .php import LintResult, RunResult
+from .php import LintResult, RunResult, binary_stamp, cached_lint
 
 
 class NodeUnavailable(PspError):
@@ -38,6 +38,7 @@ class NodeRuntime:
             raise NodeUnavailable(f"{found}: cannot run it ({exc})") from None
         self.full_version = out.stdout.strip()
         self.version = "node " + self.full_version
+        self.identity = f"node {self.full_version} {binary_stamp(found)}"  # what check results are kept under
 
     def _check_one(self, root: Path, rel: str) -> LintResult:
         proc = subprocess.run(
@@ -47,6 +48,11 @@ class NodeRuntime:
         return LintResult(rel, proc.returncode == 0, "" if proc.returncode == 0 else text[:2000])
 
     def check_syntax(self, root: Path, files: Iterable[str]) -> list[LintResult]:
+        """`node --check` results are remembered by content like PHP lint results (check_cache): the
+        deploy's check of the live files and a second plugin with the same bytes cost a hash per file."""
+        return cached_lint(self.identity, root, files, self.check_syntax_uncached)
+
+    def check_syntax_uncached(self, root: Path, files: Iterable[str]) -> list[LintResult]:
         files = sorted(files)
         with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2) * 2)) as pool:
             return list(pool.map(lambda rel: self._check_one(root, rel), files))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import check_cache
 from .errors import PspError
 
 
@@ -53,10 +54,14 @@ class PhpRuntime(Protocol):
     def run(self, script: Path, args: list[str], cwd: Path, timeout: float = 60) -> RunResult: ...
 
 
-# NativePhp.lint's results by (binary, version, path, sha256 of the bytes): see NativePhp.lint.
-_LINT_CACHE: dict[tuple[str, str, str, str], LintResult] = {}
-_LINT_CACHE_MAX = 50_000
-_LINT_LOCK = threading.Lock()
+def binary_stamp(binary: str) -> str:
+    """A binary by its real path, size and modification time: a reinstalled PHP or Node is another runtime."""
+    real = os.path.realpath(binary)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return real
+    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
 
 
 class NativePhp:
@@ -68,13 +73,15 @@ class NativePhp:
             raise PhpUnavailable("no `php` on PATH: install Debian's php-cli (scripts/setup.sh does)")
         self.binary = found
         out = subprocess.run(
-            [found, "-n", "-r", "echo PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION;"],
+            [found, "-n", "-r", "echo PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION, ' ', PHP_VERSION;"],
             capture_output=True,
             text=True,
             timeout=30,
             check=True,
         )
-        self.version = out.stdout.strip()
+        self.version, _, self.full_version = out.stdout.strip().partition(" ")
+        # what its check results are remembered under (check_cache): this binary, this exact PHP
+        self.identity = f"native php {self.full_version} {binary_stamp(found)}"
 
     def _lint_one(self, root: Path, rel: str) -> LintResult:
         proc = subprocess.run(
@@ -90,33 +97,15 @@ class NativePhp:
 
     def lint(self, root: Path, files: Iterable[str]) -> list[LintResult]:
         """Lint results are a pure function of the file's bytes and this PHP, so they are remembered by
-        content: the deploy's lint of the live files (pipeline.local_health) and a second target of the
-        same release cost a hash, not a process per file. A file whose bytes changed is linted again.
-        PSP_PHP_LINT_CACHE=0 runs `php -l` on every file every time."""
-        files = sorted(files)
-        if os.environ.get("PSP_PHP_LINT_CACHE", "1") == "0":  # every file through `php -l`, every time
-            with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2) * 2)) as pool:
-                return list(pool.map(lambda rel: self._lint_one(root, rel), files))
+        content (check_cache): the deploy's lint of the live files (pipeline.local_health) and a second
+        target of the same release cost a hash, not a process per file. A file whose bytes changed is
+        linted again. PSP_PHP_LINT_CACHE=0 runs `php -l` on every file every time."""
+        return cached_lint(self.identity, root, files, self.lint_uncached)
 
-        def one(rel: str) -> LintResult:
-            try:
-                digest = hashlib.sha256((Path(root) / rel).read_bytes()).hexdigest()
-            except OSError:
-                return self._lint_one(root, rel)  # php -l says what is wrong with the path
-            key = (self.binary, self.version, rel, digest)
-            with _LINT_LOCK:
-                known = _LINT_CACHE.get(key)
-            if known is not None:
-                return known
-            result = self._lint_one(root, rel)
-            with _LINT_LOCK:
-                if len(_LINT_CACHE) >= _LINT_CACHE_MAX:
-                    _LINT_CACHE.clear()
-                _LINT_CACHE[key] = result
-            return result
-
+    def lint_uncached(self, root: Path, files: Iterable[str]) -> list[LintResult]:
+        """`php -l` on every file, side by side, nothing remembered."""
         with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2) * 2)) as pool:
-            return list(pool.map(one, files))
+            return list(pool.map(lambda rel: self._lint_one(root, rel), sorted(files)))
 
     def run(self, script: Path, args: list[str], cwd: Path, timeout: float = 60) -> RunResult:
         proc = subprocess.run(
@@ -145,6 +134,16 @@ def _tidy(text: str, root: Path) -> str:
     return "\n".join(lines)[:2000]
 
 
+def cached_lint(
+    identity: str, root: Path, files: Iterable[str], lint: Callable[[Path, list[str]], list[LintResult]]
+) -> list[LintResult]:
+    files = sorted(files)
+    if not files:
+        return []
+    done = check_cache.cached_lint(identity, root, files, lambda missing: lint(root, missing))
+    return [LintResult(path, ok, message) for path, ok, message in done]
+
+
 # --- PHP as WebAssembly ------------------------------------------------------------------------------
 
 WASM_DRIVER = Path(__file__).with_name("php") / "wasm_driver.mjs"
@@ -157,6 +156,31 @@ BOOTS: Counter[str] = Counter()
 
 def node_modules_dir() -> Path:
     return Path(os.environ.get("PSP_NODE_MODULES") or NODE_MODULES).resolve()
+
+
+def require_wasm_package(version: str) -> Path:
+    """The installed @php-wasm package of PHP `version`; PhpUnavailable when it is not installed."""
+    package = node_modules_dir() / "@php-wasm" / f"node-{version.replace('.', '-')}"
+    if not (package / "package.json").is_file():
+        raise PhpUnavailable(
+            f"PHP {version} as WebAssembly: {package} is missing; run scripts/setup.sh (npm ci installs "
+            f"@php-wasm/node-{version.replace('.', '-')}@{WASM_PACKAGE_VERSION} from package-lock.json)"
+        )
+    return package
+
+
+def wasm_identity(version: str, node: str | None = None, node_flags: list[str] | None = None) -> str:
+    """What a WasmPhp of `version` would be, known without booting it: the installed @php-wasm package
+    (its package.json, which pins the build), Node and its flags. Check results are remembered under it."""
+    node = node or os.environ.get("PSP_NODE_BINARY") or shutil.which("node") or "node"
+    if node_flags is None:
+        node_flags = os.environ.get("PSP_WASM_NODE_FLAGS", "--liftoff-only").split()
+    package = node_modules_dir() / "@php-wasm" / f"node-{version.replace('.', '-')}" / "package.json"
+    try:
+        pinned = hashlib.sha256(package.read_bytes() + (package.parents[1] / "node" / "package.json").read_bytes())
+    except OSError:
+        return f"wasm php {version} missing"
+    return f"wasm php {version} {pinned.hexdigest()} {binary_stamp(node)} {' '.join(node_flags)}"
 
 
 class WasmPhp:
@@ -189,12 +213,8 @@ class WasmPhp:
         self._node = node or os.environ.get("PSP_NODE_BINARY") or shutil.which("node")
         if not self._node:
             raise PhpUnavailable("no `node` on PATH: PHP as WebAssembly needs Node.js (scripts/setup.sh installs it)")
-        package = node_modules_dir() / "@php-wasm" / f"node-{version.replace('.', '-')}"
-        if not (package / "package.json").is_file():
-            raise PhpUnavailable(
-                f"PHP {version} as WebAssembly: {package} is missing; run scripts/setup.sh (npm ci installs "
-                f"@php-wasm/node-{version.replace('.', '-')}@{WASM_PACKAGE_VERSION} from package-lock.json)"
-            )
+        require_wasm_package(version)
+        self.identity = wasm_identity(version, self._node, self.node_flags)
         self._boot_timeout = boot_timeout
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None
@@ -302,6 +322,8 @@ class WasmPhp:
             proc.kill()
             proc.wait()
 
+    identity_for = staticmethod(wasm_identity)  # PhpRuntimes asks the factory before it boots anything
+
     def __enter__(self) -> WasmPhp:
         return self
 
@@ -311,6 +333,10 @@ class WasmPhp:
     # the PhpRuntime protocol -------------------------------------------------------------------------
 
     def lint(self, root: Path, files: Iterable[str]) -> list[LintResult]:
+        """Remembered by content like NativePhp.lint (check_cache); misses go to the runtime in one request."""
+        return cached_lint(self.identity, root, files, self.lint_uncached)
+
+    def lint_uncached(self, root: Path, files: Iterable[str]) -> list[LintResult]:
         files = sorted(files)
         if not files:
             return []
@@ -354,6 +380,13 @@ class PhpRuntimes:
         self._booting: dict[str, threading.Lock] = {}
         self._closed_boots: Counter[str] = Counter()
 
+    def identity(self, version: str) -> str | None:
+        """What `get(version)` is, for check_cache keys, without booting it when the backend can say."""
+        known = getattr(self._factory, "identity_for", None)
+        if known is not None:
+            return str(known(version))
+        return getattr(self.get(version), "identity", None)
+
     def get(self, version: str) -> PhpRuntime:
         with self._lock:
             booting = self._booting.setdefault(version, threading.Lock())
@@ -395,19 +428,103 @@ class PhpRuntimes:
         self.close()
 
 
-_SHARED: dict[int, PhpRuntimes] = {}
+_SHARED: dict[tuple[int, str], PhpRuntimes] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_runtimes() -> PhpRuntimes:
+def shared_runtimes(service: str | None = None) -> PhpRuntimes:
     """The process-wide pool: at most one boot per PHP version per process (in-process Dagster runs and
     the `psp fleet` runner reuse it run after run), stopped when the process exits. A forked child
-    never talks to its parent's runtimes: it gets a pool of its own."""
-    pid = os.getpid()
+    never talks to its parent's runtimes: it gets a pool of its own. `service` (default
+    $PSP_PHP_SERVICE, else `connect`) says whether its runtimes are the machine's runtime service
+    (php_service: `connect` when it runs, `auto` starting it on first use; no boot in this process
+    while it answers) or in-process boots only (`off`)."""
+    from .php_service import mode, service_runtimes
+
+    pid, chosen = os.getpid(), mode(service)
     with _SHARED_LOCK:
-        pool = _SHARED.get(pid)
+        pool = _SHARED.get((pid, chosen))
         if pool is None:
-            _SHARED.clear()
-            pool = _SHARED[pid] = PhpRuntimes()
+            for key in [k for k in _SHARED if k[0] != pid]:
+                del _SHARED[key]
+            pool = PhpRuntimes() if chosen == "off" else service_runtimes(autostart=chosen == "auto")
+            _SHARED[(pid, chosen)] = pool
             atexit.register(pool.close)
         return pool
+
+
+# --- check results remembered by content ----------------------------------------------------------------
+
+
+class CachedPhp:
+    """A PhpRuntime whose lint results and successful script runs are remembered by content
+    (check_cache): a hit answers without PHP, and the runtime behind it is booted on the first miss only.
+    `salt` is what the caller's inputs add to every key (the template and contract hashes). Without an
+    `identity` (a runtime that cannot name itself) nothing is remembered."""
+
+    def __init__(
+        self,
+        version: str,
+        identity: str | None,
+        runtime: Callable[[], PhpRuntime],
+        cache: check_cache.CheckCache,
+        salt: str = "",
+    ) -> None:
+        self.version = version
+        self.identity = identity
+        self._runtime = runtime
+        self._cache = cache
+        self._salt = salt
+
+    @classmethod
+    def wrap(cls, runtime: PhpRuntime, cache: check_cache.CheckCache, salt: str = "") -> CachedPhp:
+        return cls(runtime.version, getattr(runtime, "identity", None), lambda: runtime, cache, salt)
+
+    def lint(self, root: Path, files: Iterable[str]) -> list[LintResult]:
+        runtime = self._runtime() if self.identity is None else None
+        if runtime is not None:
+            return runtime.lint(root, files)
+
+        def uncached(root: Path, missing: list[str]) -> list[LintResult]:
+            behind = self._runtime()
+            return getattr(behind, "lint_uncached", behind.lint)(root, missing)
+
+        files = sorted(files)
+        if not files:
+            return []
+        done = check_cache.cached_lint(str(self.identity), root, files, lambda m: uncached(root, m), self._cache)
+        return [LintResult(path, ok, message) for path, ok, message in done]
+
+    def run(self, script: Path, args: list[str], cwd: Path, timeout: float = 60) -> RunResult:
+        if self.identity is None or not check_cache.enabled("run"):
+            return self._runtime().run(script, args, cwd, timeout)
+        try:
+            entry = check_cache.run_key(self.identity, self._salt, script, [str(a) for a in args], cwd)
+        except OSError:
+            return self._runtime().run(script, args, cwd, timeout)
+        value = self._cache.get(entry)
+        if check_cache.run_value_ok(value):
+            return RunResult(0, value["stdout"], value["stderr"])
+        result = self._runtime().run(script, args, cwd, timeout)
+        if result.returncode == 0:  # a failure is always run again
+            self._cache.put(entry, {"returncode": 0, "stdout": result.stdout, "stderr": result.stderr})
+        return result
+
+
+def cached_runtimes(
+    runtimes: Callable[[str], PhpRuntime], cache: check_cache.CheckCache, salt: str = ""
+) -> Callable[[str], PhpRuntime]:
+    """`runtimes` (PHP version -> runtime) behind CachedPhp: a version whose results are all known is
+    never booted (a PhpRuntimes pool names its runtimes without booting them)."""
+    made: dict[str, CachedPhp] = {}
+    lock = threading.Lock()
+
+    def get(version: str) -> PhpRuntime:
+        with lock:
+            if version not in made:
+                name = getattr(runtimes, "identity", None)
+                identity = name(version) if name is not None else getattr(runtimes(version), "identity", None)
+                made[version] = CachedPhp(version, identity, lambda: runtimes(version), cache, salt)
+            return made[version]
+
+    return get

@@ -20,7 +20,7 @@ from typing import Any
 
 import paramiko
 
-from . import checks
+from . import check_cache, checks
 from .api_checks import run_api_checks
 from .config import ClientConfig, Fleet, HealthGate, LocalTarget, SftpTarget, load_fleet
 from .contract_bridge import contract_results
@@ -30,7 +30,7 @@ from .health import GateSettings, http_gate
 from .i18n import Catalog, load_catalog
 from .openapi import contract_file
 from .package import Artifact, load_artifact, package
-from .php import PhpRuntime
+from .php import CachedPhp, PhpRuntime, cached_runtimes
 from .render import RenderedTree, read_tree, render, render_context, render_string, write_tree
 from .sftp import SftpFS, SftpPool, SshEndpoint
 from .template_cache import TemplateCache
@@ -158,6 +158,11 @@ def test_plugin(
     catalog = catalog_for(template, config, cache)
     context = render_context(template, config, catalog)
     report = checks.TestReport(tree.client_id, tree.platform, tree.plugin_version, tree.build)
+    # results remembered by content (check_cache): same bytes, same PHP, same harness and contract
+    cache = check_cache.at(paths.data_dir)
+    salt = f"{template.content_hash} {check_cache.file_digest(paths.contract_file)}"
+    php = CachedPhp.wrap(php, cache, salt)
+    runtimes = cached_runtimes(runtimes, cache, salt) if runtimes is not None else None
     lint, contract = _on_every_php(
         php_versions(template, runtimes),
         php,

@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from psp_assets.core import php_service
 from psp_assets.core.php import NativePhp, PhpRuntime, PhpRuntimes, shared_runtimes
 from psp_assets.core.pipeline import Paths
 
@@ -35,11 +36,15 @@ class PhpResource(dg.ConfigurableResource):
     """The PHP runtimes the checks run on: the machine's PHP (`runtime`, for deploy health checks) and one
     PHP-as-WebAssembly runtime per version 7.4 ... 8.5 (`runtimes`), each booted on first use and shared
     by every partition of the run: at most one boot per version per run. With `shared` (default) later
-    runs in the same process reuse them too (in-process fleets, tests); otherwise they stop with the run."""
+    runs in the same process reuse them too (in-process fleets, tests); otherwise they stop with the run.
+    `service` says whether they are the machine's long-lived runtime service (core/php_service.py:
+    `connect` when it runs, `auto` starting it on first use, `off`; empty: $PSP_PHP_SERVICE, else
+    `connect`); without an answering service the runtimes boot in the run's process as before."""
 
     binary: str = ""
     matrix: bool = True  # lint and contract tests on every PHP version a template declares (else machine PHP only)
     shared: bool = True
+    service: str = ""
 
     @cached_property
     def runtime(self) -> PhpRuntime:
@@ -47,7 +52,11 @@ class PhpResource(dg.ConfigurableResource):
 
     @cached_property
     def runtimes(self) -> PhpRuntimes:
-        return shared_runtimes() if self.shared else PhpRuntimes()
+        if self.shared:
+            return shared_runtimes(self.service or None)
+        if php_service.mode(self.service or None) == "off":
+            return PhpRuntimes()
+        return php_service.service_runtimes(autostart=php_service.mode(self.service or None) == "auto")
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if not self.shared and "runtimes" in self.__dict__:
