@@ -256,6 +256,16 @@ class Ledger:
             query = query.where(events_table.c.occurred_at < until)
         return self._read(query, ("occurred_at",))
 
+    def payment_events(self, payment_ids: Iterable[str]) -> pd.DataFrame:
+        """Every event of the given payments (read in batches: the reconciliation asks for the few payments
+        its divergences concern, to date each by the event that opened it)."""
+        ids = list(dict.fromkeys(payment_ids))
+        frames = [
+            self._read(sa.select(events_table).where(events_table.c.payment_id.in_(ids[i : i + 500])), ("occurred_at",))
+            for i in range(0, len(ids), 500)
+        ]
+        return pd.concat(frames, ignore_index=True) if frames else self.events(until=datetime(1970, 1, 2, tzinfo=UTC))
+
     def actions(self) -> pd.DataFrame:
         return self._read(sa.select(actions_table).order_by(actions_table.c.action_id), ("acted_at",))
 

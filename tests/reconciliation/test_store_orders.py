@@ -187,4 +187,4 @@ def test_csv_export_bad_rows_are_reported_and_good_rows_kept(tmp_path, rules):
     assert "total: -1.0 is negative" in reasons["A2"]
     assert "state: 'shipped?' is not a woocommerce order state" in reasons["A3"]
     assert "more decimals than EUR allows" in reasons["A3"] and "'yesterday+00:00' is not a date" in reasons["A3"]
-    assert list(bad["row"]) == [2, 3]
+    assert list(bad["row"]) == [3, 4]  # line numbers in the CSV file: the header is line 1

@@ -159,7 +159,9 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     ins={"payments": dg.AssetIn("psp_payments"), "orders": dg.AssetIn("store_orders")},
     check_specs=[DIVERGENCES_WITHIN_LIMIT, NO_STORE_PAYMENT_WITHOUT_PSP],
 )
-def payment_reconciliation(context: dg.AssetExecutionContext, workspace: PspWorkspace, payments: dict, orders: dict):
+def payment_reconciliation(
+    context: dg.AssetExecutionContext, workspace: PspWorkspace, ledger: LedgerResource, payments: dict, orders: dict
+):
     """Every divergence between the PSP's payments and the stores' orders, with its class (paid at the
     PSP but pending in the store, paid in the store without a PSP payment, amount or currency mismatch,
     missed refund or chargeback, duplicate capture, stale pending, ...) and how long it has been open.
@@ -173,15 +175,14 @@ def payment_reconciliation(context: dg.AssetExecutionContext, workspace: PspWork
         [pd.read_parquet(payments["bad_rows_path"]), pd.read_parquet(orders["bad_rows_path"])], ignore_index=True
     )
     skipped = {(u["client_id"], u["platform"]) for u in orders["unreachable"]}
-    skipped |= {
-        (c, p)
-        for c, p in pay[["client_id", "platform"]].drop_duplicates().itertuples(index=False)
-        if p not in rules.platforms
-    }
+    partitions = pay[["client_id", "platform"]].drop_duplicates()
+    skipped |= {(c, p) for c, p in partitions.itertuples(index=False) if p not in rules.platforms}
     if skipped and not pay.empty:
-        held = pay[[(c, p) in skipped for c, p in zip(pay["client_id"], pay["platform"], strict=True)]]
-        pay = pay.drop(held.index).reset_index(drop=True)
-        context.log.warning(f"{len(held)} payment(s) not reconciled: their store could not be read ({sorted(skipped)})")
+        held = pd.MultiIndex.from_frame(pay[["client_id", "platform"]]).isin(list(skipped))
+        pay = pay[~held].reset_index(drop=True)
+        context.log.warning(
+            f"{int(held.sum())} payment(s) not reconciled: their store could not be read ({sorted(skipped)})"
+        )
     if ords.empty:
         ords = pd.DataFrame(
             columns=[
@@ -206,7 +207,8 @@ def payment_reconciliation(context: dg.AssetExecutionContext, workspace: PspWork
         cid: ClientLimits(c.config.reconciliation.max_open_hours, c.config.reconciliation.pending_max_age_minutes)
         for cid, c in fleet.clients.items()
     }
-    result = reconcile(pay, ords, rules, datetime.now(UTC), limits, bad_rows=bad)
+    db = ledger.ledger()
+    result = reconcile(pay, ords, rules, datetime.now(UTC), limits, bad_rows=bad, events=db.payment_events)
     latest = _out(paths) / "payment_reconciliation.parquet"
     previous = pd.read_parquet(latest) if latest.is_file() else None
     report = with_first_seen(result.divergences, previous, result.as_of)
