@@ -15,6 +15,7 @@ psp_ledger_migrations the applied migrations.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -243,10 +247,106 @@ class Ledger:
     # --- reads ------------------------------------------------------------------------------------
 
     def payments(self, clients: Iterable[str] | None = None) -> pd.DataFrame:
+        """Every payment (of `clients`), read in bulk into Arrow-backed columns: PostgreSQL through
+        `COPY ... TO STDOUT`, SQLite through one aggregate per chunk of rows, both parsed by pyarrow's CSV
+        reader; no Python object per row. Timestamps are UTC."""
+        clients = None if clients is None else list(clients)
+        try:
+            dialect = self.engine.dialect.name
+            if dialect == "postgresql":
+                return self._payments_copy(clients)
+            if dialect == "sqlite":
+                return self._payments_sqlite(clients)
+        except (sa.exc.SQLAlchemyError, pa.ArrowException, OSError) as exc:
+            raise ReconciliationError(
+                f"ledger {self.label}: read failed ({exc.__class__.__name__}: {exc}); run the migration first "
+                "(Ledger.migrate, done by the ledger resource on first use)"
+            ) from None
         query = sa.select(payments_table)
         if clients is not None:
-            query = query.where(payments_table.c.client_id.in_(list(clients)))
+            query = query.where(payments_table.c.client_id.in_(clients))
         return self._read(query, ("created_at", "status_changed_at"))
+
+    def _payments_copy(self, clients: list[str] | None) -> pd.DataFrame:
+        table = f'"{self.schema}".psp_payments' if self.schema else "psp_payments"
+        columns = ", ".join(
+            f"(extract(epoch FROM {c}) * 1000000)::bigint" if c in _TIME_FIELDS else c for c in PAYMENT_FIELDS
+        )
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            where = cursor.mogrify(" WHERE client_id = ANY(%s)", (clients,)).decode() if clients is not None else ""
+            buffer = io.BytesIO()
+            cursor.copy_expert(f"COPY (SELECT {columns} FROM {table}{where}) TO STDOUT WITH (FORMAT csv)", buffer)
+            raw.rollback()
+        finally:
+            raw.close()
+        if not buffer.getbuffer().nbytes:
+            return _payments_frame(_SCHEMA.empty_table(), epoch=False)
+        buffer.seek(0)
+        table_ = pacsv.read_csv(
+            buffer,
+            read_options=pacsv.ReadOptions(column_names=PAYMENT_FIELDS),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f.name: pa.int64() if f.name in _TIME_FIELDS else f.type for f in _SCHEMA},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        return _payments_frame(table_, epoch=True)
+
+    def _payments_sqlite(self, clients: list[str] | None) -> pd.DataFrame:
+        # One group_concat per chunk: SQLite builds the text, pyarrow parses it. Unit and record separators
+        # (never in a ledger id) split it; a chunk whose row count does not come back is read row by row.
+        row = " || char(31) || ".join(f"ifnull({c}, char(30))" for c in PAYMENT_FIELDS)
+        where = f" AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
+        if clients is not None and not clients:
+            where = " AND 0"
+        tables = []
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            factory, raw.text_factory = raw.text_factory, bytes  # the text goes to pyarrow as it is
+            low, high = raw.execute("SELECT ifnull(min(rowid), 0), ifnull(max(rowid), 0) FROM psp_payments").fetchone()
+            for start in range(low - 1, high, _SQLITE_CHUNK):
+                count, text = raw.execute(
+                    f"SELECT count(*), group_concat({row}, char(10)) FROM psp_payments "
+                    f"WHERE rowid > ? AND rowid <= ?{where}",
+                    (start, start + _SQLITE_CHUNK, *(clients or [])),
+                ).fetchone()
+                if not count:
+                    continue
+                try:
+                    chunk = pacsv.read_csv(
+                        io.BytesIO(text),
+                        read_options=pacsv.ReadOptions(column_names=PAYMENT_FIELDS),
+                        parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False),
+                        convert_options=pacsv.ConvertOptions(
+                            column_types=_SCHEMA,
+                            null_values=["\x1e"],
+                            strings_can_be_null=True,
+                        ),
+                    )
+                except pa.ArrowInvalid:
+                    chunk = None
+                if chunk is None or chunk.num_rows != count:
+                    query = sa.select(payments_table).where(
+                        sa.text("rowid > :lo AND rowid <= :hi").bindparams(lo=start, hi=start + _SQLITE_CHUNK)
+                    )
+                    if clients is not None:
+                        query = query.where(payments_table.c.client_id.in_(clients))
+                    raw.text_factory = factory
+                    frame = pd.read_sql(query, conn)
+                    raw.text_factory = bytes
+                    for column in _TIME_FIELDS:
+                        utc = pd.to_datetime(frame[column], utc=True, format="ISO8601").dt.tz_localize(None)
+                        frame[column] = utc.astype("datetime64[us]")
+                    chunk = pa.Table.from_pandas(frame[PAYMENT_FIELDS], schema=_SCHEMA, preserve_index=False)
+                tables.append(chunk)
+            raw.text_factory = factory
+        if not tables:
+            return _payments_frame(_SCHEMA.empty_table(), epoch=False)
+        return _payments_frame(pa.concat_tables(tables), epoch=False)
 
     def events(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
         query = sa.select(events_table)
@@ -296,6 +396,27 @@ class Ledger:
             # The ledger writes UTC; SQLite hands it back without an offset.
             frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
+
+
+_TIME_FIELDS = ("created_at", "status_changed_at")
+_SQLITE_CHUNK = 250_000
+_ARROW_TYPES = {
+    "amount_minor": pa.int64(),
+    "refunded_minor": pa.int64(),
+    "created_at": pa.timestamp("us"),
+    "status_changed_at": pa.timestamp("us"),
+}
+_SCHEMA = pa.schema([(c, _ARROW_TYPES.get(c, pa.string())) for c in PAYMENT_FIELDS])
+
+
+def _payments_frame(table: pa.Table, epoch: bool) -> pd.DataFrame:
+    """Payments as the reconciliation reads them: text as Arrow-backed strings, timestamps in UTC."""
+    for column in _TIME_FIELDS:
+        values = table[column]
+        if epoch:  # PostgreSQL sent microseconds since the epoch
+            values = pc.cast(pc.cast(values, pa.int64()), pa.timestamp("us"))
+        table = table.set_column(table.schema.get_field_index(column), column, pc.assume_timezone(values, "UTC"))
+    return table.to_pandas()
 
 
 def _records(rows: pd.DataFrame | Iterable[Mapping[str, Any]], fields: list[str]) -> list[dict[str, Any]]:

@@ -681,7 +681,8 @@ def reconcile(
         keep, conflicts = _duplicates(orders, o_codes, o_dup)
         if not conflicts.empty:
             bad.append(conflicts)
-        orders, o_codes = orders[keep].reset_index(drop=True), o_codes[keep]
+        if not keep.all():
+            orders, o_codes = orders[keep].reset_index(drop=True), o_codes[keep]
         conflicted = np.bincount(o_codes, minlength=n_keys)[o_codes] > 1
         excluded[o_codes[conflicted]] = True
     # Keys with a bad row on either side are not judged: a malformed order must not pose as a missing one.

@@ -1,3 +1,4 @@
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from psp_assets.core.reconciliation import (
     with_first_seen,
     write_parquet,
 )
-from psp_assets.core.store_orders import StoreRef, sources_for
+from psp_assets.core.store_orders import FileOrderSource, StoreRef, sources_for
 from psp_assets.defs.reconciliation.checks import (
     DIVERGENCES_WITHIN_LIMIT,
     KPIS_WITHIN_LIMITS,
@@ -42,10 +43,17 @@ def _out(paths: Paths) -> Path:
 
 
 def _rules(context: dg.AssetExecutionContext, paths: Paths) -> StatusRules:
-    rules, problems = StatusRules.load_available(paths.templates_dir)
+    stamp = tuple(sorted((str(f), f.stat().st_mtime_ns) for f in paths.templates_dir.glob("*/template.yaml")))
+    rules, problems = _load_rules(paths.templates_dir, stamp)
     for problem in problems:
         context.log.warning(f"platform skipped by the reconciliation: {problem}")
     return rules
+
+
+@functools.lru_cache(maxsize=4)
+def _load_rules(templates_dir: Path, stamp: tuple) -> tuple[StatusRules, list[str]]:
+    """The platforms' rules, parsed once per set of template files (every asset of a run asks for them)."""
+    return StatusRules.load_available(templates_dir)
 
 
 def _secret(name: str) -> str:
@@ -68,6 +76,13 @@ def _stores(
         if clients is None or cid in clients:
             refs += sources_for(loaded.config, paths.data_dir, api_states, _secret, demo_dir)
     return refs
+
+
+def _refs(groups, client_id: str, platform: str) -> list[str]:
+    try:
+        return groups.get_group((client_id, platform)).tolist()
+    except KeyError:
+        return []
 
 
 @dg.asset(group_name=GROUP, kinds={"postgres", "parquet"})
@@ -107,6 +122,7 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     paths = workspace.paths
     rules = _rules(context, paths)
     payments = pd.read_parquet(_out(paths) / "psp_payments.parquet", columns=["client_id", "platform", "order_ref"])
+    refs_by_store = payments.groupby(["client_id", "platform"], sort=False)["order_ref"]
     since = since_for(datetime.now(UTC))
     frames, bads, unreachable, counts = [], [], [], []
     for ref in _stores(paths, rules, ledger):
@@ -120,9 +136,10 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
                 }
             )
             continue
-        known = payments[(payments["client_id"] == ref.client_id) & (payments["platform"] == ref.platform)]
+        # An API store is listed for the window and asked by reference for every other payment's order.
+        known = [] if isinstance(ref.source, FileOrderSource) else _refs(refs_by_store, ref.client_id, ref.platform)
         try:
-            raw = ref.source.fetch_orders(since, known["order_ref"].tolist())
+            raw = ref.source.fetch_orders(since, known)
         except ReconciliationError as exc:
             context.log.error(str(exc))
             unreachable.append(
