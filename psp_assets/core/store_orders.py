@@ -151,7 +151,10 @@ def read_orders_csv(path: Path) -> pd.DataFrame:
     try:
         table = pacsv.read_csv(
             path,
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid),
+            # A blank line comes back as a row of empty fields: kept while numbering, dropped after.
+            parse_options=pacsv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=invalid, ignore_empty_lines=False
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header},
                 strings_can_be_null=False,
@@ -161,11 +164,16 @@ def read_orders_csv(path: Path) -> pd.DataFrame:
     except pa.ArrowInvalid:
         return _read_csv_by_line(path, header)
     multiline = any(pc.any(pc.match_substring(col, "\n")).as_py() for col in table.columns if col.null_count < len(col))
-    if skipped or multiline or _has_blank_lines(path):
+    if skipped or multiline:
         return _read_csv_by_line(path, header)
-    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
-    frame["source_row"] = np.arange(2, len(frame) + 2)
-    return frame
+    table = table.append_column("source_row", pa.array(np.arange(2, table.num_rows + 2)))
+    blank = None
+    for column in header:
+        empty = pc.equal(pc.utf8_length(table[column]), 0)
+        blank = empty if blank is None else pc.and_(blank, empty)
+    if blank is not None and pc.any(blank).as_py():
+        table = table.filter(pc.invert(blank))
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -174,12 +182,6 @@ def _csv_header(path: Path) -> list[str]:
     if not header:
         raise ReconciliationError(f"{path}: empty order export (no header line)")
     return [h.strip() for h in header]
-
-
-def _has_blank_lines(path: Path) -> bool:
-    with path.open("rb") as handle:
-        data = handle.read()
-    return b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r\n"))
 
 
 def _read_csv_by_line(path: Path, header: list[str]) -> pd.DataFrame:
