@@ -16,7 +16,10 @@ psp_ledger_migrations the applied migrations.
 from __future__ import annotations
 
 import io
+import os
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,7 +260,7 @@ class Ledger:
                 return self._payments_copy(clients)
             if dialect == "sqlite":
                 return self._payments_sqlite(clients)
-        except (sa.exc.SQLAlchemyError, pa.ArrowException, OSError) as exc:
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, pa.ArrowException, OSError) as exc:
             raise ReconciliationError(
                 f"ledger {self.label}: read failed ({exc.__class__.__name__}: {exc}); run the migration first "
                 "(Ledger.migrate, done by the ledger resource on first use)"
@@ -297,56 +300,69 @@ class Ledger:
         return _payments_frame(table_, epoch=True)
 
     def _payments_sqlite(self, clients: list[str] | None) -> pd.DataFrame:
-        # One group_concat per chunk: SQLite builds the text, pyarrow parses it. Unit and record separators
-        # (never in a ledger id) split it; a chunk whose row count does not come back is read row by row.
-        row = " || char(31) || ".join(f"ifnull({c}, char(30))" for c in PAYMENT_FIELDS)
-        where = f" AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
+        # One group_concat per chunk of rowids: SQLite builds the text, pyarrow parses it. Chunks run on their
+        # own read-only connections in threads (sqlite3 lets go of the GIL while it aggregates). Unit and
+        # record separators (never in a ledger id) split it; a chunk whose row count does not come back is
+        # read row by row.
         if clients is not None and not clients:
-            where = " AND 0"
-        tables = []
+            return _payments_frame(_SCHEMA.empty_table(), epoch=False)
+        path = self.engine.url.database or ""
         with self.engine.connect() as conn:
-            raw = conn.connection.driver_connection
-            factory, raw.text_factory = raw.text_factory, bytes  # the text goes to pyarrow as it is
-            low, high = raw.execute("SELECT ifnull(min(rowid), 0), ifnull(max(rowid), 0) FROM psp_payments").fetchone()
-            for start in range(low - 1, high, _SQLITE_CHUNK):
-                count, text = raw.execute(
-                    f"SELECT count(*), group_concat({row}, char(10)) FROM psp_payments "
-                    f"WHERE rowid > ? AND rowid <= ?{where}",
-                    (start, start + _SQLITE_CHUNK, *(clients or [])),
-                ).fetchone()
-                if not count:
-                    continue
-                try:
-                    chunk = pacsv.read_csv(
-                        io.BytesIO(text),
-                        read_options=pacsv.ReadOptions(column_names=PAYMENT_FIELDS),
-                        parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False),
-                        convert_options=pacsv.ConvertOptions(
-                            column_types=_SCHEMA,
-                            null_values=["\x1e"],
-                            strings_can_be_null=True,
-                        ),
-                    )
-                except pa.ArrowInvalid:
-                    chunk = None
-                if chunk is None or chunk.num_rows != count:
-                    query = sa.select(payments_table).where(
-                        sa.text("rowid > :lo AND rowid <= :hi").bindparams(lo=start, hi=start + _SQLITE_CHUNK)
-                    )
-                    if clients is not None:
-                        query = query.where(payments_table.c.client_id.in_(clients))
-                    raw.text_factory = factory
-                    frame = pd.read_sql(query, conn)
-                    raw.text_factory = bytes
-                    for column in _TIME_FIELDS:
-                        utc = pd.to_datetime(frame[column], utc=True, format="ISO8601").dt.tz_localize(None)
-                        frame[column] = utc.astype("datetime64[us]")
-                    chunk = pa.Table.from_pandas(frame[PAYMENT_FIELDS], schema=_SCHEMA, preserve_index=False)
-                tables.append(chunk)
-            raw.text_factory = factory
+            low, high = conn.exec_driver_sql(
+                "SELECT ifnull(min(rowid), 0), ifnull(max(rowid), 0) FROM psp_payments"
+            ).one()
+        starts = list(range(low - 1, high, _SQLITE_CHUNK))
+        in_memory = path in ("", ":memory:")
+        with ThreadPoolExecutor(max_workers=1 if in_memory else min(4, os.cpu_count() or 1)) as pool:
+            chunks = list(pool.map(lambda start: self._sqlite_chunk(path, start, clients), starts))
+        tables = [self._sqlite_rows(start, clients) if chunk is None else chunk for start, chunk in chunks]
+        tables = [t for t in tables if t.num_rows]
         if not tables:
             return _payments_frame(_SCHEMA.empty_table(), epoch=False)
         return _payments_frame(pa.concat_tables(tables), epoch=False)
+
+    def _sqlite_chunk(self, path: str, start: int, clients: list[str] | None) -> tuple[int, pa.Table | None]:
+        row = " || char(31) || ".join(f"ifnull({c}, char(30))" for c in PAYMENT_FIELDS)
+        where = f" AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
+        sql = f"SELECT count(*), group_concat({row}, char(10)) FROM psp_payments WHERE rowid > ? AND rowid <= ?{where}"
+        if path in ("", ":memory:"):
+            with self.engine.connect() as conn:
+                count, text = conn.exec_driver_sql(sql, (start, start + _SQLITE_CHUNK, *(clients or []))).one()
+            text = text.encode() if isinstance(text, str) else text
+        else:
+            raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            try:
+                raw.text_factory = bytes  # the text goes to pyarrow as it is
+                count, text = raw.execute(sql, (start, start + _SQLITE_CHUNK, *(clients or []))).fetchone()
+            finally:
+                raw.close()
+        if not count:
+            return start, _SCHEMA.empty_table()
+        try:
+            chunk = pacsv.read_csv(
+                io.BytesIO(text),
+                read_options=pacsv.ReadOptions(column_names=PAYMENT_FIELDS),
+                parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=_SCHEMA, null_values=["\x1e"], strings_can_be_null=True
+                ),
+            )
+        except pa.ArrowInvalid:
+            return start, None
+        return start, chunk if chunk.num_rows == count else None
+
+    def _sqlite_rows(self, start: int, clients: list[str] | None) -> pa.Table:
+        query = sa.select(payments_table).where(
+            sa.text("rowid > :lo AND rowid <= :hi").bindparams(lo=start, hi=start + _SQLITE_CHUNK)
+        )
+        if clients is not None:
+            query = query.where(payments_table.c.client_id.in_(clients))
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        for column in _TIME_FIELDS:
+            utc = pd.to_datetime(frame[column], utc=True, format="ISO8601").dt.tz_localize(None)
+            frame[column] = utc.astype("datetime64[us]")
+        return pa.Table.from_pandas(frame[PAYMENT_FIELDS], schema=_SCHEMA, preserve_index=False)
 
     def events(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
         query = sa.select(events_table)

@@ -47,7 +47,7 @@ DIVERGENCE_CLASSES: dict[str, str] = {
     "currency_mismatch": "store order currency differs from the PSP payment currency",
     "refunded_at_psp_not_in_store": "refunded at the PSP, not in the store",
     "chargeback_at_psp_not_in_store": "charged back at the PSP, not in the store",
-    "duplicate_capture": "more than one captured PSP payment for one order",
+    "duplicate_capture": "more than one PSP payment whose money stands for one order",
     "stale_pending": "pending at the PSP for longer than the client's limit",
     "status_mismatch": "store state contradicts the PSP status in another way",
     "refunded_duplicate": "a duplicate payment of an order the PSP already refunded: resolved, for information",
