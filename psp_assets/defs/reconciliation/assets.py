@@ -121,11 +121,15 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     reached is listed and its orders are left out of the judgement (never reported as missing)."""
     paths = workspace.paths
     rules = _rules(context, paths)
-    payments = pd.read_parquet(_out(paths) / "psp_payments.parquet", columns=["client_id", "platform", "order_ref"])
-    refs_by_store = payments.groupby(["client_id", "platform"], sort=False)["order_ref"]
     since = since_for(datetime.now(UTC))
     frames, bads, unreachable, counts = [], [], [], []
-    for ref in _stores(paths, rules, ledger):
+    stores = _stores(paths, rules, ledger)
+    refs_by_store = None
+    if not all(isinstance(ref.source, FileOrderSource) for ref in stores):  # exports are read whole
+        columns = ["client_id", "platform", "order_ref"]
+        payments = pd.read_parquet(_out(paths) / "psp_payments.parquet", columns=columns)
+        refs_by_store = payments.groupby(["client_id", "platform"], sort=False)["order_ref"]
+    for ref in stores:
         if ref.platform not in rules.platforms:
             unreachable.append(
                 {
@@ -137,7 +141,7 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
             )
             continue
         # An API store is listed for the window and asked by reference for every other payment's order.
-        known = [] if isinstance(ref.source, FileOrderSource) else _refs(refs_by_store, ref.client_id, ref.platform)
+        known = [] if refs_by_store is None else _refs(refs_by_store, ref.client_id, ref.platform)
         try:
             raw = ref.source.fetch_orders(since, known)
         except ReconciliationError as exc:
