@@ -403,7 +403,20 @@ def main() -> None:
             "load_average": _load(),
             "target_met": bool(job and job["wall_s"] < 5 and job["peak_rss_mib"] < 2048),
         }
+        if args.postgres and not args.keep:
+            _drop_schema(args.postgres, json.loads((directory / "expected.json").read_text())["ledger_url"])
         print(json.dumps(summary))
+
+
+def _drop_schema(url: str, ledger_url: str) -> None:
+    import sqlalchemy as sa
+
+    schema = ledger_url.partition("#")[2]
+    if schema.startswith("psp_bench_"):
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        engine.dispose()
 
 
 if __name__ == "__main__":
