@@ -220,3 +220,27 @@ def test_csv_export_keeps_every_good_line_and_numbers_the_bad_ones_by_line(tmp_p
     assert list(bad["order_ref"]) == ["A2", "A5", "A6"]  # so their payments are held back, not missing
     clean, bad = validate_orders(FileOrderSource(fast).fetch_orders(), "nordbank", "woocommerce", "shop", "f", rules)
     assert list(clean["order_ref"]) == ["A8", "A9"] and list(clean["source_row"]) == [2, 4] and bad.empty
+
+
+def test_api_stores_list_the_window_and_fetch_older_orders_by_reference():
+    def magento(i: int, updated: str) -> dict:
+        return {
+            "entity_id": i,
+            "increment_id": f"00000{i}",
+            "state": "processing",
+            "grand_total": 10.0,
+            "order_currency_code": "EUR",
+            "created_at": updated,
+            "updated_at": updated,
+        }
+
+    orders = [magento(1, "2025-01-01 10:00:00"), magento(2, "2025-03-01 10:00:00"), magento(3, "2024-12-01 10:00:00")]
+    since = pd.Timestamp("2025-02-01", tz="UTC").to_pydatetime()
+    with serving(MagentoStore(orders, "tok")) as store:
+        client = Magento2Orders(base_url=store.url, secret="tok", page_size=2)
+        frame = client.fetch_orders(since, [" 000001", "000002", "000009"])  # padded, listed, unknown
+        asked = [r["query"] for r in store.calls("GET", "/rest/V1/orders")]
+    assert sorted(frame["order_ref"]) == ["000001", "000002"]  # 000003: no payment asks for it
+    conditions = [q["searchCriteria[filter_groups][0][filters][0][condition_type]"][0] for q in asked]
+    assert conditions == ["gteq", "in"]
+    assert asked[1]["searchCriteria[filter_groups][0][filters][0][value]"] == ["000001,000009"]
