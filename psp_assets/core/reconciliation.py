@@ -1141,9 +1141,51 @@ def markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> str:
     return "\n".join(lines)
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+def write_parquet(frame: pd.DataFrame, path: Path, keep: bool = False) -> Path:
+    """Write `frame` to `path` atomically. Dictionary encoding only for columns that repeat (ids would be
+    tried and given up at a cost) and LZ4, a third of the default writer's CPU time. With `keep`, the frame
+    stays in this process for the next read_parquet of the same file (the next asset in an in-process
+    run), as long as the file is the one written here."""
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, tmp, compression="lz4", use_dictionary=_repeating(table))
     tmp.replace(path)
+    _KEPT.pop(str(path), None)
+    if keep:
+        _KEPT[str(path)] = (_stamp(path), frame)
     return path
+
+
+def read_parquet(path: Path | str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The Parquet file at `path`; the frame itself when this process wrote it with keep=True and the
+    file has not changed since (taken once: the reader owns it)."""
+    kept = _KEPT.get(str(path))
+    if kept is not None and kept[0] == _stamp(Path(path)):
+        if columns is not None:
+            return kept[1][columns].copy()
+        del _KEPT[str(path)]
+        return kept[1]
+    return pd.read_parquet(path, columns=columns)
+
+
+_KEPT: dict[str, tuple[tuple[int, int, int], pd.DataFrame]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _repeating(table: pa.Table, sample: int = 10_000) -> list[str]:
+    """Columns whose values repeat in the first rows (statuses, clients, currencies), worth a dictionary."""
+    head = table.slice(0, sample)
+    return [
+        name
+        for name, column in zip(head.column_names, head.columns, strict=True)
+        if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type))
+        and len(column)
+        and pc.count_distinct(column).as_py() <= len(column) // 2
+    ]

@@ -16,6 +16,7 @@ from psp_assets.core.reconciliation import (
     actions_frame,
     heal,
     markdown_table,
+    read_parquet,
     reconcile,
     since_for,
     validate_orders,
@@ -104,7 +105,7 @@ def psp_payments(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
         if seeded is not None:
             context.log.info(f"embedded ledger seeded with {len(seeded.payments)} demo payments")
     clean, bad = validate_payments(db.payments(), f"ledger {db.label}")
-    path = write_parquet(clean, _out(paths) / "psp_payments.parquet")
+    path = write_parquet(clean, _out(paths) / "psp_payments.parquet", keep=True)
     bad_path = write_parquet(bad, _out(paths) / "psp_payments_bad_rows.parquet")
     context.add_output_metadata({
         "ledger": db.label, "payments": len(clean), "bad_rows": len(bad), "path": str(path),
@@ -127,7 +128,7 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     refs_by_store = None
     if not all(isinstance(ref.source, FileOrderSource) for ref in stores):  # exports are read whole
         columns = ["client_id", "platform", "order_ref"]
-        payments = pd.read_parquet(_out(paths) / "psp_payments.parquet", columns=columns)
+        payments = read_parquet(_out(paths) / "psp_payments.parquet", columns=columns)
         refs_by_store = payments.groupby(["client_id", "platform"], sort=False)["order_ref"]
     for ref in stores:
         if ref.platform not in rules.platforms:
@@ -164,7 +165,7 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
         )
     orders = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     bad_rows = pd.concat(bads, ignore_index=True) if bads else pd.DataFrame(columns=BAD_ROW_COLUMNS)
-    path = write_parquet(orders, _out(paths) / "store_orders.parquet")
+    path = write_parquet(orders, _out(paths) / "store_orders.parquet", keep=True)
     bad_path = write_parquet(bad_rows, _out(paths) / "store_orders_bad_rows.parquet")
     context.add_output_metadata({
         "orders": len(orders), "bad_rows": len(bad_rows),
@@ -190,8 +191,10 @@ def payment_reconciliation(
     paths = workspace.paths
     rules = _rules(context, paths)
     fleet = paths.fleet()
-    pay = pd.read_parquet(payments["path"])
-    ords = pd.read_parquet(orders["path"])
+    # In one process (execute_in_process, the in-process executor) the frames the upstream assets wrote
+    # are taken as they are; otherwise, or if the files changed since, the files are read.
+    pay = read_parquet(payments["path"])
+    ords = read_parquet(orders["path"])
     bad = pd.concat(
         [pd.read_parquet(payments["bad_rows_path"]), pd.read_parquet(orders["bad_rows_path"])], ignore_index=True
     )
