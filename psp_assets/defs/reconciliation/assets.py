@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from psp_assets.core.config import Fleet, config_files, load_fleet
 from psp_assets.core.demo_data import seed_demo
 from psp_assets.core.errors import ReconciliationError
 from psp_assets.core.kpis import Thresholds, breaches, compute_kpis, decline_reasons
@@ -57,6 +58,17 @@ def _load_rules(templates_dir: Path, stamp: tuple) -> tuple[StatusRules, list[st
     return StatusRules.load_available(templates_dir)
 
 
+def _fleet(paths: Paths) -> Fleet:
+    """The client configs, parsed once per set of config files (each asset of a run asks for them)."""
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in config_files(paths.configs_dir))
+    return _load_fleet(paths.configs_dir, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_fleet(configs_dir: Path, stamp: tuple) -> Fleet:
+    return load_fleet(configs_dir, [Path(f) for f, *_ in stamp])
+
+
 def _secret(name: str) -> str:
     value = dg.EnvVar(name).get_value()
     if not value:
@@ -73,7 +85,7 @@ def _stores(
     demo_dir = ledger.demo_orders_dir(paths.data_dir) if ledger.embedded else None
     api_states = {p: r.api_states for p, r in rules.platforms.items()}
     refs: list[StoreRef] = []
-    for cid, loaded in sorted(paths.fleet().clients.items()):
+    for cid, loaded in sorted(_fleet(paths).clients.items()):
         if clients is None or cid in clients:
             refs += sources_for(loaded.config, paths.data_dir, api_states, _secret, demo_dir)
     return refs
@@ -96,7 +108,7 @@ def psp_payments(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     if ledger.embedded:
         seeded = seed_demo(
             db,
-            paths.fleet(),
+            _fleet(paths),
             _rules(context, paths),
             ledger.demo_orders_dir(paths.data_dir),
             seed=ledger.demo_seed,
@@ -190,7 +202,7 @@ def payment_reconciliation(
     Webhooks are advisory: this report is what ops works from. Stored as Parquet."""
     paths = workspace.paths
     rules = _rules(context, paths)
-    fleet = paths.fleet()
+    fleet = _fleet(paths)
     # In one process (execute_in_process, the in-process executor) the frames the upstream assets wrote
     # are taken as they are; otherwise, or if the files changed since, the files are read.
     pay = read_parquet(payments["path"])
@@ -265,7 +277,7 @@ def payment_healing(
     store changed after the PSP's event is left for a person. Every action is recorded in the ledger."""
     paths = workspace.paths
     rules = _rules(context, paths)
-    opted = {cid for cid, c in paths.fleet().clients.items() if c.config.reconciliation.healing}
+    opted = {cid for cid, c in _fleet(paths).clients.items() if c.config.reconciliation.healing}
     report = pd.read_parquet(reconciliation["path"])
     sources = {(r.client_id, r.store): r.source for r in _stores(paths, rules, ledger, opted)}
     actions = heal(report, sources, ledger.ledger(), rules, opted)
@@ -289,7 +301,7 @@ def payment_kpis(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     paths = workspace.paths
     now = datetime.now(UTC)
     events = ledger.ledger().events(since=now - timedelta(hours=48))
-    fleet = paths.fleet()
+    fleet = _fleet(paths)
     thresholds = {cid: Thresholds(**c.config.kpis.model_dump()) for cid, c in fleet.clients.items()}
     kpis = compute_kpis(events, thresholds)
     reasons = decline_reasons(events)
