@@ -314,12 +314,19 @@ class Ledger:
         starts = list(range(low - 1, high, _SQLITE_CHUNK))
         in_memory = path in ("", ":memory:")
         with ThreadPoolExecutor(max_workers=1 if in_memory else min(4, os.cpu_count() or 1)) as pool:
-            chunks = list(pool.map(lambda start: self._sqlite_chunk(path, start, clients), starts))
+            chunks = list(pool.map(lambda start: self._sqlite_chunk_read(path, start, clients), starts))
         tables = [self._sqlite_rows(start, clients) if chunk is None else chunk for start, chunk in chunks]
         tables = [t for t in tables if t.num_rows]
         if not tables:
             return _payments_frame(_SCHEMA.empty_table(), epoch=False)
         return _payments_frame(pa.concat_tables(tables), epoch=False)
+
+    def _sqlite_chunk_read(self, path: str, start: int, clients: list[str] | None) -> tuple[int, pa.Table | None]:
+        if path not in ("", ":memory:") and _ADBC_SQLITE is not None:
+            table = _adbc_chunk(path, start, clients)
+            if table is not None:
+                return start, table
+        return self._sqlite_chunk(path, start, clients)
 
     def _sqlite_chunk(self, path: str, start: int, clients: list[str] | None) -> tuple[int, pa.Table | None]:
         # One format() per row builds its text in one allocation (|| would copy it once per column).
@@ -419,6 +426,11 @@ class Ledger:
         return frame
 
 
+try:  # The ADBC SQLite driver (a dependency; optional here so a ledger stays readable without it).
+    import adbc_driver_sqlite.dbapi as _ADBC_SQLITE
+except ImportError:  # pragma: no cover - installed with the project
+    _ADBC_SQLITE = None
+
 _TIME_FIELDS = ("created_at", "status_changed_at")
 _SQLITE_CHUNK = 250_000
 _ARROW_TYPES = {
@@ -428,6 +440,34 @@ _ARROW_TYPES = {
     "status_changed_at": pa.timestamp("us"),
 }
 _SCHEMA = pa.schema([(c, _ARROW_TYPES.get(c, pa.string())) for c in PAYMENT_FIELDS])
+
+
+def _adbc_chunk(path: str, start: int, clients: list[str] | None) -> pa.Table | None:
+    """A chunk of payments read by the ADBC SQLite driver straight into Arrow columns (no text in between),
+    cast to the ledger's schema. None when the driver cannot (a column whose stored types differ from row
+    to row, a timestamp it cannot parse): the caller reads that chunk through group_concat instead."""
+    assert _ADBC_SQLITE is not None
+    where = f" AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
+    # The driver types a column by its first rows: a nullable text column comes with a marker for NULL
+    # (never in a ledger id), so a chunk that starts with NULLs is not typed as numbers.
+    nullable = {c.name for c in payments_table.columns if c.nullable and c.name in PAYMENT_FIELDS}
+    columns = ", ".join(f"ifnull({c}, char(30))" if c in nullable else c for c in PAYMENT_FIELDS)
+    sql = f"SELECT {columns} FROM psp_payments WHERE rowid > ? AND rowid <= ?{where}"
+    try:
+        with _ADBC_SQLITE.connect(f"file:{path}?mode=ro") as conn, conn.cursor() as cursor:
+            cursor.execute(sql, (start, start + _SQLITE_CHUNK, *(clients or [])))
+            table = cursor.fetch_arrow_table()
+        if table.num_rows == 0:
+            return _SCHEMA.empty_table()
+        arrays = []
+        for i, field in enumerate(_SCHEMA):
+            values = pc.cast(table.column(i), field.type)
+            if field.name in nullable:
+                values = pc.if_else(pc.equal(values, "\x1e"), pa.scalar(None, field.type), values)
+            arrays.append(values)
+        return pa.table(arrays, schema=_SCHEMA)
+    except (pa.ArrowException, OSError, _ADBC_SQLITE.Error):
+        return None
 
 
 def _payments_frame(table: pa.Table, epoch: bool) -> pd.DataFrame:
