@@ -477,7 +477,9 @@ def _payments_frame(table: pa.Table, epoch: bool) -> pd.DataFrame:
         if epoch:  # PostgreSQL sent microseconds since the epoch
             values = pc.cast(pc.cast(values, pa.int64()), pa.timestamp("us"))
         table = table.set_column(table.schema.get_field_index(column), column, pc.assume_timezone(values, "UTC"))
-    return table.to_pandas()
+    # pandas keeps text as large_string: cast chunk by chunk here, not concatenated again column by column.
+    wide = pa.schema([f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f for f in table.schema])
+    return table.cast(wide).to_pandas()
 
 
 def _records(rows: pd.DataFrame | Iterable[Mapping[str, Any]], fields: list[str]) -> list[dict[str, Any]]:
