@@ -6,7 +6,7 @@
 The seeded demo generator writes the ledger (SQLite, or a fresh schema of PostgreSQL with --postgres, with
 its payment events), the store orders as 20 CSV exports (10 clients x 2 platforms) with the client configs
 naming them, and the same data as Parquet. Each measured variant then runs in its own fresh process, so its
-peak memory (ru_maxrss) and CPU time are its own:
+peak memory (VmHWM) and CPU time are its own:
   core        psp_assets.core.reconciliation on the Parquet snapshot: validate both sides, join, classify
   job         payment_reconciliation_job end to end, in process: the ledger read from the database, the
               20 CSV exports read, validated, reconciled, reports and Parquet written, healing (none opted in)
