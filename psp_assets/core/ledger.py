@@ -15,13 +15,20 @@ psp_ledger_migrations the applied migrations.
 
 from __future__ import annotations
 
+import io
+import os
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -303,10 +310,131 @@ class Ledger:
     # --- reads ------------------------------------------------------------------------------------
 
     def payments(self, clients: Iterable[str] | None = None) -> pd.DataFrame:
+        """Every payment (of `clients`), read in bulk into Arrow-backed columns: PostgreSQL through
+        `COPY ... TO STDOUT`, SQLite through one aggregate per chunk of rows, both parsed by pyarrow's CSV
+        reader; no Python object per row. Timestamps are UTC."""
+        clients = None if clients is None else list(clients)
+        try:
+            dialect = self.engine.dialect.name
+            if dialect == "postgresql":
+                return self._payments_copy(clients)
+            if dialect == "sqlite":
+                return self._payments_sqlite(clients)
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, pa.ArrowException, OSError) as exc:
+            raise ReconciliationError(
+                f"ledger {self.label}: read failed ({exc.__class__.__name__}: {exc}); run the migration first "
+                "(Ledger.migrate, done by the ledger resource on first use)"
+            ) from None
         query = sa.select(payments_table)
         if clients is not None:
-            query = query.where(payments_table.c.client_id.in_(list(clients)))
+            query = query.where(payments_table.c.client_id.in_(clients))
         return self._read(query, ("created_at", "status_changed_at"))
+
+    def _payments_copy(self, clients: list[str] | None) -> pd.DataFrame:
+        table = f'"{self.schema}".psp_payments' if self.schema else "psp_payments"
+        columns = ", ".join(
+            f"(extract(epoch FROM {c}) * 1000000)::bigint" if c in _TIME_FIELDS else c for c in PAYMENT_FIELDS
+        )
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            where = cursor.mogrify(" WHERE client_id = ANY(%s)", (clients,)).decode() if clients is not None else ""
+            buffer = io.BytesIO()
+            cursor.copy_expert(f"COPY (SELECT {columns} FROM {table}{where}) TO STDOUT WITH (FORMAT csv)", buffer)
+            raw.rollback()
+        finally:
+            raw.close()
+        if not buffer.getbuffer().nbytes:
+            return _payments_frame(_SCHEMA.empty_table(), epoch=False)
+        buffer.seek(0)
+        table_ = pacsv.read_csv(
+            buffer,
+            read_options=pacsv.ReadOptions(column_names=PAYMENT_FIELDS),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f.name: pa.int64() if f.name in _TIME_FIELDS else f.type for f in _SCHEMA},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        return _payments_frame(table_, epoch=True)
+
+    def _payments_sqlite(self, clients: list[str] | None) -> pd.DataFrame:
+        # One group_concat per chunk of rowids: SQLite builds the text, pyarrow parses it. Chunks run on their
+        # own read-only connections in threads (sqlite3 lets go of the GIL while it aggregates). Unit and
+        # record separators (never in a ledger id) split it; a chunk whose row count does not come back is
+        # read row by row.
+        if clients is not None and not clients:
+            return _payments_frame(_SCHEMA.empty_table(), epoch=False)
+        path = self.engine.url.database or ""
+        with self.engine.connect() as conn:
+            low, high = conn.exec_driver_sql(
+                "SELECT ifnull(min(rowid), 0), ifnull(max(rowid), 0) FROM psp_payments"
+            ).one()
+        starts = list(range(low - 1, high, _SQLITE_CHUNK))
+        in_memory = path in ("", ":memory:")
+        with ThreadPoolExecutor(max_workers=1 if in_memory else min(4, os.cpu_count() or 1)) as pool:
+            chunks = list(pool.map(lambda start: self._sqlite_chunk_read(path, start, clients), starts))
+        tables = [self._sqlite_rows(start, clients) if chunk is None else chunk for start, chunk in chunks]
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            return _payments_frame(_SCHEMA.empty_table(), epoch=False)
+        return _payments_frame(pa.concat_tables(tables), epoch=False)
+
+    def _sqlite_chunk_read(self, path: str, start: int, clients: list[str] | None) -> tuple[int, pa.Table | None]:
+        if path not in ("", ":memory:") and _ADBC_SQLITE is not None:
+            table = _adbc_chunk(path, start, clients)
+            if table is not None:
+                return start, table
+        return self._sqlite_chunk(path, start, clients)
+
+    def _sqlite_chunk(self, path: str, start: int, clients: list[str] | None) -> tuple[int, pa.Table | None]:
+        # One format() per row builds its text in one allocation (|| would copy it once per column).
+        row = (
+            f"format('{chr(31).join('%s' for _ in PAYMENT_FIELDS)}', "
+            + ", ".join(f"ifnull({c}, char(30))" for c in PAYMENT_FIELDS)
+            + ")"
+        )
+        where = f" AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
+        sql = f"SELECT count(*), group_concat({row}, char(10)) FROM psp_payments WHERE rowid > ? AND rowid <= ?{where}"
+        if path in ("", ":memory:"):
+            with self.engine.connect() as conn:
+                count, text = conn.exec_driver_sql(sql, (start, start + _SQLITE_CHUNK, *(clients or []))).one()
+            text = text.encode() if isinstance(text, str) else text
+        else:
+            raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            try:
+                raw.text_factory = bytes  # the text goes to pyarrow as it is
+                count, text = raw.execute(sql, (start, start + _SQLITE_CHUNK, *(clients or []))).fetchone()
+            finally:
+                raw.close()
+        if not count:
+            return start, _SCHEMA.empty_table()
+        try:
+            chunk = pacsv.read_csv(
+                io.BytesIO(text),
+                read_options=pacsv.ReadOptions(column_names=PAYMENT_FIELDS),
+                parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=_SCHEMA, null_values=["\x1e"], strings_can_be_null=True
+                ),
+            )
+        except pa.ArrowInvalid:
+            return start, None
+        return start, chunk if chunk.num_rows == count else None
+
+    def _sqlite_rows(self, start: int, clients: list[str] | None) -> pa.Table:
+        query = sa.select(payments_table).where(
+            sa.text("rowid > :lo AND rowid <= :hi").bindparams(lo=start, hi=start + _SQLITE_CHUNK)
+        )
+        if clients is not None:
+            query = query.where(payments_table.c.client_id.in_(clients))
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        for column in _TIME_FIELDS:
+            utc = pd.to_datetime(frame[column], utc=True, format="ISO8601").dt.tz_localize(None)
+            frame[column] = utc.astype("datetime64[us]")
+        return pa.Table.from_pandas(frame[PAYMENT_FIELDS], schema=_SCHEMA, preserve_index=False)
 
     def events(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
         query = sa.select(events_table)
@@ -315,6 +443,16 @@ class Ledger:
         if until is not None:
             query = query.where(events_table.c.occurred_at < until)
         return self._read(query, ("occurred_at",))
+
+    def payment_events(self, payment_ids: Iterable[str]) -> pd.DataFrame:
+        """Every event of the given payments (read in batches: the reconciliation asks for the few payments
+        its divergences concern, to date each by the event that opened it)."""
+        ids = list(dict.fromkeys(payment_ids))
+        frames = [
+            self._read(sa.select(events_table).where(events_table.c.payment_id.in_(ids[i : i + 500])), ("occurred_at",))
+            for i in range(0, len(ids), 500)
+        ]
+        return pd.concat(frames, ignore_index=True) if frames else self.events(until=datetime(1970, 1, 2, tzinfo=UTC))
 
     def actions(self) -> pd.DataFrame:
         return self._read(sa.select(actions_table).order_by(actions_table.c.action_id), ("acted_at",))
@@ -346,6 +484,62 @@ class Ledger:
             # The ledger writes UTC; SQLite hands it back without an offset.
             frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
+
+
+try:  # The ADBC SQLite driver (a dependency; optional here so a ledger stays readable without it).
+    import adbc_driver_sqlite.dbapi as _ADBC_SQLITE
+except ImportError:  # pragma: no cover - installed with the project
+    _ADBC_SQLITE = None
+
+_TIME_FIELDS = ("created_at", "status_changed_at")
+_SQLITE_CHUNK = 250_000
+_ARROW_TYPES = {
+    "amount_minor": pa.int64(),
+    "refunded_minor": pa.int64(),
+    "created_at": pa.timestamp("us"),
+    "status_changed_at": pa.timestamp("us"),
+}
+_SCHEMA = pa.schema([(c, _ARROW_TYPES.get(c, pa.string())) for c in PAYMENT_FIELDS])
+
+
+def _adbc_chunk(path: str, start: int, clients: list[str] | None) -> pa.Table | None:
+    """A chunk of payments read by the ADBC SQLite driver straight into Arrow columns (no text in between),
+    cast to the ledger's schema. None when the driver cannot (a column whose stored types differ from row
+    to row, a timestamp it cannot parse): the caller reads that chunk through group_concat instead."""
+    assert _ADBC_SQLITE is not None
+    where = f" AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
+    # The driver types a column by its first rows: a nullable text column comes with a marker for NULL
+    # (never in a ledger id), so a chunk that starts with NULLs is not typed as numbers.
+    nullable = {c.name for c in payments_table.columns if c.nullable and c.name in PAYMENT_FIELDS}
+    columns = ", ".join(f"ifnull({c}, char(30))" if c in nullable else c for c in PAYMENT_FIELDS)
+    sql = f"SELECT {columns} FROM psp_payments WHERE rowid > ? AND rowid <= ?{where}"
+    try:
+        with _ADBC_SQLITE.connect(f"file:{path}?mode=ro") as conn, conn.cursor() as cursor:
+            cursor.execute(sql, (start, start + _SQLITE_CHUNK, *(clients or [])))
+            table = cursor.fetch_arrow_table()
+        if table.num_rows == 0:
+            return _SCHEMA.empty_table()
+        arrays = []
+        for i, field in enumerate(_SCHEMA):
+            values = pc.cast(table.column(i), field.type)
+            if field.name in nullable:
+                values = pc.if_else(pc.equal(values, "\x1e"), pa.scalar(None, field.type), values)
+            arrays.append(values)
+        return pa.table(arrays, schema=_SCHEMA)
+    except (pa.ArrowException, OSError, _ADBC_SQLITE.Error):
+        return None
+
+
+def _payments_frame(table: pa.Table, epoch: bool) -> pd.DataFrame:
+    """Payments as the reconciliation reads them: text as Arrow-backed strings, timestamps in UTC."""
+    for column in _TIME_FIELDS:
+        values = table[column]
+        if epoch:  # PostgreSQL sent microseconds since the epoch
+            values = pc.cast(pc.cast(values, pa.int64()), pa.timestamp("us"))
+        table = table.set_column(table.schema.get_field_index(column), column, pc.assume_timezone(values, "UTC"))
+    # pandas keeps text as large_string: cast chunk by chunk here, not concatenated again column by column.
+    wide = pa.schema([f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f for f in table.schema])
+    return table.cast(wide).to_pandas()
 
 
 def _records(rows: pd.DataFrame | Iterable[Mapping[str, Any]], fields: list[str]) -> list[dict[str, Any]]:

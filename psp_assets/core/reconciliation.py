@@ -18,7 +18,7 @@ million orders reconcile in seconds (bench/reconcile.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,11 +47,19 @@ DIVERGENCE_CLASSES: dict[str, str] = {
     "currency_mismatch": "store order currency differs from the PSP payment currency",
     "refunded_at_psp_not_in_store": "refunded at the PSP, not in the store",
     "chargeback_at_psp_not_in_store": "charged back at the PSP, not in the store",
-    "duplicate_capture": "more than one captured PSP payment for one order",
+    "duplicate_capture": "more than one PSP payment whose money stands for one order",
     "stale_pending": "pending at the PSP for longer than the client's limit",
     "status_mismatch": "store state contradicts the PSP status in another way",
+    "refunded_duplicate": "a duplicate payment of an order the PSP already refunded: resolved, for information",
+    "abandoned_checkout": "the PSP attempt ended without money (expired, cancelled, failed), the store order is "
+    "still pending: for information",
 }
+# Classes that need no action: reported for the record, never overdue, never healed.
+INFO_CLASSES: frozenset[str] = frozenset({"refunded_duplicate", "abandoned_checkout"})
 CLASS_CODES = list(DIVERGENCE_CLASSES)
+# PSP statuses of an attempt that ended without moving money, and store meanings of "still awaiting payment".
+_NO_MONEY: frozenset[str] = frozenset({"failed", "cancelled", "expired"})
+_AWAITING: frozenset[str] = frozenset({"pending", "authorized"})
 _OK, _UNKNOWN = -1, -2
 
 PAYMENT_COLUMNS = [
@@ -66,7 +74,8 @@ BAD_ROW_COLUMNS = ["source", "row", "client_id", "platform", "order_ref", "reaso
 REPORT_COLUMNS = [
     "divergence_id", "client_id", "platform", "store", "order_ref", "store_order_id", "divergence", "detail",
     "psp_status", "store_state", "psp_amount_minor", "store_amount_minor", "psp_currency", "store_currency",
-    "payment_id", "last_event_id", "opened_at", "open_hours", "limit_hours", "overdue", "healable",
+    "psp_refunded_minor", "payment_id", "last_event_id", "opened_at", "open_hours", "limit_hours", "overdue",
+    "healable", "severity",
 ]  # fmt: skip
 
 
@@ -96,16 +105,22 @@ class PlatformRules:
         )
 
     def verdict(self, status: str, state: str) -> tuple[str | None, bool]:
-        """(divergence class or None when consistent, whether healing may push `status`)."""
+        """(divergence class or None when consistent, whether healing may push `status`).
+
+        Money moved at the PSP but not in the store comes first, whatever else the store state may mean:
+        a WooCommerce `on-hold` (authorized or charged back) with the PSP paid is unpaid in the store, and
+        healable only when every meaning of the state may move to the PSP's status (never while on hold)."""
         meaning = self.meanings[state]
         if status in meaning:
             return None, False
-        if status in SETTLED_STATUSES and not meaning & CAPTURED_STATUSES:
+        if status in SETTLED_STATUSES and not meaning & SETTLED_STATUSES and meaning - CAPTURED_STATUSES:
             return "paid_at_psp_unpaid_in_store", all(can_transition(m, status) for m in meaning)
-        if status == "refunded":
+        if status == "refunded" or (status == "partially_refunded" and meaning & SETTLED_STATUSES):
             return "refunded_at_psp_not_in_store", False
         if status == "chargeback":
             return "chargeback_at_psp_not_in_store", False
+        if status in _NO_MONEY and meaning <= _AWAITING:
+            return "abandoned_checkout", False
         if status not in CAPTURED_STATUSES and meaning & SETTLED_STATUSES:
             return "paid_in_store_unpaid_at_psp", False
         return "status_mismatch", False
@@ -188,17 +203,19 @@ class _Problems:
         mask[list(self.reasons)] = True
         return mask
 
-    def rows(self, source: str, raw: pd.DataFrame, client: Any, platform: Any, row_numbers: np.ndarray) -> pd.DataFrame:
+    def rows(
+        self, source: str, raw: pd.DataFrame, client: Any, platform: Any, row_numbers: np.ndarray, refs: pa.Array
+    ) -> pd.DataFrame:
         out = []
         for pos in sorted(self.reasons):
-            record = {k: (None if _missing(v) else str(v)) for k, v in raw.iloc[pos].items()}
+            record = {k: (None if _missing(v) else str(v)) for k, v in raw.iloc[pos].items() if k != "source_row"}
             out.append(
                 {
                     "source": source,
                     "row": int(row_numbers[pos]),
                     "client_id": client(pos) if callable(client) else client,
                     "platform": platform(pos) if callable(platform) else platform,
-                    "order_ref": record.get("order_ref"),
+                    "order_ref": refs[pos].as_py(),
                     "reason": "; ".join(self.reasons[pos]),
                     "record": json.dumps(record, sort_keys=True)[:2000],
                 }
@@ -222,6 +239,17 @@ def _text(series: pd.Series) -> pa.Array:
         arr = pc.cast(arr, pa.large_string())
     arr = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+
+
+def normalize_refs(values: pd.Series | pa.Array) -> pa.Array:
+    """Order references as both sides are compared and shown: surrounding blanks trimmed, blank as null.
+    Matching also ignores case (`reference_keys`); these two are the only places a reference is changed."""
+    return _text(values if isinstance(values, pd.Series) else pd.Series(values.to_pandas(), dtype=object))
+
+
+def reference_keys(values: pd.Series | pa.Array) -> pa.Array:
+    """What references are matched by: normalized, then case-folded (stores and exports change case)."""
+    return pc.utf8_lower(normalize_refs(values))
 
 
 def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -306,14 +334,15 @@ def _minor_units(amounts: pd.Series, currencies: pa.Array, name: str, problems: 
     scaled = values * np.power(10.0, exponent)
     rounded = np.round(scaled)
     problems.add(
-        ~np.isnan(values) & (np.abs(scaled - rounded) > 1e-6 * np.maximum(1, np.abs(scaled))),
+        # float noise only (0.1 + 0.2): half a minor unit of a large amount must never pass as rounding
+        ~np.isnan(values) & (np.abs(scaled - rounded) > np.maximum(1e-6, 8 * np.finfo(float).eps * np.abs(scaled))),
         lambda p: f"{name}: {values[p]} has more decimals than {currencies[p].as_py()} allows ({exponent[p]})",
     )
     return np.where(np.isnan(rounded), 0, rounded).astype(np.int64)
 
 
 def _row_numbers(raw: pd.DataFrame) -> np.ndarray:
-    """1-based row numbers of the source (a CSV's data rows; API records in the order received)."""
+    """Row numbers of the source: a CSV export's line numbers (the header is line 1), else 1-based records."""
     if "source_row" in raw.columns:
         return raw["source_row"].to_numpy()
     return np.arange(1, len(raw) + 1)
@@ -326,8 +355,10 @@ def validate_payments(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.
         raise ReconciliationError(f"{source}: missing payment columns {', '.join(missing_cols)}")
     raw = raw.reset_index(drop=True)
     problems = _Problems(raw)
-    for column in ("payment_id", "client_id", "platform", "order_ref"):
+    for column in ("payment_id", "client_id", "platform"):
         problems.add(_blank(raw[column]), f"{column}: missing")
+    refs = normalize_refs(raw["order_ref"])
+    problems.add(_np(pc.is_null(refs)), "order_ref: missing")
     status = _text(raw["status"])
     problems.add(
         ~_np(pc.is_in(status, value_set=pa.array(CANONICAL_STATUSES))),
@@ -350,7 +381,7 @@ def validate_payments(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.
             "payment_id": ids.astype(str),
             "client_id": raw["client_id"].astype(str),
             "platform": raw["platform"].astype(str),
-            "order_ref": raw["order_ref"].astype(str),
+            "order_ref": _as_series(refs),
             "status": _as_series(status),
             "amount_minor": amount,
             "refunded_minor": refunded,
@@ -362,7 +393,7 @@ def validate_payments(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.
     )
     bad = problems.bad_mask()
     rows = problems.rows(
-        source, raw, lambda p: raw["client_id"].iloc[p], lambda p: raw["platform"].iloc[p], _row_numbers(raw)
+        source, raw, lambda p: raw["client_id"].iloc[p], lambda p: raw["platform"].iloc[p], _row_numbers(raw), refs
     )
     return clean[~bad].reset_index(drop=True), rows
 
@@ -390,7 +421,10 @@ def validate_orders(
     platform_rules = rules.rules(platform)
     raw = raw.reset_index(drop=True)
     problems = _Problems(raw)
-    refs = _text(raw["order_ref"])
+    if "malformed" in raw.columns:  # lines of an export that could not be split into its columns
+        reasons = raw["malformed"]
+        problems.add(reasons.notna().to_numpy(), lambda p: str(reasons.iloc[p]))
+    refs = normalize_refs(raw["order_ref"])
     problems.add(_np(pc.is_null(refs)), "order_ref: missing")
     state = _text(raw["state"])
     blank_state = _np(pc.is_null(state))
@@ -424,7 +458,7 @@ def validate_orders(
         }
     )
     bad = problems.bad_mask()
-    rows = problems.rows(source, raw, client_id, platform, _row_numbers(raw))
+    rows = problems.rows(source, raw, client_id, platform, _row_numbers(raw), refs)
     return clean[~bad].reset_index(drop=True), rows
 
 
@@ -476,13 +510,22 @@ def _strings(frames: Sequence[pd.DataFrame], column: str) -> pa.Array:
     return pa.concat_arrays(chunks) if chunks else pa.array([], type=pa.string())
 
 
+def _key_column(frames: Sequence[pd.DataFrame], column: str) -> pa.Array:
+    if column == "order_ref":
+        parts = [reference_keys(f[column]) for f in frames]
+        parts = [pc.cast(p, pa.string()) for p in parts]
+        return pa.concat_arrays(parts) if parts else pa.array([], type=pa.string())
+    return _strings(frames, column)
+
+
 def _key_codes(payments: pd.DataFrame, orders: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Dense integer codes for (client, platform, order_ref) on both sides, and an encoder for other frames
-    (-1 for a key neither side has). Each column is hashed on its own: far cheaper than joined strings."""
+    """Dense integer codes for (client, platform, order reference key) on both sides, and an encoder for other
+    frames (-1 for a key neither side has). Each column is hashed on its own: far cheaper than joined strings.
+    References are matched by `reference_keys`, on every side and for bad rows alike."""
     n = len(payments)
     dictionaries, parts = [], []
     for column in ("client_id", "platform", "order_ref"):
-        encoded = pc.dictionary_encode(_strings([payments, orders], column))
+        encoded = pc.dictionary_encode(_key_column([payments, orders], column))
         dictionaries.append(encoded.dictionary)
         parts.append(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64))
     sizes = [len(d) for d in dictionaries]
@@ -493,8 +536,9 @@ def _key_codes(payments: pd.DataFrame, orders: pd.DataFrame) -> tuple[np.ndarray
     def encode(frame: pd.DataFrame) -> np.ndarray:
         if frame.empty:
             return np.zeros(0, dtype=np.int64)
+        frame = frame.astype({"client_id": str, "platform": str})
         idx = [
-            np.asarray(pc.fill_null(pc.index_in(_strings([frame.astype({c: str})], c), value_set=d), -1))
+            np.asarray(pc.fill_null(pc.index_in(_key_column([frame], c), value_set=d), -1))
             for c, d in zip(("client_id", "platform", "order_ref"), dictionaries, strict=True)
         ]
         known = (idx[0] >= 0) & (idx[1] >= 0) & (idx[2] >= 0)
@@ -509,6 +553,105 @@ def _codes(values: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
     return pc.fill_null(pc.index_in(pa.array(values, type=pa.string()), value_set=pa.array(vocabulary)), -1).to_numpy()
 
 
+# What makes two rows of one order reference the same row: everything the reconciliation reads.
+_SAME_ORDER = ["store", "order_ref", "store_order_id", "state", "amount_minor", "currency", "created_at", "updated_at"]
+
+
+def _duplicates(orders: pd.DataFrame, o_codes: np.ndarray, dup: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """(rows to keep, bad rows) for orders sharing a reference key. Identical rows (overlapping API pages,
+    an export repeated) collapse into the first; rows that differ in anything, the case of the reference
+    included, are a conflict: every row of the key is bad input."""
+    at = np.flatnonzero(dup)
+    sub = orders.iloc[at]
+    signature = sub[_SAME_ORDER].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    frame = pd.DataFrame({"key": o_codes[at], "signature": signature, "pos": at})
+    variants = frame.groupby("key")["signature"].transform("nunique").to_numpy()
+    keep = np.ones(len(orders), dtype=bool)
+    keep[frame.loc[(variants == 1) & frame.duplicated("key").to_numpy(), "pos"].to_numpy()] = False
+    conflicts = sub[variants > 1]
+    if conflicts.empty:
+        return keep, pd.DataFrame(columns=BAD_ROW_COLUMNS)
+    keys = o_codes[at][variants > 1]
+    refs = pd.Series(conflicts["order_ref"].to_numpy()).groupby(keys).agg(lambda r: sorted(set(r)))
+    reasons = []
+    for key, row in zip(keys, conflicts.itertuples(index=False), strict=True):
+        spellings = refs.loc[key]
+        if len(spellings) > 1:
+            reasons.append(
+                f"order_ref: {' and '.join(map(repr, spellings))} differ only in case; references are compared "
+                "ignoring case, so the payment cannot be matched to one of them"
+            )
+        else:
+            reasons.append(
+                f"order_ref: appears more than once in the client's {row.platform} orders with different values; "
+                "the payment cannot be matched to one of them"
+            )
+    return keep, pd.DataFrame(
+        {
+            "source": conflicts["source"].to_numpy(),
+            "row": conflicts["source_row"].to_numpy(),
+            "client_id": conflicts["client_id"].to_numpy(),
+            "platform": conflicts["platform"].to_numpy(),
+            "order_ref": conflicts["order_ref"].to_numpy(),
+            "reason": reasons,
+            "record": [
+                json.dumps({k: str(v) for k, v in r.items()}, sort_keys=True) for r in conflicts.to_dict("records")
+            ],
+        }
+    )
+
+
+EventSource = pd.DataFrame | Callable[[Sequence[str]], pd.DataFrame]
+# Which event opens a divergence of each class: the first one after which the payment's status was one of these.
+_OPENED_BY: dict[str, frozenset[str]] = {
+    "captured": CAPTURED_STATUSES,
+    "refunded": frozenset({"partially_refunded", "refunded"}),
+    "chargeback": frozenset({"chargeback"}),
+}
+_CLASS_EVENT = {
+    "paid_at_psp_unpaid_in_store": "captured",
+    "paid_at_psp_no_store_order": "captured",
+    "duplicate_capture": "captured",
+    "refunded_at_psp_not_in_store": "refunded",
+    "refunded_duplicate": "refunded",
+    "chargeback_at_psp_not_in_store": "chargeback",
+}
+
+
+def first_event_times(events: pd.DataFrame) -> pd.DataFrame:
+    """When each payment was first captured, first refunded and first charged back (columns `captured`,
+    `refunded`, `chargeback`, indexed by payment_id), from the status each PSP event left it in."""
+    if events.empty:
+        return pd.DataFrame(columns=list(_OPENED_BY), dtype="datetime64[ns, UTC]")
+    occurred = pd.to_datetime(events["occurred_at"], utc=True)
+    status = events["status"].astype(str)
+    columns = {
+        kind: occurred[status.isin(statuses)].groupby(events["payment_id"][status.isin(statuses)]).min()
+        for kind, statuses in _OPENED_BY.items()
+    }
+    return pd.DataFrame(columns)
+
+
+def _first_events(report: pd.DataFrame, events: EventSource) -> pd.DataFrame:
+    """opened_at of every PSP-driven divergence moved to the first event that made it true (e.g. the first
+    capture, not a later partial refund); rows whose payment has no such event keep the status time."""
+    needed = report["_opened_by"].notna() & report["_kind"].notna()
+    if not needed.any():
+        return report
+    ids = sorted(set(report.loc[needed, "_opened_by"]))
+    frame = events(ids) if callable(events) else events[events["payment_id"].isin(ids)]
+    times = first_event_times(frame)
+    if times.empty:
+        return report
+    stacked = times.stack()
+    lookup = pd.Series(stacked.to_numpy(), index=pd.MultiIndex.from_tuples(stacked.index))
+    keys = pd.MultiIndex.from_arrays([report.loc[needed, "_opened_by"], report.loc[needed, "_kind"]])
+    first = pd.Series(lookup.reindex(keys).to_numpy(), index=report.index[needed])
+    first = pd.to_datetime(first, utc=True)
+    report.loc[needed, "opened_at"] = first.where(first.notna(), report.loc[needed, "opened_at"])
+    return report
+
+
 def reconcile(
     payments: pd.DataFrame,
     orders: pd.DataFrame,
@@ -516,8 +659,13 @@ def reconcile(
     as_of: datetime | None = None,
     limits: Mapping[str, ClientLimits] | None = None,
     bad_rows: pd.DataFrame | None = None,
+    events: EventSource | None = None,
 ) -> ReconciliationResult:
-    """Every divergence between validated payments and validated orders (see DIVERGENCE_CLASSES)."""
+    """Every divergence between validated payments and validated orders (see DIVERGENCE_CLASSES).
+
+    `events` (the ledger's psp_payment_events, or a function returning them for a list of payment ids)
+    dates each PSP-driven divergence by the first event that made it true; without them, the payment's
+    last status change is used."""
     as_of = as_of or datetime.now(UTC)
     limits = dict(limits or {})
     bad = [bad_rows] if bad_rows is not None and not bad_rows.empty else []
@@ -527,26 +675,16 @@ def reconcile(
     n_keys = int(max(p_codes.max(initial=-1), o_codes.max(initial=-1))) + 1
     excluded = np.zeros(n_keys, dtype=bool)
 
-    # An order reference used twice in a client's platform is ambiguous: both rows are bad input.
+    # An order reference used twice in a client's platform: identical rows are one order, others are bad input.
     o_dup = np.bincount(o_codes, minlength=n_keys)[o_codes] > 1
     if o_dup.any():
-        dups = orders[o_dup]
-        bad.append(
-            pd.DataFrame(
-                {
-                    "source": dups["source"],
-                    "row": dups["source_row"],
-                    "client_id": dups["client_id"],
-                    "platform": dups["platform"],
-                    "order_ref": dups["order_ref"],
-                    "reason": "order_ref: appears more than once in the client's "
-                    + dups["platform"]
-                    + " orders; the payment cannot be matched to one of them",
-                    "record": dups.astype(str).apply(lambda r: json.dumps(r.to_dict(), sort_keys=True), axis=1),
-                }
-            )
-        )
-        excluded[o_codes[o_dup]] = True
+        keep, conflicts = _duplicates(orders, o_codes, o_dup)
+        if not conflicts.empty:
+            bad.append(conflicts)
+        if not keep.all():
+            orders, o_codes = orders[keep].reset_index(drop=True), o_codes[keep]
+        conflicted = np.bincount(o_codes, minlength=n_keys)[o_codes] > 1
+        excluded[o_codes[conflicted]] = True
     # Keys with a bad row on either side are not judged: a malformed order must not pose as a missing one.
     bad_frame = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=BAD_ROW_COLUMNS)
     bad_codes = encode(bad_frame)
@@ -574,29 +712,35 @@ def reconcile(
 
     status_code = _codes(payments["status"], CANONICAL_STATUSES)
     captured = np.isin(status_code, [CANONICAL_STATUSES.index(s) for s in CAPTURED_STATUSES])
+    standing = np.isin(status_code, [CANONICAL_STATUSES.index(s) for s in SETTLED_STATUSES])
     created_ns = _ns(payments["created_at"])
-    # The payment each order is judged against: a captured one if any, else the latest attempt. Most
-    # orders have one payment; only the others need sorting.
+    # The payment each order is judged against: the one whose money stands (the first of them), else one
+    # captured and returned, else the latest attempt. Most orders have one payment; only the others are sorted.
     per_key = np.bincount(p_codes, minlength=n_keys)
     primary = np.full(n_keys, -1, dtype=np.int64)
     single = per_key[p_codes] == 1
     primary[p_codes[single]] = np.flatnonzero(single)
     multi = np.flatnonzero(~single)
     if len(multi):
-        ix = multi[np.lexsort((created_ns[multi], captured[multi], p_codes[multi]))]
+        rank = standing[multi].astype(np.int8) * 2 + (captured[multi] & ~standing[multi])
+        when = np.where(standing[multi], -created_ns[multi], created_ns[multi])
+        ix = multi[np.lexsort((when, rank, p_codes[multi]))]
         last = np.ones(len(ix), dtype=bool)
         last[:-1] = p_codes[ix][1:] != p_codes[ix][:-1]
         primary[p_codes[ix][last]] = ix[last]
     n_captured = np.bincount(p_codes, weights=captured, minlength=n_keys)
+    n_standing = np.bincount(p_codes, weights=standing, minlength=n_keys)
     order_at = np.full(n_keys, -1, dtype=np.int64)
     order_at[o_codes] = np.arange(len(o_codes))
-    primary[excluded], order_at[excluded], n_captured[excluded] = -1, -1, 0
+    primary[excluded], order_at[excluded], n_captured[excluded], n_standing[excluded] = -1, -1, 0, 0
 
     platforms, states, verdict_t, healable_t, paid_t = rules.tables()
     now = pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
     frames: list[pd.DataFrame] = []
     o_plat, o_state = _codes(orders["platform"], platforms), _codes(orders["state"], states)
-    currency = pa.chunked_array([pa.array(payments["currency"]), pa.array(orders["currency"])])
+    currency = pa.chunked_array(
+        [pa.array(payments["currency"], type=pa.string()), pa.array(orders["currency"], type=pa.string())]
+    )
     currency_code = currency.combine_chunks().dictionary_encode().indices.to_numpy()
     p_cur, o_cur = currency_code[:n_pay], currency_code[n_pay:]
     p_amount, o_amount = payments["amount_minor"].to_numpy(), orders["amount_minor"].to_numpy()
@@ -604,30 +748,24 @@ def reconcile(
     both = (primary >= 0) & (order_at >= 0)
     pi, oi = primary[both], order_at[both]
     verdict = verdict_t[o_plat[oi], status_code[pi], o_state[oi]]
-    heal = healable_t[o_plat[oi], status_code[pi], o_state[oi]]
+    same_currency = p_cur[pi] == o_cur[oi]
+    same_money = same_currency & (p_amount[pi] == o_amount[oi])
+    # The plugins refuse a payment whose amount or currency differs from the order: so does healing.
+    heal = healable_t[o_plat[oi], status_code[pi], o_state[oi]] & same_money
     for code in np.unique(verdict[verdict >= 0]).tolist():
         mask = verdict == code
         cls_name = CLASS_CODES[code]
         pay, orde = payments.iloc[pi[mask]], orders.iloc[oi[mask]]
         opened = _later(pay["status_changed_at"], orde["updated_at"])
-        if cls_name in (
-            "paid_at_psp_unpaid_in_store",
-            "refunded_at_psp_not_in_store",
-            "chargeback_at_psp_not_in_store",
-        ):
+        if cls_name in _CLASS_EVENT:
             opened = pay["status_changed_at"]
-        frames.append(
-            _report(
-                cls_name,
-                pay,
-                orde,
-                opened,
-                heal[mask],
-                lambda p, o: f"PSP {p['status']} (event {p['last_event_id']}) but the store order is {o['state']}",
-            )
+        detail = (
+            _refund_detail
+            if cls_name == "refunded_at_psp_not_in_store"
+            else lambda p, o: f"PSP {p['status']} (event {p['last_event_id']}) but the store order is {o['state']}"
         )
-    same_currency = p_cur[pi] == o_cur[oi]
-    amount_diff = same_currency & (p_amount[pi] != o_amount[oi])
+        frames.append(_report(cls_name, pay, orde, opened, heal[mask], detail))
+    amount_diff = same_currency & ~same_money
     if amount_diff.any():
         pay, orde = payments.iloc[pi[amount_diff]], orders.iloc[oi[amount_diff]]
         frames.append(
@@ -655,16 +793,15 @@ def reconcile(
 
     only_pay = (primary >= 0) & (order_at < 0)
     pay_rows = primary[only_pay]
-    settled_rows = pay_rows[np.isin(status_code[pay_rows], [CANONICAL_STATUSES.index(s) for s in SETTLED_STATUSES])]
-    pay_only = payments.iloc[settled_rows].reset_index(drop=True)
-    settled = np.ones(len(pay_only), dtype=bool)
-    if settled.any():
+    settled_rows = pay_rows[standing[pay_rows]]
+    if len(settled_rows):
+        pay_only = payments.iloc[settled_rows]
         frames.append(
             _report(
                 "paid_at_psp_no_store_order",
-                pay_only[settled],
+                pay_only,
                 None,
-                pay_only["status_changed_at"][settled],
+                pay_only["status_changed_at"],
                 False,
                 lambda p, o: f"PSP {p['status']} for order {p['order_ref']}, which the store does not have",
             )
@@ -673,40 +810,55 @@ def reconcile(
     only_order = (primary < 0) & (order_at >= 0)
     only_rows = order_at[only_order]
     claims = paid_t[o_plat[only_rows], o_state[only_rows]]
-    ord_only = orders.iloc[only_rows[claims]].reset_index(drop=True)
-    claims = np.ones(len(ord_only), dtype=bool)
     if claims.any():
+        ord_only = orders.iloc[only_rows[claims]]
         frames.append(
             _report(
                 "paid_in_store_no_psp_payment",
                 None,
-                ord_only[claims],
-                ord_only["updated_at"][claims],
+                ord_only,
+                ord_only["updated_at"],
                 False,
                 lambda p, o: f"store order is {o['state']} but the PSP has no payment for it",
             )
         )
 
+    # Two captures of one order: a divergence while both amounts stand, information once all but one
+    # has been refunded or charged back.
     dup_keys = np.flatnonzero(n_captured >= 2)
     if len(dup_keys):
-        in_dup = np.isin(p_codes, dup_keys) & captured
-        caps = payments[in_dup].assign(_key=p_codes[in_dup]).sort_values(["_key", "created_at"])
-        second = caps.groupby("_key").nth(1)
-        count = caps.groupby("_key").size()
-        firsts = payments.iloc[primary[second["_key"].to_numpy()]].reset_index(drop=True)
-        firsts["_n"] = count.loc[second["_key"].to_numpy()].to_numpy()
-        firsts["_ids"] = caps.groupby("_key")["payment_id"].agg(", ".join).loc[second["_key"].to_numpy()].to_numpy()
-        order_rows = orders.reindex(order_at[second["_key"].to_numpy()]).reset_index(drop=True)
-        frames.append(
-            _report(
-                "duplicate_capture",
-                firsts,
-                order_rows,
-                second["status_changed_at"].reset_index(drop=True),
-                False,
-                lambda p, o: f"{p['_n']} captured payments for one order: {p['_ids']}",
+        in_dup = np.isin(p_codes, dup_keys) & captured & (np.arange(n_pay) != primary[p_codes])
+        others = payments[in_dup].assign(_key=p_codes[in_dup]).sort_values(["_key", "created_at"])
+        first_other = others.groupby("_key").head(1).set_index("_key")
+        keys = first_other.index.to_numpy()
+        ids = others.groupby("_key")["payment_id"].agg(", ".join).loc[keys].to_numpy()
+        prim = payments.iloc[primary[keys]]
+        order_rows = orders.reindex(order_at[keys]).reset_index(drop=True)
+        live = n_standing[keys] >= 2
+        for cls_name, mask in (("duplicate_capture", live), ("refunded_duplicate", ~live)):
+            if not mask.any():
+                continue
+            dup_pay = (
+                first_other[mask]
+                .reset_index(drop=True)
+                .assign(
+                    _primary=prim["payment_id"].to_numpy()[mask], _ids=ids[mask], _n=n_captured[keys][mask].astype(int)
+                )
             )
-        )
+            frames.append(
+                _report(
+                    cls_name,
+                    dup_pay,
+                    order_rows[mask],
+                    dup_pay["status_changed_at"],
+                    False,
+                    (lambda p, o: f"{p['_n']} captured payments for one order: {p['_primary']}, {p['_ids']}")
+                    if cls_name == "duplicate_capture"
+                    else lambda p, o: (
+                        f"duplicate payment {p['_ids']} is {p['status']} at the PSP; {p['_primary']} pays the order"
+                    ),
+                )
+            )
 
     pending = status_code == CANONICAL_STATUSES.index("pending")
     if pending.any():
@@ -731,7 +883,9 @@ def reconcile(
                 )
             )
 
-    report = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=REPORT_COLUMNS)
+    report = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*REPORT_COLUMNS, "_kind"])
+    if events is not None and not report.empty:
+        report = _first_events(report, events)
     report = _finish(report, now, limits)
     return ReconciliationResult(
         as_of=now.to_pydatetime(),
@@ -740,6 +894,13 @@ def reconcile(
         payments=len(payments),
         orders=len(orders),
         matched=int(both.sum()),
+    )
+
+
+def _refund_detail(p: Mapping[str, Any], o: Mapping[str, Any]) -> str:
+    return (
+        f"PSP {p['status']}: {p['refunded_minor']} of {p['amount_minor']} {p['currency']} (minor units) refunded "
+        f"(event {p['last_event_id']}) but the store order is {o['state']}"
     )
 
 
@@ -778,10 +939,13 @@ def _report(
             "store_amount_minor": orde["amount_minor"],
             "psp_currency": pay["currency"],
             "store_currency": orde["currency"],
+            "psp_refunded_minor": pay["refunded_minor"],
             "payment_id": pay["payment_id"],
             "last_event_id": pay["last_event_id"],
             "opened_at": pd.to_datetime(opened.reset_index(drop=True), utc=True),
             "healable": np.broadcast_to(np.asarray(healable, dtype=bool), (n,)).copy(),
+            "_opened_by": pay["payment_id"],
+            "_kind": _CLASS_EVENT.get(cls_name),
         }
     )
     out["detail"] = [detail(p, o) for p, o in zip(pay.to_dict("records"), orde.to_dict("records"), strict=True)]
@@ -794,13 +958,15 @@ def _finish(report: pd.DataFrame, now: pd.Timestamp, limits: Mapping[str, Client
     report["divergence_id"] = (
         report["client_id"] + "|" + report["platform"] + "|" + report["order_ref"] + "|" + report["divergence"]
     )
+    report["severity"] = np.where(report["divergence"].isin(INFO_CLASSES), "info", "action")
     report["open_hours"] = ((now - report["opened_at"]).dt.total_seconds() / 3600).clip(lower=0)
     report["limit_hours"] = (
         report["client_id"].map(lambda c: limits.get(c, ClientLimits()).max_open_hours).astype(float)
     )
-    report["overdue"] = report["open_hours"] > report["limit_hours"]
-    for column in ("psp_amount_minor", "store_amount_minor"):
-        report[column] = pd.array(report[column], dtype="Int64")
+    # Information never turns overdue: nothing is waiting for a person.
+    report["overdue"] = (report["open_hours"] > report["limit_hours"]) & (report["severity"] == "action")
+    for column in ("psp_amount_minor", "store_amount_minor", "psp_refunded_minor"):
+        report[column] = pd.array(pd.to_numeric(report[column]), dtype="Int64")
     report = report.reindex(columns=REPORT_COLUMNS)
     return report.sort_values(["client_id", "divergence", "order_ref"], ignore_index=True)
 
@@ -850,8 +1016,21 @@ def heal(
     actions: list[HealingAction] = []
     if divergences.empty:
         return actions
-    todo = divergences[divergences["healable"].astype(bool) & divergences["client_id"].isin(opted)]
+    # The plugins refuse a payment whose amount or currency differs from the order; so does healing, whatever
+    # the report says.
+    same_money = (divergences["psp_amount_minor"] == divergences["store_amount_minor"]).fillna(False) & (
+        divergences["psp_currency"] == divergences["store_currency"]
+    )
+    todo = divergences[divergences["healable"].astype(bool) & same_money & divergences["client_id"].isin(opted)]
     for item in todo.to_dict("records"):
+        # Re-judged from the rules, not taken from the report: only what the plugin itself would have done.
+        if item["platform"] not in rules.platforms or item["store_state"] not in rules.rules(item["platform"]).meanings:
+            continue
+        if rules.rules(item["platform"]).verdict(item["psp_status"], item["store_state"]) != (
+            "paid_at_psp_unpaid_in_store",
+            True,
+        ):
+            continue
         event_id = str(item["last_event_id"])
         base = {
             "client_id": item["client_id"], "platform": item["platform"], "store": item["store"],
@@ -881,6 +1060,15 @@ def heal(
             if event_id in order.applied_event_ids:
                 act("already_applied", f"order {order.store_order_id} already carries event {event_id}")
                 continue
+            total = _snapshot_minor(order)
+            if total is not None and (total != item["psp_amount_minor"] or order.currency != item["psp_currency"]):
+                act(
+                    "skipped_state_changed",
+                    f"the order's total is now {total} {order.currency} (minor units), the PSP's "
+                    f"payment {item['psp_amount_minor']} {item['psp_currency']}",
+                    to_state=None,
+                )
+                continue
             if order.state != item["store_state"]:
                 act(
                     "skipped_state_changed",
@@ -903,6 +1091,18 @@ def heal(
         except ReconciliationError as exc:
             act("failed", str(exc))
     return actions
+
+
+def _snapshot_minor(order: OrderSnapshot) -> int | None:
+    """The re-read order's total in minor units (None when the store client did not say)."""
+    if order.total is None or order.currency is None:
+        return None
+    try:
+        value = float(order.total)
+    except (TypeError, ValueError):
+        return -1  # unreadable: never equal to a payment
+    exponent = 0 if order.currency in ZERO_DECIMAL else 3 if order.currency in THREE_DECIMAL else 2
+    return round(value * 10**exponent)
 
 
 def actions_frame(actions: Sequence[HealingAction]) -> pd.DataFrame:
@@ -941,9 +1141,51 @@ def markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> str:
     return "\n".join(lines)
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+def write_parquet(frame: pd.DataFrame, path: Path, keep: bool = False) -> Path:
+    """Write `frame` to `path` atomically. Dictionary encoding only for columns that repeat (ids would be
+    tried and given up at a cost) and LZ4, a third of the default writer's CPU time. With `keep`, the frame
+    stays in this process for the next read_parquet of the same file (the next asset in an in-process
+    run), as long as the file is the one written here."""
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, tmp, compression="lz4", use_dictionary=_repeating(table))
     tmp.replace(path)
+    _KEPT.pop(str(path), None)
+    if keep:
+        _KEPT[str(path)] = (_stamp(path), frame)
     return path
+
+
+def read_parquet(path: Path | str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The Parquet file at `path`; the frame itself when this process wrote it with keep=True and the
+    file has not changed since (taken once: the reader owns it)."""
+    kept = _KEPT.get(str(path))
+    if kept is not None and kept[0] == _stamp(Path(path)):
+        if columns is not None:
+            return kept[1][columns].copy()
+        del _KEPT[str(path)]
+        return kept[1]
+    return pd.read_parquet(path, columns=columns)
+
+
+_KEPT: dict[str, tuple[tuple[int, int, int], pd.DataFrame]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _repeating(table: pa.Table, sample: int = 10_000) -> list[str]:
+    """Columns whose values repeat in the first rows (statuses, clients, currencies), worth a dictionary."""
+    head = table.slice(0, sample)
+    return [
+        name
+        for name, column in zip(head.column_names, head.columns, strict=True)
+        if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type))
+        and len(column)
+        and pc.count_distinct(column).as_py() <= len(column) // 2
+    ]

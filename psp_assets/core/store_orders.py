@@ -23,6 +23,7 @@ clients only speak the platforms' documented APIs:
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -34,7 +35,11 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import requests
 
 from .errors import ReconciliationError
@@ -62,6 +67,8 @@ class OrderSnapshot:
     updated_at: datetime | None
     applied_event_ids: frozenset[str] = frozenset()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    total: Any = None  # as the store gives it (decimal text or number), with its currency
+    currency: str | None = None
 
 
 class OrderSource(Protocol):
@@ -100,15 +107,14 @@ class FileOrderSource:
         self.label = self.label or str(self.path)
 
     def fetch_orders(self, since: datetime | None = None, refs: Sequence[str] = ()) -> pd.DataFrame:
+        """Every row of the export (an export is complete: `since` and `refs` don't narrow it). A CSV line
+        that cannot be split into the header's columns comes back as a row with `malformed` set and its
+        line number in `source_row`; every well-formed row is read."""
         if not self.path.is_file():
             raise ReconciliationError(f"{self.path}: order export not found")
         try:
-            if self.path.suffix == ".parquet":
-                frame = pd.read_parquet(self.path)
-            else:
-                # Text stays text: validation reports a bad amount or date with its row, it never guesses.
-                frame = pd.read_csv(self.path, dtype=str, keep_default_na=False, on_bad_lines="error")
-        except (ValueError, OSError, pd.errors.ParserError) as exc:
+            frame = pd.read_parquet(self.path) if self.path.suffix == ".parquet" else read_orders_csv(self.path)
+        except (ValueError, OSError, pa.ArrowException) as exc:
             raise ReconciliationError(f"{self.path}: unreadable order export: {exc}") from None
         missing = [c for c in ("order_ref", "state", "total", "currency", "created_at") if c not in frame.columns]
         if missing:
@@ -119,13 +125,100 @@ class FileOrderSource:
         for column in RAW_ORDER_COLUMNS:
             if column not in frame.columns:
                 frame[column] = None
-        return frame[list(RAW_ORDER_COLUMNS)]
+        return frame[[*RAW_ORDER_COLUMNS, *(c for c in ("source_row", "malformed") if c in frame.columns)]]
 
     def fetch_order(self, store_order_id: str) -> OrderSnapshot:
         raise ReconciliationError(f"{self.label}: an export file cannot be re-read per order; heal through the API")
 
     def push_state(self, order: OrderSnapshot, state: str, event_id: str, note: str) -> str:
         raise ReconciliationError(f"{self.label}: an export file cannot be updated; configure the store's API")
+
+
+def read_orders_csv(path: Path) -> pd.DataFrame:
+    """A CSV export as text columns (Arrow-backed), with `source_row` (the line each record starts on; the
+    header is line 1) and `malformed` (why a line could not be read; null for good rows).
+
+    The fast path is pyarrow's multithreaded reader. Only when it meets a line it cannot split, a blank
+    line, a line break inside a quoted value or bytes that are not UTF-8 (where its row count and the
+    file's line count part) is the file read again line by line, to give every row its true line number."""
+    header = _csv_header(path)
+    skipped: list[str] = []
+
+    def invalid(row: Any) -> str:
+        skipped.append(row.text)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            # A blank line comes back as a row of empty fields: kept while numbering, dropped after. Blocks
+            # are cut at any line break (a third of the work of quote-aware cutting): a quoted line break
+            # inside a block is kept and found below; one a cut falls in leaves a row with too few fields
+            # or a parse error. Each sends the file to the line-by-line read.
+            parse_options=pacsv.ParseOptions(
+                newlines_in_values=False, invalid_row_handler=invalid, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:
+        return _read_csv_by_line(path, header)
+    multiline = any(pc.any(pc.match_substring(col, "\n")).as_py() for col in table.columns if col.null_count < len(col))
+    if skipped or multiline:
+        return _read_csv_by_line(path, header)
+    table = table.append_column("source_row", pa.array(np.arange(2, table.num_rows + 2)))
+    blank = None
+    for column in header:
+        empty = pc.equal(pc.utf8_length(table[column]), 0)
+        blank = empty if blank is None else pc.and_(blank, empty)
+    if blank is not None and pc.any(blank).as_py():
+        table = table.filter(pc.invert(blank))
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    if not header:
+        raise ReconciliationError(f"{path}: empty order export (no header line)")
+    return [h.strip() for h in header]
+
+
+def _read_csv_by_line(path: Path, header: list[str]) -> pd.DataFrame:
+    rows: list[list[Any]] = []
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        line = reader.line_num + 1
+        for record in reader:
+            start, line = line, reader.line_num + 1
+            if not record or record == [""]:
+                continue
+            text = ",".join(record)
+            reason = None
+            if len(record) != len(header):
+                reason = (
+                    f"malformed CSV line {start}: {len(record)} field(s), the header has {len(header)}: {text[:200]!r}"
+                )
+            elif any(_not_utf8(v) for v in record):
+                reason = f"malformed CSV line {start}: not UTF-8 text"
+                record = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for v in record]
+            values = [*record[: len(header)], *[None] * max(0, len(header) - len(record))]
+            rows.append([*values, start, reason])
+    frame = pd.DataFrame(rows, columns=[*header, "source_row", "malformed"], dtype=object)
+    frame["source_row"] = frame["source_row"].astype("int64")
+    return frame
+
+
+def _not_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def write_orders_file(frame: pd.DataFrame, path: Path) -> Path:
@@ -178,6 +271,34 @@ class _Api:
             )
         return response
 
+    def fetch_orders(self, since: datetime | None = None, refs: Sequence[str] = ()) -> pd.DataFrame:
+        """The orders changed since `since` (every order without it), plus each of `refs` the listing did not
+        return, fetched by its reference: an old order untouched for longer than the window is still judged
+        against its payment, never reported as missing."""
+        listed = self._list(since)
+        if since is None or not refs:
+            return listed
+        from .reconciliation import reference_keys  # one normalization of references, shared with matching
+
+        have = set(reference_keys(listed["order_ref"]).to_pylist()) if len(listed) else set()
+        wanted = pa.array(list(dict.fromkeys(refs)), type=pa.string())
+        missing = [
+            r for r, k in zip(wanted.to_pylist(), reference_keys(wanted).to_pylist(), strict=True) if k not in have
+        ]
+        if not missing:
+            return listed
+        found = self._by_refs(missing)
+        keys = set(reference_keys(pa.array(missing, type=pa.string())).to_pylist())
+        if len(found):
+            found = found[[k in keys for k in reference_keys(found["order_ref"]).to_pylist()]]
+        return pd.concat([listed, found], ignore_index=True) if len(found) else listed
+
+    def _list(self, since: datetime | None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def _by_refs(self, refs: Sequence[str]) -> pd.DataFrame:
+        raise NotImplementedError
+
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
         try:
@@ -199,11 +320,12 @@ class WooCommerceOrders(_Api):
     def _auth(self) -> dict[str, Any]:
         return {"auth": (self.key, self.secret)}
 
-    def fetch_orders(self, since: datetime | None = None, refs: Sequence[str] = ()) -> pd.DataFrame:
+    def _list(self, since: datetime | None, **filters: Any) -> pd.DataFrame:
         rows: list[dict[str, Any]] = []
         page = 1
         while True:
             params: dict[str, Any] = {"per_page": self.page_size, "page": page, "orderby": "id", "order": "asc"}
+            params |= filters
             if since is not None:
                 params |= {
                     "modified_after": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
@@ -215,6 +337,14 @@ class WooCommerceOrders(_Api):
             if page >= int(response.headers.get("X-WP-TotalPages", "1") or 1) or not batch:
                 return raw_frame(rows)
             page += 1
+
+    def _by_refs(self, refs: Sequence[str]) -> pd.DataFrame:
+        """Order numbers are order ids unless a numbering plugin is used: ids are read in batches
+        (`include`), any other reference through `search`."""
+        ids = [r.strip() for r in refs if r.strip().isdigit()]
+        frames = [self._list(None, include=",".join(ids[i : i + 100])) for i in range(0, len(ids), 100)]
+        frames += [self._list(None, search=r.strip()) for r in refs if not r.strip().isdigit()]
+        return pd.concat(frames, ignore_index=True) if frames else raw_frame([])
 
     def _row(self, order: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -232,7 +362,7 @@ class WooCommerceOrders(_Api):
         order = self._json("GET", f"/wp-json/wc/v3/orders/{store_order_id}", **self._auth())
         row = self._row(order)
         events = frozenset(str(m.get("value")) for m in order.get("meta_data") or [] if m.get("key") == EVENT_MARKER)
-        return OrderSnapshot(row["store_order_id"], row["order_ref"], row["state"], _ts(row["updated_at"]), events)
+        return _snapshot(row, events)
 
     def push_state(self, order: OrderSnapshot, state: str, event_id: str, note: str) -> str:
         body = {"status": self._api_state(state), "meta_data": [{"key": EVENT_MARKER, "value": event_id}]}
@@ -253,17 +383,24 @@ class Magento2Orders(_Api):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.secret}"}
 
-    def fetch_orders(self, since: datetime | None = None, refs: Sequence[str] = ()) -> pd.DataFrame:
+    def _by_refs(self, refs: Sequence[str]) -> pd.DataFrame:
+        batches = [refs[i : i + 100] for i in range(0, len(refs), 100)]
+        frames = [self._list(None, ("increment_id", ",".join(r.strip() for r in b), "in")) for b in batches]
+        return pd.concat(frames, ignore_index=True) if frames else raw_frame([])
+
+    def _list(self, since: datetime | None, condition: tuple[str, str, str] | None = None) -> pd.DataFrame:
         rows: list[dict[str, Any]] = []
         page = 1
+        if since is not None:
+            condition = ("updated_at", since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), "gteq")
         while True:
             params: dict[str, Any] = {"searchCriteria[pageSize]": self.page_size, "searchCriteria[currentPage]": page}
-            if since is not None:
+            if condition is not None:
                 prefix = "searchCriteria[filter_groups][0][filters][0]"
                 params |= {
-                    f"{prefix}[field]": "updated_at",
-                    f"{prefix}[value]": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                    f"{prefix}[condition_type]": "gteq",
+                    f"{prefix}[field]": condition[0],
+                    f"{prefix}[value]": condition[1],
+                    f"{prefix}[condition_type]": condition[2],
                 }
             data = self._json("GET", "/rest/V1/orders", params=params, headers=self._headers())
             items = data.get("items") or []
@@ -289,7 +426,7 @@ class Magento2Orders(_Api):
         row = self._row(order)
         comments = " ".join(str(h.get("comment") or "") for h in order.get("status_histories") or [])
         events = frozenset(re.findall(rf"{EVENT_MARKER}=([A-Za-z0-9_.:-]+)", comments))
-        return OrderSnapshot(row["store_order_id"], row["order_ref"], row["state"], _ts(row["updated_at"]), events)
+        return _snapshot(row, events)
 
     def push_state(self, order: OrderSnapshot, state: str, event_id: str, note: str) -> str:
         comment = {"comment": f"{note} ({EVENT_MARKER}={event_id})", "is_visible_on_front": 0}
@@ -322,12 +459,18 @@ class PrestaShopOrders(_Api):
         data = self._get("currencies", display="[id,iso_code]")
         return {str(c["id"]): c.get("iso_code") for c in (data.get("currencies", []) if isinstance(data, dict) else [])}
 
-    def fetch_orders(self, since: datetime | None = None, refs: Sequence[str] = ()) -> pd.DataFrame:
+    def _by_refs(self, refs: Sequence[str]) -> pd.DataFrame:
+        batches = [refs[i : i + 50] for i in range(0, len(refs), 50)]
+        frames = [self._list(None, {"filter[reference]": "[" + "|".join(r.strip() for r in b) + "]"}) for b in batches]
+        return pd.concat(frames, ignore_index=True) if frames else raw_frame([])
+
+    def _list(self, since: datetime | None, filters: Mapping[str, str] | None = None) -> pd.DataFrame:
         tz, currencies = self._timezone(), self._currencies()
         rows: list[dict[str, Any]] = []
         offset = 0
         while True:
             params: dict[str, Any] = {"display": "full", "sort": "[id_ASC]", "limit": f"{offset},{self.page_size}"}
+            params |= dict(filters or {})
             if since is not None and tz is not None:
                 local = since.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
                 params |= {"filter[date_upd]": f">[{local}]", "date": "1"}
@@ -362,9 +505,7 @@ class PrestaShopOrders(_Api):
         messages = self._get("messages", display="full", **{"filter[id_order]": f"[{store_order_id}]"})
         for message in messages.get("messages", []) if isinstance(messages, dict) else []:
             events.update(re.findall(rf"{EVENT_MARKER}=([A-Za-z0-9_.:-]+)", str(message.get("message") or "")))
-        return OrderSnapshot(
-            row["store_order_id"], row["order_ref"], row["state"], _ts(row["updated_at"]), frozenset(events)
-        )
+        return _snapshot(row, frozenset(events))
 
     def push_state(self, order: OrderSnapshot, state: str, event_id: str, note: str) -> str:
         state_id = self._api_state(state)
@@ -446,7 +587,7 @@ class OpenCartOrders(_Api):
         row = self._row(order)
         history = " ".join(str(h.get("comment") or "") for h in order.get("histories") or [])
         events = frozenset(re.findall(rf"{EVENT_MARKER}=([A-Za-z0-9_.:-]+)", history))
-        return OrderSnapshot(row["store_order_id"], row["order_ref"], row["state"], _ts(row["updated_at"]), events)
+        return _snapshot(row, events)
 
     def push_state(self, order: OrderSnapshot, state: str, event_id: str, note: str) -> str:
         state_id = self._api_state(state)
@@ -470,9 +611,13 @@ class ShopifyOrders(_Api):
     def _headers(self) -> dict[str, str]:
         return {"X-Shopify-Access-Token": self.secret}
 
-    def fetch_orders(self, since: datetime | None = None, refs: Sequence[str] = ()) -> pd.DataFrame:
+    def _by_refs(self, refs: Sequence[str]) -> pd.DataFrame:
+        frames = [self._list(None, name=r.strip()) for r in refs]
+        return pd.concat(frames, ignore_index=True) if frames else raw_frame([])
+
+    def _list(self, since: datetime | None, **filters: Any) -> pd.DataFrame:
         rows: list[dict[str, Any]] = []
-        params: dict[str, Any] | None = {"status": "any", "limit": min(self.page_size, 250)}
+        params: dict[str, Any] | None = {"status": "any", "limit": min(self.page_size, 250), **filters}
         if since is not None and params is not None:
             params["updated_at_min"] = since.astimezone(UTC).isoformat()
         url = f"/admin/api/{self.api_version}/orders.json"
@@ -504,7 +649,7 @@ class ShopifyOrders(_Api):
         events = frozenset(
             str(a.get("value")) for a in order.get("note_attributes") or [] if a.get("name") == EVENT_MARKER
         )
-        return OrderSnapshot(row["store_order_id"], row["order_ref"], row["state"], _ts(row["updated_at"]), events)
+        return _snapshot(row, events)
 
     def push_state(self, order: OrderSnapshot, state: str, event_id: str, note: str) -> str:
         gid = f"gid://shopify/Order/{order.store_order_id}"
@@ -539,6 +684,19 @@ class ShopifyOrders(_Api):
             headers=self._headers(),
         )
         return f"orderMarkAsPaid {gid} -> {(result.get('order') or {}).get('displayFinancialStatus')}"
+
+
+def _snapshot(row: Mapping[str, Any], events: frozenset[str]) -> OrderSnapshot:
+    currency = row.get("currency")
+    return OrderSnapshot(
+        row["store_order_id"],
+        row["order_ref"],
+        row["state"],
+        _ts(row["updated_at"]),
+        events,
+        total=row.get("total"),
+        currency=currency if isinstance(currency, str) and len(currency) == 3 else None,
+    )
 
 
 def _ts(value: Any) -> datetime | None:

@@ -3,8 +3,10 @@ API it replaces, for the subset the platform uses, and records the requests it r
 
 - SlackApi: Slack Web API `chat.postMessage` (bearer token, JSON body; `{"ok": false, "error": ...}`).
 - WooCommerceStore: REST API v3 `/wp-json/wc/v3/orders` (Basic auth, X-WP-Total / X-WP-TotalPages,
-  `*_gmt` dates), `PUT /orders/<id>`, `POST /orders/<id>/notes`.
-- MagentoStore: `/rest/V1/orders` with searchCriteria paging (`items`, `total_count`), `/rest/V1/orders/<id>`,
+  `*_gmt` dates; filters `modified_after` with `dates_are_gmt`, `include`, `search`), `PUT /orders/<id>`,
+  `POST /orders/<id>/notes`.
+- MagentoStore: `/rest/V1/orders` with searchCriteria paging (`items`, `total_count`) and one filter
+  (`gteq`, `in`), `/rest/V1/orders/<id>`,
   `POST /rest/V1/order/<id>/invoice` (the order moves to `processing`).
 - ShopifyStore: Admin REST `orders.json` with `Link: <...page_info=...>; rel="next"`, `orders/<id>.json`,
   GraphQL `orderMarkAsPaid`.
@@ -130,6 +132,13 @@ class WooCommerceStore(_Server):
         if request["method"] == "GET" and path == "/wp-json/wc/v3/orders":
             per_page, page = int(q.get("per_page", ["10"])[0]), int(q.get("page", ["1"])[0])
             items = sorted(self.orders.values(), key=lambda o: o["id"])
+            if "modified_after" in q:  # with dates_are_gmt: compared with the *_gmt dates
+                items = [o for o in items if str(o.get("date_modified_gmt") or "") > q["modified_after"][0]]
+            if "include" in q:
+                wanted = set(q["include"][0].split(","))
+                items = [o for o in items if str(o["id"]) in wanted]
+            if "search" in q:
+                items = [o for o in items if q["search"][0].lower() in str(o.get("number", "")).lower()]
             pages = max(1, -(-len(items) // per_page))
             chunk = items[(page - 1) * per_page : page * per_page]
             return 200, chunk, {"X-WP-Total": str(len(items)), "X-WP-TotalPages": str(pages)}
@@ -161,6 +170,13 @@ class MagentoStore(_Server):
             size = int(q.get("searchCriteria[pageSize]", ["20"])[0])
             page = int(q.get("searchCriteria[currentPage]", ["1"])[0])
             items = sorted(self.orders.values(), key=lambda o: o["entity_id"])
+            prefix = "searchCriteria[filter_groups][0][filters][0]"
+            if f"{prefix}[field]" in q:
+                field, value = q[f"{prefix}[field]"][0], q[f"{prefix}[value]"][0]
+                if q[f"{prefix}[condition_type]"][0] == "in":
+                    items = [o for o in items if str(o.get(field)) in value.split(",")]
+                else:  # gteq
+                    items = [o for o in items if str(o.get(field) or "") >= value]
             return (
                 200,
                 {

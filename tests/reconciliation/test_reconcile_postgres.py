@@ -84,8 +84,9 @@ def test_every_bad_row_is_reported_with_its_row_and_reason(pg_ledger, rules, par
     assert "'49,90 EUR' is not a number" in bad.loc[prefix + "not-a-number", "reason"]
     assert "has no timezone" in bad.loc[prefix + "no-timezone", "reason"]
     export = next(iter(data.orders.values()))
-    dup_rows = [i + 1 for i in export.index[export["order_ref"] == prefix + "duplicate"]]
-    assert len(dup_rows) == 2 and sorted(bad.loc[[prefix + "duplicate"], "row"]) == dup_rows  # 1-based data rows
+    # rows of a CSV export are its line numbers (the header is line 1)
+    dup_rows = [i + 2 for i in export.index[export["order_ref"] == prefix + "duplicate"]]
+    assert len(dup_rows) == 2 and sorted(bad.loc[[prefix + "duplicate"], "row"]) == dup_rows
     assert set(held["order_ref"]) == set(bad.index)  # their payments are held back, and say why
 
 

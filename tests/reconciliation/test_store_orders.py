@@ -187,4 +187,60 @@ def test_csv_export_bad_rows_are_reported_and_good_rows_kept(tmp_path, rules):
     assert "total: -1.0 is negative" in reasons["A2"]
     assert "state: 'shipped?' is not a woocommerce order state" in reasons["A3"]
     assert "more decimals than EUR allows" in reasons["A3"] and "'yesterday+00:00' is not a date" in reasons["A3"]
-    assert list(bad["row"]) == [2, 3]
+    assert list(bad["row"]) == [3, 4]  # line numbers in the CSV file: the header is line 1
+
+
+def test_csv_export_keeps_every_good_line_and_numbers_the_bad_ones_by_line(tmp_path, rules):
+    header = "order_ref,store_order_id,state,total,currency,created_at,updated_at,payment_method\n"
+    good = "{ref},1,processing,12.50,EUR,2025-03-01T10:00:00+02:00,2025-03-01T10:00:00Z,psp\n"
+    path = tmp_path / "orders.csv"
+    path.write_bytes(
+        (
+            header
+            + good.format(ref="A1")  # line 2
+            + "A2,2,processing,1,250.00,EUR,2025-03-01T10:00:00Z,2025-03-01T10:00:00Z,psp\n"  # 3: unquoted comma
+            + "\n"  # 4: blank
+            + good.format(ref='"A3\nwrapped"')  # 5-6: a quoted line break
+            + good.format(ref="A4")  # 7
+            + "A5,5,processing\n"  # 8: too few fields
+        ).encode()
+        + b"A6,6,processing,1.00,EUR,2025-03-01T10:00:00Z,2025-03-01T10:00:00Z,caf\xe9\n"  # 9: not UTF-8
+        + good.format(ref="A7").encode()  # 10
+    )
+    fast = tmp_path / "fast.csv"
+    fast.write_text(header + good.format(ref=" A8 ") + "\n" + good.format(ref="A9"))
+    raw = FileOrderSource(path).fetch_orders()
+    clean, bad = validate_orders(raw, "nordbank", "woocommerce", "shop", str(path), rules)
+    assert list(clean["order_ref"]) == ["A1", "A3\nwrapped", "A4", "A7"]
+    assert list(clean["source_row"]) == [2, 5, 7, 10]
+    reasons = dict(zip(bad["row"], bad["reason"], strict=True))
+    assert sorted(reasons) == [3, 8, 9]
+    assert reasons[3].startswith("malformed CSV line 3: 9 field(s), the header has 8")
+    assert reasons[8].startswith("malformed CSV line 8: 3 field(s)") and "not UTF-8" in reasons[9]
+    assert list(bad["order_ref"]) == ["A2", "A5", "A6"]  # so their payments are held back, not missing
+    clean, bad = validate_orders(FileOrderSource(fast).fetch_orders(), "nordbank", "woocommerce", "shop", "f", rules)
+    assert list(clean["order_ref"]) == ["A8", "A9"] and list(clean["source_row"]) == [2, 4] and bad.empty
+
+
+def test_api_stores_list_the_window_and_fetch_older_orders_by_reference():
+    def magento(i: int, updated: str) -> dict:
+        return {
+            "entity_id": i,
+            "increment_id": f"00000{i}",
+            "state": "processing",
+            "grand_total": 10.0,
+            "order_currency_code": "EUR",
+            "created_at": updated,
+            "updated_at": updated,
+        }
+
+    orders = [magento(1, "2025-01-01 10:00:00"), magento(2, "2025-03-01 10:00:00"), magento(3, "2024-12-01 10:00:00")]
+    since = pd.Timestamp("2025-02-01", tz="UTC").to_pydatetime()
+    with serving(MagentoStore(orders, "tok")) as store:
+        client = Magento2Orders(base_url=store.url, secret="tok", page_size=2)
+        frame = client.fetch_orders(since, [" 000001", "000002", "000009"])  # padded, listed, unknown
+        asked = [r["query"] for r in store.calls("GET", "/rest/V1/orders")]
+    assert sorted(frame["order_ref"]) == ["000001", "000002"]  # 000003: no payment asks for it
+    conditions = [q["searchCriteria[filter_groups][0][filters][0][condition_type]"][0] for q in asked]
+    assert conditions == ["gteq", "in"]
+    assert asked[1]["searchCriteria[filter_groups][0][filters][0][value]"] == ["000001,000009"]

@@ -1,9 +1,11 @@
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from psp_assets.core.config import Fleet, config_files, load_fleet
 from psp_assets.core.demo_data import seed_demo
 from psp_assets.core.errors import ReconciliationError
 from psp_assets.core.kpis import Thresholds, breaches, compute_kpis, decline_reasons
@@ -15,6 +17,7 @@ from psp_assets.core.reconciliation import (
     actions_frame,
     heal,
     markdown_table,
+    read_parquet,
     reconcile,
     since_for,
     validate_orders,
@@ -22,7 +25,7 @@ from psp_assets.core.reconciliation import (
     with_first_seen,
     write_parquet,
 )
-from psp_assets.core.store_orders import StoreRef, sources_for
+from psp_assets.core.store_orders import FileOrderSource, StoreRef, sources_for
 from psp_assets.defs.reconciliation.checks import (
     DIVERGENCES_WITHIN_LIMIT,
     KPIS_WITHIN_LIMITS,
@@ -42,10 +45,28 @@ def _out(paths: Paths) -> Path:
 
 
 def _rules(context: dg.AssetExecutionContext, paths: Paths) -> StatusRules:
-    rules, problems = StatusRules.load_available(paths.templates_dir)
+    stamp = tuple(sorted((str(f), f.stat().st_mtime_ns) for f in paths.templates_dir.glob("*/template.yaml")))
+    rules, problems = _load_rules(paths.templates_dir, stamp)
     for problem in problems:
         context.log.warning(f"platform skipped by the reconciliation: {problem}")
     return rules
+
+
+@functools.lru_cache(maxsize=4)
+def _load_rules(templates_dir: Path, stamp: tuple) -> tuple[StatusRules, list[str]]:
+    """The platforms' rules, parsed once per set of template files (every asset of a run asks for them)."""
+    return StatusRules.load_available(templates_dir)
+
+
+def _fleet(paths: Paths) -> Fleet:
+    """The client configs, parsed once per set of config files (each asset of a run asks for them)."""
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in config_files(paths.configs_dir))
+    return _load_fleet(paths.configs_dir, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_fleet(configs_dir: Path, stamp: tuple) -> Fleet:
+    return load_fleet(configs_dir, [Path(f) for f, *_ in stamp])
 
 
 def _secret(name: str) -> str:
@@ -64,10 +85,17 @@ def _stores(
     demo_dir = ledger.demo_orders_dir(paths.data_dir) if ledger.embedded else None
     api_states = {p: r.api_states for p, r in rules.platforms.items()}
     refs: list[StoreRef] = []
-    for cid, loaded in sorted(paths.fleet().clients.items()):
+    for cid, loaded in sorted(_fleet(paths).clients.items()):
         if clients is None or cid in clients:
             refs += sources_for(loaded.config, paths.data_dir, api_states, _secret, demo_dir)
     return refs
+
+
+def _refs(groups, client_id: str, platform: str) -> list[str]:
+    try:
+        return groups.get_group((client_id, platform)).tolist()
+    except KeyError:
+        return []
 
 
 @dg.asset(group_name=GROUP, kinds={"postgres", "parquet"})
@@ -80,7 +108,7 @@ def psp_payments(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     if ledger.embedded:
         seeded = seed_demo(
             db,
-            paths.fleet(),
+            _fleet(paths),
             _rules(context, paths),
             ledger.demo_orders_dir(paths.data_dir),
             seed=ledger.demo_seed,
@@ -89,7 +117,7 @@ def psp_payments(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
         if seeded is not None:
             context.log.info(f"embedded ledger seeded with {len(seeded.payments)} demo payments")
     clean, bad = validate_payments(db.payments(), f"ledger {db.label}")
-    path = write_parquet(clean, _out(paths) / "psp_payments.parquet")
+    path = write_parquet(clean, _out(paths) / "psp_payments.parquet", keep=True)
     bad_path = write_parquet(bad, _out(paths) / "psp_payments_bad_rows.parquet")
     context.add_output_metadata({
         "ledger": db.label, "payments": len(clean), "bad_rows": len(bad), "path": str(path),
@@ -106,10 +134,15 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     reached is listed and its orders are left out of the judgement (never reported as missing)."""
     paths = workspace.paths
     rules = _rules(context, paths)
-    payments = pd.read_parquet(_out(paths) / "psp_payments.parquet", columns=["client_id", "platform", "order_ref"])
     since = since_for(datetime.now(UTC))
     frames, bads, unreachable, counts = [], [], [], []
-    for ref in _stores(paths, rules, ledger):
+    stores = _stores(paths, rules, ledger)
+    refs_by_store = None
+    if not all(isinstance(ref.source, FileOrderSource) for ref in stores):  # exports are read whole
+        columns = ["client_id", "platform", "order_ref"]
+        payments = read_parquet(_out(paths) / "psp_payments.parquet", columns=columns)
+        refs_by_store = payments.groupby(["client_id", "platform"], sort=False)["order_ref"]
+    for ref in stores:
         if ref.platform not in rules.platforms:
             unreachable.append(
                 {
@@ -120,9 +153,10 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
                 }
             )
             continue
-        known = payments[(payments["client_id"] == ref.client_id) & (payments["platform"] == ref.platform)]
+        # An API store is listed for the window and asked by reference for every other payment's order.
+        known = [] if refs_by_store is None else _refs(refs_by_store, ref.client_id, ref.platform)
         try:
-            raw = ref.source.fetch_orders(since, known["order_ref"].tolist())
+            raw = ref.source.fetch_orders(since, known)
         except ReconciliationError as exc:
             context.log.error(str(exc))
             unreachable.append(
@@ -143,7 +177,7 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
         )
     orders = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     bad_rows = pd.concat(bads, ignore_index=True) if bads else pd.DataFrame(columns=BAD_ROW_COLUMNS)
-    path = write_parquet(orders, _out(paths) / "store_orders.parquet")
+    path = write_parquet(orders, _out(paths) / "store_orders.parquet", keep=True)
     bad_path = write_parquet(bad_rows, _out(paths) / "store_orders_bad_rows.parquet")
     context.add_output_metadata({
         "orders": len(orders), "bad_rows": len(bad_rows),
@@ -159,29 +193,32 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     ins={"payments": dg.AssetIn("psp_payments"), "orders": dg.AssetIn("store_orders")},
     check_specs=[DIVERGENCES_WITHIN_LIMIT, NO_STORE_PAYMENT_WITHOUT_PSP],
 )
-def payment_reconciliation(context: dg.AssetExecutionContext, workspace: PspWorkspace, payments: dict, orders: dict):
+def payment_reconciliation(
+    context: dg.AssetExecutionContext, workspace: PspWorkspace, ledger: LedgerResource, payments: dict, orders: dict
+):
     """Every divergence between the PSP's payments and the stores' orders, with its class (paid at the
     PSP but pending in the store, paid in the store without a PSP payment, amount or currency mismatch,
     missed refund or chargeback, duplicate capture, stale pending, ...) and how long it has been open.
     Webhooks are advisory: this report is what ops works from. Stored as Parquet."""
     paths = workspace.paths
     rules = _rules(context, paths)
-    fleet = paths.fleet()
-    pay = pd.read_parquet(payments["path"])
-    ords = pd.read_parquet(orders["path"])
+    fleet = _fleet(paths)
+    # In one process (execute_in_process, the in-process executor) the frames the upstream assets wrote
+    # are taken as they are; otherwise, or if the files changed since, the files are read.
+    pay = read_parquet(payments["path"])
+    ords = read_parquet(orders["path"])
     bad = pd.concat(
         [pd.read_parquet(payments["bad_rows_path"]), pd.read_parquet(orders["bad_rows_path"])], ignore_index=True
     )
     skipped = {(u["client_id"], u["platform"]) for u in orders["unreachable"]}
-    skipped |= {
-        (c, p)
-        for c, p in pay[["client_id", "platform"]].drop_duplicates().itertuples(index=False)
-        if p not in rules.platforms
-    }
+    partitions = pay[["client_id", "platform"]].drop_duplicates()
+    skipped |= {(c, p) for c, p in partitions.itertuples(index=False) if p not in rules.platforms}
     if skipped and not pay.empty:
-        held = pay[[(c, p) in skipped for c, p in zip(pay["client_id"], pay["platform"], strict=True)]]
-        pay = pay.drop(held.index).reset_index(drop=True)
-        context.log.warning(f"{len(held)} payment(s) not reconciled: their store could not be read ({sorted(skipped)})")
+        held = pd.MultiIndex.from_frame(pay[["client_id", "platform"]]).isin(list(skipped))
+        pay = pay[~held].reset_index(drop=True)
+        context.log.warning(
+            f"{int(held.sum())} payment(s) not reconciled: their store could not be read ({sorted(skipped)})"
+        )
     if ords.empty:
         ords = pd.DataFrame(
             columns=[
@@ -206,7 +243,8 @@ def payment_reconciliation(context: dg.AssetExecutionContext, workspace: PspWork
         cid: ClientLimits(c.config.reconciliation.max_open_hours, c.config.reconciliation.pending_max_age_minutes)
         for cid, c in fleet.clients.items()
     }
-    result = reconcile(pay, ords, rules, datetime.now(UTC), limits, bad_rows=bad)
+    db = ledger.ledger()
+    result = reconcile(pay, ords, rules, datetime.now(UTC), limits, bad_rows=bad, events=db.payment_events)
     latest = _out(paths) / "payment_reconciliation.parquet"
     previous = pd.read_parquet(latest) if latest.is_file() else None
     report = with_first_seen(result.divergences, previous, result.as_of)
@@ -239,7 +277,7 @@ def payment_healing(
     store changed after the PSP's event is left for a person. Every action is recorded in the ledger."""
     paths = workspace.paths
     rules = _rules(context, paths)
-    opted = {cid for cid, c in paths.fleet().clients.items() if c.config.reconciliation.healing}
+    opted = {cid for cid, c in _fleet(paths).clients.items() if c.config.reconciliation.healing}
     report = pd.read_parquet(reconciliation["path"])
     sources = {(r.client_id, r.store): r.source for r in _stores(paths, rules, ledger, opted)}
     actions = heal(report, sources, ledger.ledger(), rules, opted)
@@ -263,7 +301,7 @@ def payment_kpis(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
     paths = workspace.paths
     now = datetime.now(UTC)
     events = ledger.ledger().events(since=now - timedelta(hours=48))
-    fleet = paths.fleet()
+    fleet = _fleet(paths)
     thresholds = {cid: Thresholds(**c.config.kpis.model_dump()) for cid, c in fleet.clients.items()}
     kpis = compute_kpis(events, thresholds)
     reasons = decline_reasons(events)
