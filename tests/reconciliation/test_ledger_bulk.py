@@ -58,9 +58,11 @@ def _payments(n: int) -> pd.DataFrame:
 
 
 def _row_by_row(ledger: Ledger, clients=None) -> pd.DataFrame:
-    query = sa.select(ledger_module.payments_table)
+    # payments() reads the reconciliation's fields; the store columns (migration 2) are the rollout analysis's
+    table = ledger_module.payments_table
+    query = sa.select(*(table.c[name] for name in ledger_module.PAYMENT_FIELDS))
     if clients is not None:
-        query = query.where(ledger_module.payments_table.c.client_id.in_(clients))
+        query = query.where(table.c.client_id.in_(clients))
     return ledger._read(query, ("created_at", "status_changed_at"))
 
 
