@@ -18,6 +18,7 @@ from psp_assets.defs.plugins.jobs import (
     plugin_template_job,
 )
 from psp_assets.defs.plugins.resources import TemplateRepository
+from psp_assets.defs.plugins.staleness import recorded, stale_partitions
 from psp_assets.defs.ranges import range_tags
 from psp_assets.defs.resources import PspWorkspace
 
@@ -25,24 +26,29 @@ from psp_assets.defs.resources import PspWorkspace
 @dg.sensor(job=client_config_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def client_configs_sensor(context: dg.SensorEvaluationContext, workspace: PspWorkspace) -> dg.SensorResult:
     """Adds a partition for every new valid client file, removes the partitions of deleted files (what is
-    deployed stays deployed), and re-validates changed files. An invalid file changes nothing and is
-    reported with its file, field and reason."""
-    paths = workspace.paths
-    fleet = paths.fleet()
-    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    deployed stays deployed), and re-validates a file whose validated values differ from the ones
+    `client_config` last recorded (whoever launched that run). An invalid file changes nothing and is
+    reported with its file, field and reason. Keeps no cursor: a first tick starts nothing that is recorded."""
+    fleet = workspace.paths.fleet()
     existing = set(context.instance.get_dynamic_partitions(client_partitions.name))
     current = {cid: loaded.config.config_hash() for cid, loaded in fleet.clients.items()}
     # A client whose file is invalid right now keeps its partitions: an edit in progress is not a removal.
     broken_ids = {cid for cid in existing if any(cid in label for label in fleet.problems)}
     added = sorted(set(current) - existing)
     removed = sorted(existing - set(current) - broken_ids)
-    changed = sorted(cid for cid, h in current.items() if cid in existing and previous.get(cid) != h)
+    known = recorded(context.instance, "client_config", sorted(set(current) & existing), "config_hash")
+    changed = sorted(cid for cid, h in current.items() if cid in existing and known.get(cid) != h)
     for label, problems in fleet.problems.items():
         context.log.warning(f"{label}: not applied: " + "; ".join(problems))
     for cid in removed:
         context.log.info(f"{cid}: config file removed; partitions removed, deployed stores left untouched")
     requests = [
-        dg.RunRequest(run_key=f"{cid}:{current[cid]}", partition_key=cid, tags={"psp/client": cid})
+        # run_key: while the run for this content is queued or running, later ticks do not start it again
+        dg.RunRequest(
+            run_key=f"{cid}:{current[cid]}",
+            partition_key=cid,
+            tags={"psp/client": cid, "psp/trigger": f"config {cid} changed" if cid in known else f"new client {cid}"},
+        )
         for cid in added + changed
     ]
     dynamic = []
@@ -52,15 +58,10 @@ def client_configs_sensor(context: dg.SensorEvaluationContext, workspace: PspWor
         dynamic.append(client_partitions.build_delete_request(removed))
     skip = None
     if not requests and not dynamic:
-        skip = "no client config changes" + (
+        skip = "every client config is recorded as it is on disk" + (
             f"; {len(fleet.problems)} invalid file(s), see logs" if fleet.problems else ""
         )
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=dynamic,
-        cursor=json.dumps({**{k: v for k, v in previous.items() if k in broken_ids}, **current}, sort_keys=True),
-        skip_reason=skip,
-    )
+    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=dynamic, skip_reason=skip)
 
 
 @dg.sensor(job=plugin_template_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -77,14 +78,14 @@ def template_change_sensor(
         )
     paths = workspace.paths
     requests, problems = [], []
+    known = recorded(context.instance, "plugin_template", PLATFORMS, "template_hash")
     for platform in available_platforms(paths.templates_dir):
         try:
             content_hash = load_template(paths.templates_dir, platform, paths.contract_file).content_hash
         except PspError as exc:
             problems.append(str(exc))
             continue
-        recorded = _latest_data_version(context.instance, "plugin_template", platform)
-        if recorded != content_hash:
+        if known.get(platform) != content_hash:
             # run_key: the same content never starts twice, however many ticks see it
             requests.append(
                 dg.RunRequest(
@@ -159,55 +160,36 @@ def github_template_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, workspace: PspWorkspace) -> dg.SensorResult:
-    """Rebuilds exactly what an upstream change touched, in one run per change: a new
-    `plugin_template[P]` starts `plugin_build_job` over `first|P .. last|P` of the clients that enable P
-    (render, test, build; tagged `psp/rollout=P`, the fleet rollout deploys afterwards), a new
-    `client_config[c]` starts `plugin_lineage_job` over `c|first .. c|last` of c's platforms (through
-    deploy). A range is a rectangle: the partitions inside it with nothing to do (a client between two
-    that does not enable P) are skipped by the assets. The cursor is the last event seen, and run keys
-    come from the inputs, so nothing is missed or started twice."""
-    cursor = int(context.cursor) if context.cursor else 0
+    """Rebuilds exactly the plugins whose recorded inputs are out of date (staleness.py: the template and
+    config hashes each `rendered_source` recorded against the latest `plugin_template` and
+    `client_config` records), in one run per cause: a platform whose template changed gets
+    `plugin_build_job` over `first|P .. last|P` of its stale clients (render, test, build; tagged
+    `psp/rollout=P`, the fleet rollout deploys afterwards); a client whose config changed, or that was
+    never built, gets `plugin_lineage_job` over `c|first .. c|last` of its stale platforms (through
+    deploy). A range is a rectangle: partitions inside it with nothing to do are skipped by the assets.
+    Keeps no cursor: what `psp fleet`, a UI launch or another daemon recorded counts the same. The run
+    key is the digest of the inputs, so a run in flight is not requested twice."""
     fleet = workspace.paths.fleet()
-    latest = cursor
-    changed: dict[str, set[str]] = {"plugin_template": set(), "client_config": set()}
-    for key in changed:
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), after_storage_id=cursor or None), limit=1000
-        ).records
-        for record in records:
-            latest = max(latest, record.storage_id)
-            if record.partition_key is not None:
-                changed[key].add(record.partition_key)
     # the client dimension's own order: a range runs from one client to another in this order
     clients = [c for c in context.instance.get_dynamic_partitions(client_partitions.name) if c in fleet.clients]
-    config_versions = {c: _latest_data_version(context.instance, "client_config", c) for c in clients}
+    stale = stale_partitions(context.instance, fleet, clients)
     requests = []
-    for platform in sorted(changed["plugin_template"]):
-        template_version = _latest_data_version(context.instance, "plugin_template", platform)
-        # clients whose config is not recorded yet start their own runs when it is
-        enabling = [
-            c for c in clients if config_versions[c] and platform in fleet.clients[c].config.enabled_platforms()
-        ]
-        if template_version is None or not enabling:
-            continue
-        inputs = _digest([template_version, *(f"{c}={config_versions[c]}" for c in enabling)])
+    for platform, stale_clients in sorted(stale.by_platform.items()):
+        inputs = _digest([stale.templates[platform], *(f"{c}={stale.configs[c]}" for c in stale_clients)])
         requests.append(
             dg.RunRequest(
                 job_name=plugin_build_job.name,
                 run_key=f"build:{platform}:{inputs}",
                 tags={
-                    **range_tags(f"{enabling[0]}|{platform}", f"{enabling[-1]}|{platform}"),
+                    **range_tags(f"{stale_clients[0]}|{platform}", f"{stale_clients[-1]}|{platform}"),
                     "psp/rollout": platform,
-                    "psp/trigger": f"template {platform} changed",
+                    "psp/platform": platform,
+                    "psp/trigger": f"template {platform} changed ({len(stale_clients)} plugin(s) out of date)",
                 },
             )
         )
-    for client in sorted(changed["client_config"] & set(clients)):
-        templates = {p: _latest_data_version(context.instance, "plugin_template", p) for p in PLATFORMS}
-        platforms = [p for p in PLATFORMS if p in fleet.clients[client].config.enabled_platforms() and templates[p]]
-        if config_versions[client] is None or not platforms:
-            continue  # a template not recorded yet starts the platform's run when it is
-        inputs = _digest([config_versions[client], *(f"{p}={templates[p]}" for p in platforms)])
+    for client, platforms in stale.by_client.items():
+        inputs = _digest([stale.configs[client], *(f"{p}={stale.templates[p]}" for p in platforms)])
         requests.append(
             dg.RunRequest(
                 job_name=plugin_lineage_job.name,
@@ -215,14 +197,13 @@ def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, works
                 tags={
                     **range_tags(f"{client}|{platforms[0]}", f"{client}|{platforms[-1]}"),
                     "psp/client": client,
-                    "psp/trigger": f"config {client} changed",
+                    "psp/trigger": f"config {client} changed ({', '.join(platforms)} out of date)",
                 },
             )
         )
     return dg.SensorResult(
         run_requests=requests,
-        cursor=str(latest),
-        skip_reason=None if requests else "no new template or config materializations",
+        skip_reason=None if requests else "every enabled plugin was rendered from the recorded template and config",
     )
 
 
@@ -278,13 +259,3 @@ def rollout_after_partial_build_sensor(context: dg.RunStatusSensorContext) -> dg
     if not built:
         return dg.SkipReason(f"{run.job_name} run {run.run_id} failed and built nothing; nothing to roll out")
     return _rollout_request(context, built)
-
-
-def _latest_data_version(instance: dg.DagsterInstance, key: str, partition: str) -> str | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition]), limit=1, ascending=False
-    ).records
-    if not records:
-        return None
-    tags = records[0].asset_materialization.tags or {}
-    return tags.get("dagster/data_version")
