@@ -272,3 +272,30 @@ def test_a_retry_from_failure_still_fails_for_the_partitions_that_failed_before(
         assert "test_report[nordbank|woocommerce]: plugin_checks_pass failed" in (
             failure.step_failure_data.user_failure_data.description
         )
+
+
+def test_a_fleet_range_is_cut_into_chunk_runs_that_roll_out_once(env: Paths, instance, monkeypatch):
+    from psp_assets.defs import ranges
+    from psp_assets.defs.plugins.sensors import BATCH_SIZE_TAG, BATCH_TAG
+    from psp_assets.fleet import lineage_ranges
+
+    monkeypatch.setattr(ranges, "FLEET_CHUNK", 2)
+    record_inputs(instance, ["woocommerce"])
+    render_fleet(instance)
+    template = next((env.templates_dir / "woocommerce").glob("*.j2"))
+    template.write_text(template.read_text() + "\n{# a template edit #}\n")
+    assert run(instance, "plugin_template_job", partition_key="woocommerce").success
+    requests = tick(instance).run_requests
+    # baltic-credit, nordbank, zeta-bank enable WooCommerce: two chunk runs of one rebuild
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests] == [
+        ("baltic-credit|woocommerce", "nordbank|woocommerce"),
+        ("zeta-bank|woocommerce", "zeta-bank|woocommerce"),
+    ]
+    assert len({r.tags[BATCH_TAG] for r in requests}) == 1 and {r.tags[BATCH_SIZE_TAG] for r in requests} == {"2"}
+    assert len({r.run_key for r in requests}) == 2
+    enabled = {"a": ["woocommerce"], "b": ["woocommerce"], "c": ["woocommerce", "opencart"]}
+    assert lineage_ranges(["a", "b", "c"], enabled, chunk=2) == [
+        ("a|woocommerce", "b|woocommerce"),
+        ("c|woocommerce", "c|woocommerce"),
+        ("c|opencart", "c|opencart"),
+    ]

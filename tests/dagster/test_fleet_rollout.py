@@ -21,7 +21,7 @@ from psp_assets.defs.ranges import range_tags
 from psp_assets.fleet import latest_metadata
 
 CLIENTS = ["bank-a", "bank-b", "bank-c", "bank-d"]  # waves with the defaults: [a], [b, c], [d]
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+IN_PROCESS: dict = {}  # the jobs run in process (executor_def)
 # machine PHP only: the PHP matrix is tested elsewhere
 BUILD_CONFIG = {**IN_PROCESS, "resources": {"php": {"config": {"matrix": False}}}}
 

@@ -19,7 +19,7 @@ from psp_assets.defs.plugins.jobs import (
 )
 from psp_assets.defs.plugins.resources import TemplateRepository
 from psp_assets.defs.plugins.staleness import recorded, stale_partitions
-from psp_assets.defs.ranges import range_tags
+from psp_assets.defs.ranges import chunks, range_tags
 from psp_assets.defs.resources import PspWorkspace
 
 
@@ -176,18 +176,23 @@ def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, works
     requests = []
     for platform, stale_clients in sorted(stale.by_platform.items()):
         inputs = _digest([stale.templates[platform], *(f"{c}={stale.configs[c]}" for c in stale_clients)])
-        requests.append(
-            dg.RunRequest(
-                job_name=plugin_build_job.name,
-                run_key=f"build:{platform}:{inputs}",
-                tags={
-                    **range_tags(f"{stale_clients[0]}|{platform}", f"{stale_clients[-1]}|{platform}"),
-                    "psp/rollout": platform,
-                    "psp/platform": platform,
-                    "psp/trigger": f"template {platform} changed ({len(stale_clients)} plugin(s) out of date)",
-                },
+        parts = chunks(stale_clients)
+        for number, part in enumerate(parts, start=1):
+            requests.append(
+                dg.RunRequest(
+                    job_name=plugin_build_job.name,
+                    run_key=f"build:{platform}:{inputs}:{number}",
+                    tags={
+                        **range_tags(f"{part[0]}|{platform}", f"{part[-1]}|{platform}"),
+                        "psp/rollout": platform,
+                        # the rollout waits for every chunk of the same rebuild (_rollout_request)
+                        BATCH_TAG: f"{platform}:{inputs}",
+                        BATCH_SIZE_TAG: str(len(parts)),
+                        "psp/trigger": f"template {platform} changed ({len(stale_clients)} plugin(s) out of date"
+                        + (f", chunk {number} of {len(parts)})" if len(parts) > 1 else ")"),
+                    },
+                )
             )
-        )
     for client, platforms in stale.by_client.items():
         inputs = _digest([stale.configs[client], *(f"{p}={stale.templates[p]}" for p in platforms)])
         requests.append(
@@ -212,15 +217,33 @@ def _digest(parts: list[str]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
+BATCH_TAG = "psp/build_batch"
+BATCH_SIZE_TAG = "psp/build_batch_runs"
+
+
 def _rollout_request(context: dg.RunStatusSensorContext, built: int | None = None) -> dg.RunRequest | dg.SkipReason:
+    """One rollout per rebuild of a platform: when a rebuild is split into chunks, after the last chunk."""
     run = context.dagster_run
     platform = run.tags.get("psp/rollout")
     if not platform:
         return dg.SkipReason(f"{run.job_name} run {run.run_id} has no psp/rollout tag; nothing to roll out")
-    tags = {"psp/trigger": f"{run.job_name} run {run.run_id}", "psp/build_run": run.run_id}
+    batch, runs = run.tags.get(BATCH_TAG), int(run.tags.get(BATCH_SIZE_TAG, "1"))
+    key = run.run_id
+    if batch and runs > 1:
+        siblings = context.instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: batch}))
+        if len(siblings) < runs or any(not r.is_finished for r in siblings):
+            return dg.SkipReason(f"{platform}: {len(siblings)} of {runs} build chunks started; rollout after the last")
+        started = context.instance.get_runs(dg.RunsFilter(job_name=fleet_rollout_job.name, tags={BATCH_TAG: batch}))
+        if started:
+            return dg.SkipReason(f"{platform}: rollout of {batch} already started (run {started[0].run_id})")
+        key = f"batch:{batch}"  # whichever chunk finishes last starts it, once
+    # psp/platform: the queue runs one rollout per platform at a time (dagster.yaml tag limits)
+    tags = {"psp/trigger": f"{run.job_name} run {run.run_id}", "psp/build_run": run.run_id, "psp/platform": platform}
+    if batch:
+        tags[BATCH_TAG] = batch
     if built is not None:
         tags["psp/build_partial"] = f"{built} plugin(s) built; failed ones stay on their last good build"
-    return dg.RunRequest(run_key=run.run_id, partition_key=platform, tags=tags)
+    return dg.RunRequest(run_key=key, partition_key=platform, tags=tags)
 
 
 @dg.run_status_sensor(
@@ -251,11 +274,12 @@ def rollout_after_partial_build_sensor(context: dg.RunStatusSensorContext) -> dg
     their failure has already alerted. A run that built nothing (lost worker, every client red) starts
     no rollout."""
     run = context.dagster_run
-    built = sum(
-        1
-        for record in context.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-        if record.dagster_event is not None and record.dagster_event.asset_key == dg.AssetKey("built_artifact")
-    )
+    record = context.instance.get_run_record_by_id(run.run_id)
+    since = record.create_timestamp.timestamp() if record else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("built_artifact"), after_timestamp=since), limit=100_000
+    ).records
+    built = sum(1 for r in records if r.run_id == run.run_id)
     if not built:
         return dg.SkipReason(f"{run.job_name} run {run.run_id} failed and built nothing; nothing to roll out")
     return _rollout_request(context, built)
