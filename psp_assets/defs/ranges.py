@@ -199,6 +199,10 @@ def _per_partition(
             metadata = {**outcome.metadata, "outcome": FAILED, "error": outcome.reason[:4000]}
             context.log_event(_observation(context, key, metadata))
             failures.append(f"{context.asset_key.to_user_string()}[{key}]: {outcome.reason}")
+            if check is not None:
+                # red on its check too: a partition that could not be checked did not pass
+                failed_check = CheckOutcome(passed=False, metadata={"error": outcome.reason[:4000]})
+                context.log_event(_evaluation(context, key, check, failed_check))
         else:
             produced[key] = outcome.handle
             tags = {DATA_VERSION_TAG: outcome.data_version} if outcome.data_version else None

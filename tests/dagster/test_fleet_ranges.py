@@ -126,6 +126,30 @@ def test_a_failing_partition_is_red_while_the_others_in_the_range_are_built(env:
     assert all(str(value(m, "artifact_path")).endswith(".zip") for m in built.values())
 
 
+def test_a_partition_that_fails_to_render_is_red_on_its_check_and_observed_failed(env: Paths, instance):
+    # nordbank's plugin cannot be rendered (an undefined template value), the other two can
+    readme = env.templates_dir / "woocommerce" / "readme.txt.j2"
+    readme.write_text(readme.read_text() + '{% if client.id == "nordbank" %}{{ no_such_value.at_all }}{% endif %}\n')
+    record_inputs(instance, ["woocommerce"])
+    result = run(
+        instance,
+        "plugin_build_job",
+        range_tags(WOO[0], WOO[-1]),
+        asset_selection=[dg.AssetKey("rendered_source"), dg.AssetKey("test_report")],
+        run_config={"resources": {"php": {"config": {"matrix": False}}}},
+    )
+    assert not result.success
+    assert check_results(instance, result.run_id) == {WOO[0]: True, WOO[1]: False, WOO[2]: True}
+    failed = {
+        (o.asset_key.to_user_string(), o.partition)
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+        and getattr((o := e.event_specific_data.asset_observation).metadata.get("outcome"), "value", None) == "failed"
+    }
+    assert failed == {("rendered_source", WOO[1]), ("test_report", WOO[1])}
+    assert sorted(materializations(result, "test_report")) == [WOO[0], WOO[2]]
+
+
 def test_a_range_skips_what_a_client_does_not_enable_and_records_nothing_for_it(env: Paths, instance):
     record_inputs(instance, ["magento2"])
     # a rectangle: alpenkasse|magento2 .. nordbank|magento2 also covers baltic-credit, which has no magento2

@@ -266,9 +266,15 @@ def test_report(
     sources = ranges.upstream(context, "rendered_source", rendered_source)
     cache = TemplateCache()
     outcomes: dict[str, ranges.Outcome] = {}
+    # in a run recorded partition by partition, an enabled plugin whose source was not produced failed
+    # upstream in this run: it is red here too (failed observation and check), not merely absent
+    enabled = set(workspace.paths.fleet().partition_keys()) if ranges.per_partition(context) else set()
     for key in context.partition_keys:
         if key not in sources:
-            outcomes[key] = ranges.Skipped(f"rendered_source[{key}] was not produced; nothing to test")
+            if key in enabled:
+                outcomes[key] = ranges.Failed(f"not tested: rendered_source[{key}] failed in this run")
+            else:
+                outcomes[key] = ranges.Skipped(f"rendered_source[{key}] was not produced; nothing to test")
             continue
         log_prefix = f"{key}: " if len(context.partition_keys) > 1 else ""
         outcomes[key] = _test(context, workspace, php, sources[key], cache, log_prefix)

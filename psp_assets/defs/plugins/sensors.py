@@ -18,7 +18,7 @@ from psp_assets.defs.plugins.jobs import (
     plugin_template_job,
 )
 from psp_assets.defs.plugins.resources import TemplateRepository
-from psp_assets.defs.plugins.staleness import recorded, stale_partitions
+from psp_assets.defs.plugins.staleness import latest_metadata, recorded, stale_partitions
 from psp_assets.defs.ranges import chunks, range_tags
 from psp_assets.defs.resources import PspWorkspace
 
@@ -115,9 +115,17 @@ def github_template_sensor(
     client = template_repo.client()
     # a failure here (GitHub down, bad token) fails the tick with the reason; the cursor stays, the next tick retries
     revisions = client.revisions(platform_partitions.get_partition_keys())
+    # what plugin_template last recorded, whoever launched it: a first tick (no cursor) starts nothing new
+    recorded_commits = latest_metadata(context.instance, "plugin_template", sorted(revisions))
     requests = []
     for platform, revision in sorted(revisions.items()):
         if seen.get(platform) == revision.key:
+            continue
+        was = recorded_commits.get(platform, {})
+        if was.get("template_commit") == revision.commit.sha and was.get("template_shared_commit") == (
+            revision.shared.sha if revision.shared else None
+        ):
+            seen[platform] = revision.key
             continue
         try:
             root = client.checkout(revision, template_repo.checkouts(paths))
