@@ -264,7 +264,8 @@ def _rollout_request(context: dg.RunStatusSensorContext, built: int | None = Non
 def rollout_after_build_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
     """When a template change has been built for a platform's whole fleet (a successful
     `plugin_build_job` run tagged `psp/rollout=<platform>`), rolls the new builds out wave by wave
-    (`fleet_rollout_job`). Keyed by the build run: one rollout per build, however often the sensor looks."""
+    (`fleet_rollout_job`). Keyed by the build run: one rollout per build, however often the sensor looks;
+    a rebuild cut into chunks rolls out once, after its last chunk."""
     return _rollout_request(context)
 
 
@@ -288,6 +289,7 @@ def rollout_after_partial_build_sensor(context: dg.RunStatusSensorContext) -> dg
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("built_artifact"), after_timestamp=since), limit=100_000
     ).records
     built = sum(1 for r in records if r.run_id == run.run_id)
-    if not built:
+    # a chunk of a rebuild that built nothing does not speak for its siblings: the batch decides
+    if not built and int(run.tags.get(BATCH_SIZE_TAG, "1")) <= 1:
         return dg.SkipReason(f"{run.job_name} run {run.run_id} failed and built nothing; nothing to roll out")
     return _rollout_request(context, built)
