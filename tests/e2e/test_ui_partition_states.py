@@ -82,3 +82,4 @@ def test_a_failed_partition_of_a_range_run_is_red_and_a_disabled_platform_is_not
     print(f"\ne2e: partition pages checked in {time.monotonic() - started:.1f} s")
     assert f"{GOOD} does not enable opencart" in na
     assert "no_such" in red
+    assert "plugin_checks_pass" in check and f"not tested: rendered_source[{RED}|woocommerce]" in check
