@@ -285,10 +285,14 @@ def rollout_after_partial_build_sensor(context: dg.RunStatusSensorContext) -> dg
     run = context.dagster_run
     record = context.instance.get_run_record_by_id(run.run_id)
     since = record.create_timestamp.timestamp() if record else None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("built_artifact"), after_timestamp=since), limit=100_000
-    ).records
-    built = sum(1 for r in records if r.run_id == run.run_id)
+    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey("built_artifact"), after_timestamp=since)
+    built, cursor = 0, None
+    while True:  # the builds recorded since the run was created, page by page
+        page = context.instance.fetch_materializations(records_filter, limit=1000, cursor=cursor, ascending=True)
+        built += sum(1 for r in page.records if r.run_id == run.run_id)
+        if not page.has_more:
+            break
+        cursor = page.cursor
     # a chunk of a rebuild that built nothing does not speak for its siblings: the batch decides
     if not built and int(run.tags.get(BATCH_SIZE_TAG, "1")) <= 1:
         return dg.SkipReason(f"{run.job_name} run {run.run_id} failed and built nothing; nothing to roll out")
