@@ -2,7 +2,9 @@
 #   make demo   install everything, run the whole demo fleet through Dagster, serve the UI
 #   make test   run the whole test suite (what CI runs)
 SHELL := /bin/bash
-export DAGSTER_HOME := $(CURDIR)
+# the repository root unless the environment names another instance (the shutdown test does)
+DAGSTER_HOME ?= $(CURDIR)
+export DAGSTER_HOME
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
@@ -11,14 +13,20 @@ PORT ?= 3000
 setup:
 	@scripts/setup.sh
 
+# scripts/supervise.py: on Ctrl-C or SIGTERM everything these start (webserver, daemon, code servers,
+# runs and their PHP and Node runtimes) is gone within 6 s, not left to time out (docs/operations.md).
+SUPERVISE := .venv/bin/python scripts/supervise.py --
+
 fleet: setup
 	.venv/bin/psp validate
-	.venv/bin/psp fleet
+	$(SUPERVISE) .venv/bin/psp fleet
 
 demo: fleet ui
 
+# The same workspace file (and so the same code location name, psp_assets) as the daemon and every
+# `dagster ... -w workspace.yaml` command.
 ui: setup
-	.venv/bin/dagster dev -h $(HOST) -p $(PORT)
+	$(SUPERVISE) .venv/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 # The production instance (deploy/postgres/dagster.yaml: Postgres storage, the queue with its limits, run
 # retries and monitoring) served from this checkout: DAGSTER_HOME is var/dagster-prod holding a link to
@@ -33,7 +41,7 @@ prod-ui: export PSP_PG_DB ?= psp_dagster
 prod-ui: setup
 	@mkdir -p $(PROD_HOME) && ln -sfn $(CURDIR)/deploy/postgres/dagster.yaml $(PROD_HOME)/dagster.yaml
 	.venv/bin/python deploy/postgres/ensure_database.py
-	.venv/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	$(SUPERVISE) .venv/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 test:
 	@scripts/test.sh

@@ -19,6 +19,8 @@ defs = dg.Definitions(
     jobs=_collect("jobs"),
     schedules=_collect("schedules"),
     sensors=_collect("sensors"),
+    # the default of every job without its own, the UI's ad-hoc asset materializations among them
+    executor=dg.in_process_executor,
     resources={
         "workspace": PspWorkspace(),
         "php": PhpResource(),

@@ -14,7 +14,7 @@ from psp_assets.core.config import PLATFORMS
 from psp_assets.core.pipeline import Paths
 from psp_assets.core.templates import available_platforms
 from psp_assets.defs.partitions import client_partitions
-from psp_assets.defs.ranges import range_tags
+from psp_assets.defs.ranges import chunks, range_tags
 
 # The console shows warnings and errors; every event is still in the run's log in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -30,11 +30,12 @@ def latest_metadata(instance: dg.DagsterInstance, key: str, partition: str) -> d
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
-def lineage_ranges(order: list[str], enabled: dict[str, list[str]]) -> list[tuple[str, str]]:
+def lineage_ranges(order: list[str], enabled: dict[str, list[str]], chunk: int | None = None) -> list[tuple[str, str]]:
     """(first, last) partition of each range run covering exactly the partitions in `enabled` (client ->
     its platforms; only the clients to build): per platform, consecutive clients in the dimension's
     `order` (a client in between that does not enable the platform is skipped by the assets; one not
-    to be built ends the range), or one range per client over its platforms, whichever is fewer runs."""
+    to be built ends the range; at most `chunk` clients per range), or one range per client over its
+    platforms, whichever is fewer runs."""
     per_platform: list[tuple[str, str]] = []
     for platform in PLATFORMS:
         segment: list[str] = []
@@ -43,8 +44,8 @@ def lineage_ranges(order: list[str], enabled: dict[str, list[str]]) -> list[tupl
                 segment.append(client)
                 continue
             using = [c for c in segment if platform in enabled[c]]
-            if using:
-                per_platform.append((f"{using[0]}|{platform}", f"{using[-1]}|{platform}"))
+            # at most `chunk` (PSP_FLEET_CHUNK) plugins per run: a fleet-wide rebuild is runs any worker can take
+            per_platform += [(f"{part[0]}|{platform}", f"{part[-1]}|{platform}") for part in chunks(using, chunk)]
             segment = []
     per_client = [
         (f"{c}|{ps[0]}", f"{c}|{ps[-1]}") for c in order if (ps := [p for p in PLATFORMS if p in enabled.get(c, [])])

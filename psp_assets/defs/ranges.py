@@ -23,6 +23,7 @@ events to the asset code; the tests pin that it still does. docs/operations.md, 
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,9 +40,11 @@ PER_PARTITION_TAG = "dagster/defer_asset_events"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 DATA_VERSION_TAG = "dagster/data_version"
-# A backfill of the lineage assets from the UI runs up to this many partitions per run: a fleet-wide
-# rebuild is a handful of runs, not one per plugin (and a range recorded whole-or-nothing stays small).
-FLEET_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=100)
+# A fleet-wide range is split into chunks of at most this many partitions, each its own run that any
+# run worker can take (and that boots its PHP runtimes once): the sensors' range runs, `psp fleet`, and
+# a backfill of the lineage assets from the UI alike. PSP_FLEET_CHUNK sets it (docs/operations.md).
+FLEET_CHUNK = max(1, int(os.environ.get("PSP_FLEET_CHUNK", "") or 100))
+FLEET_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=FLEET_CHUNK)
 FAILED = "failed"  # the `outcome` of the observation recorded for a failed partition
 HINT = (
     "Dagster records a range step for every partition of the range or for none (dagster-io/dagster#17836); "
@@ -55,6 +58,12 @@ def range_tags(start: str, end: str) -> dict[str, str]:
     On a `client|platform` key a range is a rectangle: `a|woocommerce` .. `c|woocommerce` is three
     clients on one platform, `a|woocommerce` .. `a|opencart` one client on every platform."""
     return {RANGE_START_TAG: start, RANGE_END_TAG: end, PER_PARTITION_TAG: "true"}
+
+
+def chunks(items: list[str], size: int | None = None) -> list[list[str]]:
+    """`items` in order, cut into runs of at most `size` (default FLEET_CHUNK)."""
+    size = size or FLEET_CHUNK
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,13 @@ Outcome = Produced | Skipped | Failed
 
 def per_partition(context: dg.AssetExecutionContext) -> bool:
     return context.run.tags.get(PER_PARTITION_TAG) == "true"
+
+
+def written_by_this_run(context: dg.AssetExecutionContext, handle: dict[str, Any]) -> bool:
+    """Whether an upstream handle was produced by this run (or the run it re-executes): the IO manager
+    stamps every handle with the run that wrote it (defs/resources.py RUN_ID)."""
+    run = context.run
+    return handle.get("run_id") in {run.run_id, run.parent_run_id, run.root_run_id} - {None}
 
 
 def upstream(context: dg.AssetExecutionContext, input_name: str, value: Any) -> dict[str, Any]:
@@ -183,6 +199,10 @@ def _per_partition(
             metadata = {**outcome.metadata, "outcome": FAILED, "error": outcome.reason[:4000]}
             context.log_event(_observation(context, key, metadata))
             failures.append(f"{context.asset_key.to_user_string()}[{key}]: {outcome.reason}")
+            if check is not None:
+                # red on its check too: a partition that could not be checked did not pass
+                failed_check = CheckOutcome(passed=False, metadata={"error": outcome.reason[:4000]})
+                context.log_event(_evaluation(context, key, check, failed_check))
         else:
             produced[key] = outcome.handle
             tags = {DATA_VERSION_TAG: outcome.data_version} if outcome.data_version else None

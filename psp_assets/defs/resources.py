@@ -114,7 +114,15 @@ class JsonHandleIOManager(dg.ConfigurableIOManager):
             return self._load_range(context, directory, [str(k) for k in keys])
         path = self._file(directory, str(keys[0]))
         if not path.is_file():
-            raise dg.Failure(f"{'/'.join(context.asset_key.path)}[{keys[0]}] has not been materialized yet ({path})")
+            asset = "/".join(context.asset_key.path)
+            raise dg.Failure(
+                f"{asset}[{keys[0]}] has not been materialized yet, so this run cannot start its work: materialize "
+                f"{asset}[{keys[0]}] first (select it in the asset graph, or let its sensor do it: "
+                "client_configs_sensor records every valid client file, template_change_sensor every template), "
+                "then launch this run again",
+                metadata={"missing_upstream": f"{asset}[{keys[0]}]", "expected_at": str(path)},
+                allow_retries=False,
+            )
         return json.loads(path.read_text())
 
     def _load_range(self, context: dg.InputContext, directory: Path, keys: list[str]) -> dict[str, Any]:

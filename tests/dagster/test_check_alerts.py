@@ -18,7 +18,7 @@ from tests.reconciliation.servers import SlackApi, serving
 
 KEY = "nordbank|woocommerce"
 UI = "http://dagster.psp.example"
-RUN_CONFIG = {"execution": {"config": {"in_process": {}}}, "resources": {"php": {"config": {"matrix": False}}}}
+RUN_CONFIG = {"resources": {"php": {"config": {"matrix": False}}}}
 
 
 def alerts_to(slack_url: str, host: str, port: int, log: Path) -> AlertsResource:

@@ -126,6 +126,30 @@ def test_a_failing_partition_is_red_while_the_others_in_the_range_are_built(env:
     assert all(str(value(m, "artifact_path")).endswith(".zip") for m in built.values())
 
 
+def test_a_partition_that_fails_to_render_is_red_on_its_check_and_observed_failed(env: Paths, instance):
+    # nordbank's plugin cannot be rendered (an undefined template value), the other two can
+    readme = env.templates_dir / "woocommerce" / "readme.txt.j2"
+    readme.write_text(readme.read_text() + '{% if client.id == "nordbank" %}{{ no_such_value.at_all }}{% endif %}\n')
+    record_inputs(instance, ["woocommerce"])
+    result = run(
+        instance,
+        "plugin_build_job",
+        range_tags(WOO[0], WOO[-1]),
+        asset_selection=[dg.AssetKey("rendered_source"), dg.AssetKey("test_report")],
+        run_config={"resources": {"php": {"config": {"matrix": False}}}},
+    )
+    assert not result.success
+    assert check_results(instance, result.run_id) == {WOO[0]: True, WOO[1]: False, WOO[2]: True}
+    failed = {
+        (o.asset_key.to_user_string(), o.partition)
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+        and getattr((o := e.event_specific_data.asset_observation).metadata.get("outcome"), "value", None) == "failed"
+    }
+    assert failed == {("rendered_source", WOO[1]), ("test_report", WOO[1])}
+    assert sorted(materializations(result, "test_report")) == [WOO[0], WOO[2]]
+
+
 def test_a_range_skips_what_a_client_does_not_enable_and_records_nothing_for_it(env: Paths, instance):
     record_inputs(instance, ["magento2"])
     # a rectangle: alpenkasse|magento2 .. nordbank|magento2 also covers baltic-credit, which has no magento2
@@ -170,19 +194,26 @@ def test_without_the_per_partition_tag_a_range_is_recorded_whole_and_skips_are_l
     assert not (env.data_dir / "rendered" / "baltic-credit" / "magento2").exists()
 
 
-def tick(instance, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"workspace": PspWorkspace()})
+def render_fleet(instance) -> None:
+    """Every enabled plugin rendered once from the recorded inputs (what `psp fleet` leaves recorded)."""
+    for request in tick(instance).run_requests:
+        assert run(instance, request.job_name, request.tags, asset_selection=[dg.AssetKey("rendered_source")]).success
+    assert not tick(instance).run_requests
+
+
+def tick(instance) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, resources={"workspace": PspWorkspace()})
     return lineage_on_upstream_change_sensor(context)
 
 
 @pytest.mark.parametrize("platform", ["woocommerce", "magento2"])
 def test_a_template_change_starts_one_range_run_over_exactly_the_enabling_clients(env: Paths, instance, platform):
     record_inputs(instance, ["woocommerce", "magento2"])
-    settled = tick(instance)  # the initial recordings
+    render_fleet(instance)
     readme = next((env.templates_dir / platform).glob("*.j2"))
     readme.write_text(readme.read_text() + "\n{# a template edit #}\n")
     assert run(instance, "plugin_template_job", partition_key=platform).success  # what template_change_sensor runs
-    changed = tick(instance, settled.cursor)
+    changed = tick(instance)
 
     [request] = changed.run_requests
     enabling = {"woocommerce": CLIENTS[1:], "magento2": ["alpenkasse", "nordbank"]}[platform]
@@ -190,16 +221,18 @@ def test_a_template_change_starts_one_range_run_over_exactly_the_enabling_client
     assert request.tags[RANGE_START_TAG] == f"{enabling[0]}|{platform}"
     assert request.tags[RANGE_END_TAG] == f"{enabling[-1]}|{platform}"
     assert request.tags["psp/rollout"] == platform and request.tags[PER_PARTITION_TAG] == "true"
-    assert not tick(instance, changed.cursor).run_requests  # nothing on the next tick
-
     # the same inputs recorded again start nothing new: the run key is the inputs'
     assert run(instance, "plugin_template_job", partition_key=platform).success
-    repeated = tick(instance, changed.cursor)
+    repeated = tick(instance)
     assert [r.run_key for r in repeated.run_requests] == [request.run_key]
 
 
 def test_a_range_run_built_by_the_sensor_covers_exactly_the_enabling_clients(env: Paths, instance):
     record_inputs(instance, ["magento2"])
+    render_fleet(instance)
+    template = next((env.templates_dir / "magento2").glob("*.j2"))
+    template.write_text(template.read_text() + "\n{# a template edit #}\n")
+    assert run(instance, "plugin_template_job", partition_key="magento2").success
     [request] = [r for r in tick(instance).run_requests if r.job_name == "plugin_build_job"]
     result = run(instance, "plugin_build_job", request.tags, asset_selection=[dg.AssetKey("rendered_source")])
     assert result.success
@@ -263,3 +296,30 @@ def test_a_retry_from_failure_still_fails_for_the_partitions_that_failed_before(
         assert "test_report[nordbank|woocommerce]: plugin_checks_pass failed" in (
             failure.step_failure_data.user_failure_data.description
         )
+
+
+def test_a_fleet_range_is_cut_into_chunk_runs_that_roll_out_once(env: Paths, instance, monkeypatch):
+    from psp_assets.defs import ranges
+    from psp_assets.defs.plugins.sensors import BATCH_SIZE_TAG, BATCH_TAG
+    from psp_assets.fleet import lineage_ranges
+
+    monkeypatch.setattr(ranges, "FLEET_CHUNK", 2)
+    record_inputs(instance, ["woocommerce"])
+    render_fleet(instance)
+    template = next((env.templates_dir / "woocommerce").glob("*.j2"))
+    template.write_text(template.read_text() + "\n{# a template edit #}\n")
+    assert run(instance, "plugin_template_job", partition_key="woocommerce").success
+    requests = tick(instance).run_requests
+    # baltic-credit, nordbank, zeta-bank enable WooCommerce: two chunk runs of one rebuild
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests] == [
+        ("baltic-credit|woocommerce", "nordbank|woocommerce"),
+        ("zeta-bank|woocommerce", "zeta-bank|woocommerce"),
+    ]
+    assert len({r.tags[BATCH_TAG] for r in requests}) == 1 and {r.tags[BATCH_SIZE_TAG] for r in requests} == {"2"}
+    assert len({r.run_key for r in requests}) == 2
+    enabled = {"a": ["woocommerce"], "b": ["woocommerce"], "c": ["woocommerce", "opencart"]}
+    assert lineage_ranges(["a", "b", "c"], enabled, chunk=2) == [
+        ("a|woocommerce", "b|woocommerce"),
+        ("c|woocommerce", "c|woocommerce"),
+        ("c|opencart", "c|opencart"),
+    ]

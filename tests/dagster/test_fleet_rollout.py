@@ -21,7 +21,7 @@ from psp_assets.defs.ranges import range_tags
 from psp_assets.fleet import latest_metadata
 
 CLIENTS = ["bank-a", "bank-b", "bank-c", "bank-d"]  # waves with the defaults: [a], [b, c], [d]
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+IN_PROCESS: dict = {}  # the jobs run in process (executor_def)
 # machine PHP only: the PHP matrix is tested elsewhere
 BUILD_CONFIG = {**IN_PROCESS, "resources": {"php": {"config": {"matrix": False}}}}
 
@@ -227,3 +227,27 @@ def test_a_build_with_one_red_client_still_rolls_out_the_others(fleet: Paths, in
         r["store"]: r["status"] for r in latest_metadata(instance, "fleet_rollout", "woocommerce")["rollout"]["stores"]
     }
     assert rows["bank-c|woocommerce production"] == "unchanged"
+
+
+def test_a_rebuild_cut_into_chunks_rolls_out_once_after_its_last_chunk(fleet: Paths, instance):
+    from psp_assets.defs.plugins.sensors import BATCH_SIZE_TAG, BATCH_TAG
+
+    run(instance, "plugin_template_job", "woocommerce")
+    start = sensor_tick(instance, None).cursor
+    batch = {"psp/rollout": "woocommerce", BATCH_TAG: "woocommerce:rebuild", BATCH_SIZE_TAG: "2"}
+    ticks = []
+    cursor = start
+    for first, last in [(CLIENTS[0], CLIENTS[1]), (CLIENTS[2], CLIENTS[-1])]:
+        tags = {**range_tags(f"{first}|woocommerce", f"{last}|woocommerce"), **batch}
+        assert (
+            defs.resolve_job_def("plugin_build_job")
+            .execute_in_process(instance=instance, tags=tags, run_config=BUILD_CONFIG)
+            .success
+        )
+        tick = sensor_tick(instance, cursor)
+        ticks.append(tick.run_requests)
+        cursor = tick.cursor
+    assert ticks[0] == []  # the first chunk alone does not roll out
+    [request] = ticks[1]
+    assert request.partition_key == "woocommerce" and request.run_key == "batch:woocommerce:rebuild"
+    assert request.tags[BATCH_TAG] == "woocommerce:rebuild" and request.tags["psp/platform"] == "woocommerce"

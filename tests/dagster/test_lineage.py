@@ -160,6 +160,12 @@ def test_sensor_adds_new_clients_removes_deleted_ones_and_ignores_invalid_edits(
     assert sorted(instance.get_dynamic_partitions("client")) == ["alpenkasse", "baltic-credit", "nordbank"]
     assert sorted(r.partition_key for r in first.run_requests) == ["alpenkasse", "baltic-credit", "nordbank"]
 
+    for request in first.run_requests:
+        assert (
+            defs.resolve_job_def("client_config_job")
+            .execute_in_process(partition_key=request.partition_key, instance=instance)
+            .success
+        )
     second = tick(first.cursor)
     assert not second.run_requests and not second.dynamic_partitions_requests
 

@@ -14,7 +14,7 @@ from tests.production.conftest import Workspace, make_workspace
 from tests.production.services import REPO, Dagster, base_env, dagster_services, stop_automation
 
 ARTIFACTS = REPO / "var" / "test-artifacts"
-LOCATION = "psp_assets.definitions"  # workspace.yaml names no location: Dagster uses the module name
+LOCATION = "psp_assets"  # workspace.yaml and pyproject.toml name the location alike
 
 
 @pytest.fixture(scope="package")

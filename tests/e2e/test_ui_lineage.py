@@ -28,7 +28,7 @@ ADD_PARTITION = """
 mutation Add($repo: RepositorySelector!, $key: String!) {
   addDynamicPartition(repositorySelector: $repo, partitionsDefName: "client", partitionKey: $key) {
     __typename ... on PythonError { message } ... on DuplicateDynamicPartitionError { partitionName } } }"""
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+IN_PROCESS: dict = {}  # every job runs in process (its executor_def); nothing to choose in run config
 
 # Reads the lineage graph the page drew: each node (an SVG foreignObject) by its name, and each edge
 # (an SVG path) by the nodes its two ends touch. Returns null until the graph is on the page.

@@ -32,9 +32,8 @@ from tests.production.services import (
 
 REPO = Path(__file__).resolve().parents[2]
 # The lineage runs here test orchestration, not PHP: checks on the machine's PHP only (the version
-# matrix has its own tests), in process, as plugin_lineage_job is configured.
+# matrix has its own tests); in process, as every job's executor is.
 LINEAGE_RUN_CONFIG = {
-    "execution": {"config": {"in_process": {}}},
     "resources": {"php": {"config": {"matrix": False}}},
     "loggers": {"console": {"config": {"log_level": "WARNING"}}},
 }

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 
 from psp_assets.core import pipeline
-from psp_assets.core.config import ClientConfig, parse_client
+from psp_assets.core.config import PLATFORMS, ClientConfig, parse_client
 from psp_assets.core.deploy import Deployment
 from psp_assets.core.errors import PspError
 from psp_assets.core.package import Artifact
@@ -27,6 +27,16 @@ warnings.filterwarnings(
 )
 
 GROUP = "plugins"
+# the client|platform assets; a pair whose client does not enable the platform is "not applicable" on each
+PLUGIN_ASSETS = (
+    "rendered_source",
+    "test_report",
+    "built_artifact",
+    "deployed_store",
+    "github_release",
+    "client_repository",
+)
+NOT_APPLICABLE = "not applicable"
 LINEAGE_KEYS = ("template_version", "template_hash", "config_hash", "plugin_version", "build")
 TESTS_PASS = "plugin_checks_pass"
 # Every deploy step claims a slot in this pool: the instance caps concurrent deploys fleet-wide
@@ -129,6 +139,23 @@ def client_config(context: dg.AssetExecutionContext, workspace: PspWorkspace) ->
         "enabled_platforms": config.enabled_platforms(),
         "config": config.model_dump(mode="json"),
     }
+    # A platform the client does not enable has no plugin: each plugin asset's partition says so, where
+    # the UI lists its events, instead of only looking "missing" (docs/operations.md, "Not applicable")
+    for platform in PLATFORMS:
+        if platform in handle["enabled_platforms"]:
+            continue
+        for asset in PLUGIN_ASSETS:
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=asset,
+                    partition=f"{client_id}|{platform}",
+                    metadata={
+                        "status": NOT_APPLICABLE,
+                        "reason": f"{client_id} does not enable {platform} ({handle['path']})",
+                        "config_hash": handle["config_hash"],
+                    },
+                )
+            )
     return dg.Output(
         handle,
         data_version=dg.DataVersion(handle["config_hash"]),
@@ -239,9 +266,15 @@ def test_report(
     sources = ranges.upstream(context, "rendered_source", rendered_source)
     cache = TemplateCache()
     outcomes: dict[str, ranges.Outcome] = {}
+    # in a run recorded partition by partition, an enabled plugin whose source was not produced failed
+    # upstream in this run: it is red here too (failed observation and check), not merely absent
+    enabled = set(workspace.paths.fleet().partition_keys()) if ranges.per_partition(context) else set()
     for key in context.partition_keys:
         if key not in sources:
-            outcomes[key] = ranges.Skipped(f"rendered_source[{key}] was not produced; nothing to test")
+            if key in enabled:
+                outcomes[key] = ranges.Failed(f"not tested: rendered_source[{key}] failed in this run")
+            else:
+                outcomes[key] = ranges.Skipped(f"rendered_source[{key}] was not produced; nothing to test")
             continue
         log_prefix = f"{key}: " if len(context.partition_keys) > 1 else ""
         outcomes[key] = _test(context, workspace, php, sources[key], cache, log_prefix)
@@ -331,15 +364,14 @@ def built_artifact(context: dg.AssetExecutionContext, workspace: PspWorkspace, t
     """The installable package the platform's own installer accepts (zip laid out by the template's
     packaging rules), reproducible byte for byte, with its sha256 and a manifest of every file."""
     reports = ranges.upstream(context, "test_report", test_report)
-    # a report that failed in this very run is already red on its check: its partition is just not built
-    tested_here = dg.AssetKey("test_report") in context.job_def.asset_layer.executable_asset_keys
     cache = TemplateCache()
     outcomes: dict[str, ranges.Outcome] = {}
     for key in context.partition_keys:
         report = reports.get(key)
         if report is None:
             outcomes[key] = ranges.Skipped(f"test_report[{key}] was not produced; nothing to build")
-        elif tested_here and not report["passed"]:
+        # a report that failed in this very run is already red on its check: its partition is just not built
+        elif not report["passed"] and ranges.written_by_this_run(context, report):
             outcomes[key] = ranges.Skipped(f"{TESTS_PASS} failed for build {report.get('build')}; nothing built")
         else:
             outcomes[key] = _build(workspace, report, cache)
@@ -484,9 +516,7 @@ def _deploy(
         artifact = pipeline.artifact_from_handle(built_artifact)
     except PspError as exc:
         return ranges.Failed(str(exc))
-    deployments = run_deploy(
-        context, paths, config, platform, artifact, php, cache, connections, log_prefix=log_prefix
-    )
+    deployments = run_deploy(context, paths, config, platform, artifact, php, cache, connections, log_prefix=log_prefix)
     targets, metadata = deploy_record(built_artifact, artifact, deployments)
     failed = [d for d in deployments if not d.ok]
     if failed:

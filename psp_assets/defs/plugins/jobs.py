@@ -4,7 +4,10 @@ from psp_assets.defs.github.assets import client_repository, github_release
 from psp_assets.defs.plugins.assets import built_artifact, deployed_store, rendered_source, test_report
 from psp_assets.defs.ranges import PER_PARTITION_TAG
 
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+# Every job runs its steps in the run's own process, however it was launched (the UI, GraphQL, a
+# sensor, a retry): an executor chosen through run config is lost on a launch that carries none, and a
+# process per step costs 1.5-2 s, more than most of our steps (docs/operations.md).
+EXECUTOR = dg.in_process_executor
 # A failed lineage run (lost worker or database, store unreachable, deploy lock held) is retried from the
 # failed step, at most twice, by the daemon (run_retries in deploy/postgres/dagster.yaml): a re-deploy of
 # the release already live is a recorded no-op, so a retry never deploys twice. A run still going after
@@ -19,12 +22,14 @@ LINEAGE_RUN_TAGS = {
 plugin_template_job = dg.define_asset_job(
     "plugin_template_job",
     selection=dg.AssetSelection.assets("plugin_template"),
+    executor_def=EXECUTOR,
     description="Record a platform template's version and content hash.",
 )
 
 client_config_job = dg.define_asset_job(
     "client_config_job",
     selection=dg.AssetSelection.assets("client_config"),
+    executor_def=EXECUTOR,
     description="Validate a client's config and record its hash.",
 )
 
@@ -35,7 +40,7 @@ BUILD_RUN_TAGS = {PER_PARTITION_TAG: "true"}
 plugin_build_job = dg.define_asset_job(
     "plugin_build_job",
     selection=dg.AssetSelection.assets(rendered_source, test_report, built_artifact, github_release, client_repository),
-    config=IN_PROCESS,
+    executor_def=EXECUTOR,
     tags=BUILD_RUN_TAGS,
     description="Render, test and build (and publish to GitHub) many clients' plugins in one run, each partition "
     "recorded on its own: a failing plugin is red, the others are built. Deploys follow with the fleet rollout.",
@@ -46,7 +51,7 @@ plugin_lineage_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         rendered_source, test_report, built_artifact, deployed_store, github_release, client_repository
     ),
-    config=IN_PROCESS,
+    executor_def=EXECUTOR,
     tags=LINEAGE_RUN_TAGS,
     description="Render, test, build and deploy one client's plugin for one platform, and publish its GitHub release "
     "and, for clients with a source repository, its source as a pull request.",
@@ -55,7 +60,7 @@ plugin_lineage_job = dg.define_asset_job(
 fleet_rollout_job = dg.define_asset_job(
     "fleet_rollout_job",
     selection=dg.AssetSelection.assets("fleet_rollout"),
-    config=IN_PROCESS,
+    executor_def=EXECUTOR,
     description="Deploy the latest build of every client's plugin for one platform, wave by wave: a canary, then "
     "growing waves, stopping when a wave's share of failed health checks passes the limit (config: canary, growth, "
     "max_failure_share, canaries).",

@@ -18,31 +18,37 @@ from psp_assets.defs.plugins.jobs import (
     plugin_template_job,
 )
 from psp_assets.defs.plugins.resources import TemplateRepository
-from psp_assets.defs.ranges import range_tags
+from psp_assets.defs.plugins.staleness import latest_metadata, recorded, stale_partitions
+from psp_assets.defs.ranges import chunks, range_tags
 from psp_assets.defs.resources import PspWorkspace
 
 
 @dg.sensor(job=client_config_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def client_configs_sensor(context: dg.SensorEvaluationContext, workspace: PspWorkspace) -> dg.SensorResult:
     """Adds a partition for every new valid client file, removes the partitions of deleted files (what is
-    deployed stays deployed), and re-validates changed files. An invalid file changes nothing and is
-    reported with its file, field and reason."""
-    paths = workspace.paths
-    fleet = paths.fleet()
-    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    deployed stays deployed), and re-validates a file whose validated values differ from the ones
+    `client_config` last recorded (whoever launched that run). An invalid file changes nothing and is
+    reported with its file, field and reason. Keeps no cursor: a first tick starts nothing that is recorded."""
+    fleet = workspace.paths.fleet()
     existing = set(context.instance.get_dynamic_partitions(client_partitions.name))
     current = {cid: loaded.config.config_hash() for cid, loaded in fleet.clients.items()}
     # A client whose file is invalid right now keeps its partitions: an edit in progress is not a removal.
     broken_ids = {cid for cid in existing if fleet.files_of(cid)}
     added = sorted(set(current) - existing)
     removed = sorted(existing - set(current) - broken_ids)
-    changed = sorted(cid for cid, h in current.items() if cid in existing and previous.get(cid) != h)
+    known = recorded(context.instance, "client_config", sorted(set(current) & existing), "config_hash")
+    changed = sorted(cid for cid, h in current.items() if cid in existing and known.get(cid) != h)
     for label, problems in fleet.problems.items():
         context.log.warning(f"{label}: not applied: " + "; ".join(problems))
     for cid in removed:
         context.log.info(f"{cid}: config file removed; partitions removed, deployed stores left untouched")
     requests = [
-        dg.RunRequest(run_key=f"{cid}:{current[cid]}", partition_key=cid, tags={"psp/client": cid})
+        # run_key: while the run for this content is queued or running, later ticks do not start it again
+        dg.RunRequest(
+            run_key=f"{cid}:{current[cid]}",
+            partition_key=cid,
+            tags={"psp/client": cid, "psp/trigger": f"config {cid} changed" if cid in known else f"new client {cid}"},
+        )
         for cid in added + changed
     ]
     dynamic = []
@@ -52,15 +58,10 @@ def client_configs_sensor(context: dg.SensorEvaluationContext, workspace: PspWor
         dynamic.append(client_partitions.build_delete_request(removed))
     skip = None
     if not requests and not dynamic:
-        skip = "no client config changes" + (
+        skip = "every client config is recorded as it is on disk" + (
             f"; {len(fleet.problems)} invalid file(s), see logs" if fleet.problems else ""
         )
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=dynamic,
-        cursor=json.dumps({**{k: v for k, v in previous.items() if k in broken_ids}, **current}, sort_keys=True),
-        skip_reason=skip,
-    )
+    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=dynamic, skip_reason=skip)
 
 
 @dg.sensor(job=plugin_template_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -77,14 +78,14 @@ def template_change_sensor(
         )
     paths = workspace.paths
     requests, problems = [], []
+    known = recorded(context.instance, "plugin_template", PLATFORMS, "template_hash")
     for platform in available_platforms(paths.templates_dir):
         try:
             content_hash = load_template(paths.templates_dir, platform, paths.contract_file).content_hash
         except PspError as exc:
             problems.append(str(exc))
             continue
-        recorded = _latest_data_version(context.instance, "plugin_template", platform)
-        if recorded != content_hash:
+        if known.get(platform) != content_hash:
             # run_key: the same content never starts twice, however many ticks see it
             requests.append(
                 dg.RunRequest(
@@ -114,9 +115,17 @@ def github_template_sensor(
     client = template_repo.client()
     # a failure here (GitHub down, bad token) fails the tick with the reason; the cursor stays, the next tick retries
     revisions = client.revisions(platform_partitions.get_partition_keys())
+    # what plugin_template last recorded, whoever launched it: a first tick (no cursor) starts nothing new
+    recorded_commits = latest_metadata(context.instance, "plugin_template", sorted(revisions))
     requests = []
     for platform, revision in sorted(revisions.items()):
         if seen.get(platform) == revision.key:
+            continue
+        was = recorded_commits.get(platform, {})
+        if was.get("template_commit") == revision.commit.sha and was.get("template_shared_commit") == (
+            revision.shared.sha if revision.shared else None
+        ):
+            seen[platform] = revision.key
             continue
         try:
             root = client.checkout(revision, template_repo.checkouts(paths))
@@ -159,55 +168,41 @@ def github_template_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, workspace: PspWorkspace) -> dg.SensorResult:
-    """Rebuilds exactly what an upstream change touched, in one run per change: a new
-    `plugin_template[P]` starts `plugin_build_job` over `first|P .. last|P` of the clients that enable P
-    (render, test, build; tagged `psp/rollout=P`, the fleet rollout deploys afterwards), a new
-    `client_config[c]` starts `plugin_lineage_job` over `c|first .. c|last` of c's platforms (through
-    deploy). A range is a rectangle: the partitions inside it with nothing to do (a client between two
-    that does not enable P) are skipped by the assets. The cursor is the last event seen, and run keys
-    come from the inputs, so nothing is missed or started twice."""
-    cursor = int(context.cursor) if context.cursor else 0
+    """Rebuilds exactly the plugins whose recorded inputs are out of date (staleness.py: the template and
+    config hashes each `rendered_source` recorded against the latest `plugin_template` and
+    `client_config` records), in one run per cause: a platform whose template changed gets
+    `plugin_build_job` over `first|P .. last|P` of its stale clients (render, test, build; tagged
+    `psp/rollout=P`, the fleet rollout deploys afterwards); a client whose config changed, or that was
+    never built, gets `plugin_lineage_job` over `c|first .. c|last` of its stale platforms (through
+    deploy). A range is a rectangle: partitions inside it with nothing to do are skipped by the assets.
+    Keeps no cursor: what `psp fleet`, a UI launch or another daemon recorded counts the same. The run
+    key is the digest of the inputs, so a run in flight is not requested twice."""
     fleet = workspace.paths.fleet()
-    latest = cursor
-    changed: dict[str, set[str]] = {"plugin_template": set(), "client_config": set()}
-    for key in changed:
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), after_storage_id=cursor or None), limit=1000
-        ).records
-        for record in records:
-            latest = max(latest, record.storage_id)
-            if record.partition_key is not None:
-                changed[key].add(record.partition_key)
     # the client dimension's own order: a range runs from one client to another in this order
     clients = [c for c in context.instance.get_dynamic_partitions(client_partitions.name) if c in fleet.clients]
-    config_versions = {c: _latest_data_version(context.instance, "client_config", c) for c in clients}
+    stale = stale_partitions(context.instance, fleet, clients)
     requests = []
-    for platform in sorted(changed["plugin_template"]):
-        template_version = _latest_data_version(context.instance, "plugin_template", platform)
-        # clients whose config is not recorded yet start their own runs when it is
-        enabling = [
-            c for c in clients if config_versions[c] and platform in fleet.clients[c].config.enabled_platforms()
-        ]
-        if template_version is None or not enabling:
-            continue
-        inputs = _digest([template_version, *(f"{c}={config_versions[c]}" for c in enabling)])
-        requests.append(
-            dg.RunRequest(
-                job_name=plugin_build_job.name,
-                run_key=f"build:{platform}:{inputs}",
-                tags={
-                    **range_tags(f"{enabling[0]}|{platform}", f"{enabling[-1]}|{platform}"),
-                    "psp/rollout": platform,
-                    "psp/trigger": f"template {platform} changed",
-                },
+    for platform, stale_clients in sorted(stale.by_platform.items()):
+        inputs = _digest([stale.templates[platform], *(f"{c}={stale.configs[c]}" for c in stale_clients)])
+        parts = chunks(stale_clients)
+        for number, part in enumerate(parts, start=1):
+            requests.append(
+                dg.RunRequest(
+                    job_name=plugin_build_job.name,
+                    run_key=f"build:{platform}:{inputs}:{number}",
+                    tags={
+                        **range_tags(f"{part[0]}|{platform}", f"{part[-1]}|{platform}"),
+                        "psp/rollout": platform,
+                        # the rollout waits for every chunk of the same rebuild (_rollout_request)
+                        BATCH_TAG: f"{platform}:{inputs}",
+                        BATCH_SIZE_TAG: str(len(parts)),
+                        "psp/trigger": f"template {platform} changed ({len(stale_clients)} plugin(s) out of date"
+                        + (f", chunk {number} of {len(parts)})" if len(parts) > 1 else ")"),
+                    },
+                )
             )
-        )
-    for client in sorted(changed["client_config"] & set(clients)):
-        templates = {p: _latest_data_version(context.instance, "plugin_template", p) for p in PLATFORMS}
-        platforms = [p for p in PLATFORMS if p in fleet.clients[client].config.enabled_platforms() and templates[p]]
-        if config_versions[client] is None or not platforms:
-            continue  # a template not recorded yet starts the platform's run when it is
-        inputs = _digest([config_versions[client], *(f"{p}={templates[p]}" for p in platforms)])
+    for client, platforms in stale.by_client.items():
+        inputs = _digest([stale.configs[client], *(f"{p}={stale.templates[p]}" for p in platforms)])
         requests.append(
             dg.RunRequest(
                 job_name=plugin_lineage_job.name,
@@ -215,14 +210,13 @@ def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, works
                 tags={
                     **range_tags(f"{client}|{platforms[0]}", f"{client}|{platforms[-1]}"),
                     "psp/client": client,
-                    "psp/trigger": f"config {client} changed",
+                    "psp/trigger": f"config {client} changed ({', '.join(platforms)} out of date)",
                 },
             )
         )
     return dg.SensorResult(
         run_requests=requests,
-        cursor=str(latest),
-        skip_reason=None if requests else "no new template or config materializations",
+        skip_reason=None if requests else "every enabled plugin was rendered from the recorded template and config",
     )
 
 
@@ -231,15 +225,33 @@ def _digest(parts: list[str]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
+BATCH_TAG = "psp/build_batch"
+BATCH_SIZE_TAG = "psp/build_batch_runs"
+
+
 def _rollout_request(context: dg.RunStatusSensorContext, built: int | None = None) -> dg.RunRequest | dg.SkipReason:
+    """One rollout per rebuild of a platform: when a rebuild is split into chunks, after the last chunk."""
     run = context.dagster_run
     platform = run.tags.get("psp/rollout")
     if not platform:
         return dg.SkipReason(f"{run.job_name} run {run.run_id} has no psp/rollout tag; nothing to roll out")
-    tags = {"psp/trigger": f"{run.job_name} run {run.run_id}", "psp/build_run": run.run_id}
+    batch, runs = run.tags.get(BATCH_TAG), int(run.tags.get(BATCH_SIZE_TAG, "1"))
+    key = run.run_id
+    if batch and runs > 1:
+        siblings = context.instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: batch}))
+        if len(siblings) < runs or any(not r.is_finished for r in siblings):
+            return dg.SkipReason(f"{platform}: {len(siblings)} of {runs} build chunks started; rollout after the last")
+        started = context.instance.get_runs(dg.RunsFilter(job_name=fleet_rollout_job.name, tags={BATCH_TAG: batch}))
+        if started:
+            return dg.SkipReason(f"{platform}: rollout of {batch} already started (run {started[0].run_id})")
+        key = f"batch:{batch}"  # whichever chunk finishes last starts it, once
+    # psp/platform: the queue runs one rollout per platform at a time (dagster.yaml tag limits)
+    tags = {"psp/trigger": f"{run.job_name} run {run.run_id}", "psp/build_run": run.run_id, "psp/platform": platform}
+    if batch:
+        tags[BATCH_TAG] = batch
     if built is not None:
         tags["psp/build_partial"] = f"{built} plugin(s) built; failed ones stay on their last good build"
-    return dg.RunRequest(run_key=run.run_id, partition_key=platform, tags=tags)
+    return dg.RunRequest(run_key=key, partition_key=platform, tags=tags)
 
 
 @dg.run_status_sensor(
@@ -252,7 +264,8 @@ def _rollout_request(context: dg.RunStatusSensorContext, built: int | None = Non
 def rollout_after_build_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
     """When a template change has been built for a platform's whole fleet (a successful
     `plugin_build_job` run tagged `psp/rollout=<platform>`), rolls the new builds out wave by wave
-    (`fleet_rollout_job`). Keyed by the build run: one rollout per build, however often the sensor looks."""
+    (`fleet_rollout_job`). Keyed by the build run: one rollout per build, however often the sensor looks;
+    a rebuild cut into chunks rolls out once, after its last chunk."""
     return _rollout_request(context)
 
 
@@ -270,21 +283,17 @@ def rollout_after_partial_build_sensor(context: dg.RunStatusSensorContext) -> dg
     their failure has already alerted. A run that built nothing (lost worker, every client red) starts
     no rollout."""
     run = context.dagster_run
-    built = sum(
-        1
-        for record in context.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-        if record.dagster_event is not None and record.dagster_event.asset_key == dg.AssetKey("built_artifact")
-    )
-    if not built:
+    record = context.instance.get_run_record_by_id(run.run_id)
+    since = record.create_timestamp.timestamp() if record else None
+    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey("built_artifact"), after_timestamp=since)
+    built, cursor = 0, None
+    while True:  # the builds recorded since the run was created, page by page
+        page = context.instance.fetch_materializations(records_filter, limit=1000, cursor=cursor, ascending=True)
+        built += sum(1 for r in page.records if r.run_id == run.run_id)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    # a chunk of a rebuild that built nothing does not speak for its siblings: the batch decides
+    if not built and int(run.tags.get(BATCH_SIZE_TAG, "1")) <= 1:
         return dg.SkipReason(f"{run.job_name} run {run.run_id} failed and built nothing; nothing to roll out")
     return _rollout_request(context, built)
-
-
-def _latest_data_version(instance: dg.DagsterInstance, key: str, partition: str) -> str | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition]), limit=1, ascending=False
-    ).records
-    if not records:
-        return None
-    tags = records[0].asset_materialization.tags or {}
-    return tags.get("dagster/data_version")
