@@ -26,10 +26,13 @@ from tests.unit.rendered import RenderedPlugin, render_to
 
 PLATFORMS = ("magento2", "prestashop", "opencart")
 RULESETS = TEMPLATES / SHARED_DIR / "phpcs"
+# Where the shared core lands, on the platforms whose own code still has lines over 120 characters.
+LONG_LINES_LEFT = {"prestashop": "src/Core", "opencart": "system/library/core"}
+# The longest id (39), name (80) and slug (50) the config schema accepts.
 LONGEST = make_client(
-    id="cooperative-savings-bank-of-the-north",
-    name="Cooperative Savings Bank of the Northern & Baltic Sea Region (Europe)",
-    platforms={p: {"slug": "cooperative-savings-bank-of-the-north-payments"} for p in PLATFORMS},
+    id="cooperative-savings-bank-of-baltic-nord",
+    name="Cooperative Savings and Loan Banks of the Northern & Baltic Sea Regions (Europe)",
+    platforms={p: {"slug": "cooperative-savings-bank-of-the-northern-payments1"} for p in PLATFORMS},
 )
 
 
@@ -85,6 +88,14 @@ def test_rendered_plugin_is_clean_under_psr12(client: str, platform: str, tmp_pa
     report = phpcs(platform, plugin.root)
     assert len(report["files"]) >= 10, f"phpcs checked too few files: {sorted(report['files'])}"
     assert findings(report, "ERROR") == []
+    warnings = findings(report, "WARNING")
+    if platform in LONG_LINES_LEFT:
+        # PSR-12's 120-character limit is soft (a warning by the standard's own rule); these two platforms'
+        # own code still has longer lines (docs/templates.md, PSR-12). Every other warning is gone, and so
+        # are the long lines of the shared core every plugin carries.
+        core = f"/{LONG_LINES_LEFT[platform]}/"
+        warnings = [w for w in warnings if "Generic.Files.LineLength" not in w or core in w]
+    assert warnings == []
 
 
 @pytest.fixture(scope="module")
