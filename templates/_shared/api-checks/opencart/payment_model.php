@@ -1,4 +1,5 @@
 <?php
+
 /**
  * Platform-API check (template.yaml api_checks): the OpenCart checkout's payment-method call, per version.
  *
