@@ -5,6 +5,8 @@ psp render --client ID --platform P --out DIR   write exactly what rendered_sour
 psp new-client ID                           write a valid starter config
 psp schema [--check]                        export (or check) schema/client_config.schema.json
 psp fleet                                   materialize the whole fleet through Dagster, print a summary
+psp release clear-bad --client ID --platform P --target NAME --release R --reason TEXT
+                                            take back a store's bad mark on a release (recorded in its history)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from psp_assets.core.config import PLATFORMS, json_schema, load_fleet, starter_config
 from psp_assets.core.errors import ConfigError, PspError
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.pipeline import REPO_ROOT, Paths, render_plugin
+from psp_assets.core.pipeline import REPO_ROOT, Paths, clear_bad_mark, render_plugin
 from psp_assets.core.reference import config_reference
 from psp_assets.core.templates import SHARED_DIR, available_platforms
 
@@ -106,6 +108,12 @@ def cmd_fleet(args: argparse.Namespace, paths: Paths) -> int:
     return run_fleet(paths, clients=args.client or None)
 
 
+def cmd_release(args: argparse.Namespace, paths: Paths) -> int:
+    config = load_fleet(paths.configs_dir).client(args.client)
+    print(clear_bad_mark(paths, config, args.platform, args.target, args.release, args.reason))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="psp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -123,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="fail when the committed schema is out of date")
     p = sub.add_parser("fleet", help="materialize every client x enabled platform through Dagster")
     p.add_argument("--client", action="append", help="only these clients (repeatable)")
+    p = sub.add_parser("release", help="operate on a store's releases")
+    release = p.add_subparsers(dest="action", required=True)
+    p = release.add_parser("clear-bad", help="take back a release's bad mark on one store target")
+    p.add_argument("--client", required=True)
+    p.add_argument("--platform", required=True, choices=PLATFORMS)
+    p.add_argument("--target", required=True, help="the target's name in the client config")
+    p.add_argument("--release", required=True, help="the release id, e.g. 1.4.0-0123456789ab")
+    p.add_argument("--reason", required=True, help="why the mark was wrong (kept in the store's history)")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     handler = {
@@ -131,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "new-client": cmd_new_client,
         "schema": cmd_schema,
         "fleet": cmd_fleet,
+        "release": cmd_release,
     }[args.command]
     try:
         return handler(args, paths)

@@ -356,7 +356,12 @@ def previous_live_folder(history: list[HistoryEntry], current: str | None) -> st
         matches = [i for i, e in enumerate(lives) if e.folder == current]
         upto = matches[-1] if matches else len(lives)
     for e in reversed(lives[:upto]):
-        if e.folder == current or verdicts.get(e.folder) == "unhealthy" or bad_mark(history, release_of(e.folder)):
+        if (
+            not e.folder
+            or e.folder == current
+            or verdicts.get(e.folder) == "unhealthy"
+            or bad_mark(history, release_of(e.folder))
+        ):
             continue
         return e.folder
     return None
@@ -855,13 +860,14 @@ def _gate(run: _Run, release: str, manifest: dict[str, str] | None, step: str = 
 
 
 def _recover_missing_live(run: _Run, history: list[HistoryEntry]) -> str | None:
-    """The live path is gone (a kill between the two renames of an adoption without atomic exchange):
-    point it back at the last folder the history says was live."""
-    for e in reversed(history):
-        if e.event in LIVE_EVENTS and run.fs.is_dir(posixpath.join(run.releases, e.folder)):
-            _timed(run.result, "recover", lambda f=e.folder: (run.switch(f), f"live path was missing; -> {f}")[1])
-            return e.folder
-    return None
+    """The live path is gone (a kill between the two renames of an adoption without a shell): point it
+    back at the folder the history says is live."""
+    last = next((e for e in reversed(history) if e.event in LIVE_EVENTS), None)
+    if last is None or not last.folder or not run.fs.is_dir(posixpath.join(run.releases, last.folder)):
+        return None
+    folder = last.folder
+    _timed(run.result, "recover", lambda: (run.switch(folder), f"live path was missing; -> {folder}")[1])
+    return folder
 
 
 def _reusable_folder(

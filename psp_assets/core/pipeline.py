@@ -24,7 +24,17 @@ from . import checks
 from .api_checks import run_api_checks
 from .config import ClientConfig, Fleet, HealthGate, LocalTarget, SftpTarget, load_fleet
 from .contract_bridge import contract_results
-from .deploy import LEASE_SECONDS, Deployment, HealthCheck, HealthResult, LocalFS, StoreFS, deploy, verify_tree
+from .deploy import (
+    LEASE_SECONDS,
+    Deployment,
+    HealthCheck,
+    HealthResult,
+    LocalFS,
+    StoreFS,
+    clear_bad,
+    deploy,
+    verify_tree,
+)
 from .errors import PspError, RenderError
 from .health import GateSettings, http_gate
 from .i18n import Catalog, load_catalog
@@ -486,6 +496,27 @@ def _deploy_target(
     finally:
         for spare in spares:
             spare.close()
+
+
+def clear_bad_mark(
+    paths: Paths,
+    config: ClientConfig,
+    platform: str,
+    target_name: str,
+    release: str,
+    reason: str,
+    secret: SecretLookup = os.environ.get,
+) -> str:
+    """Take back the bad mark of `release` on one store target (recorded in its history with `reason`)."""
+    settings = config.platform(platform)
+    targets = {t.name: t for t in (settings.targets if settings else [])}
+    if target_name not in targets:
+        known = ", ".join(sorted(targets)) or "none"
+        raise PspError(f"{config.id}|{platform}: no target named {target_name!r} (targets: {known})")
+    target = targets[target_name]
+    where = f"{config.id}|{platform} target {target_name}"
+    with open_store(paths, target, secret, where) as fs:
+        return f"{where}: " + clear_bad(fs, target.path, release, reason, holder=f"psp release clear-bad ({where})")
 
 
 def artifact_from_handle(handle: dict[str, Any]) -> Artifact:

@@ -281,3 +281,55 @@ def test_artifact_name_must_be_a_plain_zip_file(tmp_path):
     with pytest.raises(PackageError):
         package(tree(), "x", "../x.zip", tmp_path)
     assert not any(Path(tmp_path).iterdir())
+
+
+def test_psp_release_clear_bad_takes_a_mark_back_on_the_named_target(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from psp_assets.cli import main
+    from tests.conftest import client_dict
+
+    configs, stores = tmp_path / "configs", tmp_path / "stores"
+    configs.mkdir()
+    data = client_dict()
+    data["platforms"] = {
+        "woocommerce": {"slug": "acme-pay", "targets": [{"name": "production", "transport": "local", "path": LIVE}]}
+    }
+    (configs / f"{data['id']}.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("PSP_CLIENT_CONFIGS_DIR", str(configs))
+    monkeypatch.setenv("PSP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PSP_STORES_DIR", str(stores))
+    fs = LocalFS(stores)
+    deploy(package(tree(build="good"), "acme-pay", "a.zip", tmp_path / "g"), fs, LIVE, "production", healthy)
+    bad = package(tree(build="bad"), "acme-pay", "a.zip", tmp_path / "b")
+    deploy(bad, fs, LIVE, "production", lambda _l, r, _m: HealthResult(r != "1.0.0-bad", "HTTP 500"))
+    args = ["release", "clear-bad", "--client", data["id"], "--platform", "woocommerce"]
+    assert main([*args, "--target", "staging", "--release", "1.0.0-bad", "--reason", "x"]) == 1
+    assert "no target named 'staging'" in capsys.readouterr().err
+    assert main([*args, "--target", "production", "--release", "1.0.0-bad", "--reason", "cache, not code"]) == 0
+    assert "bad mark cleared (HTTP 500)" in capsys.readouterr().out
+    assert (
+        read_history(fs, LIVE)[-1].reason == "cache, not code" and bad_mark(read_history(fs, LIVE), "1.0.0-bad") is None
+    )
+    assert main([*args, "--target", "production", "--release", "1.0.0-bad", "--reason", "again"]) == 1
+    assert "is not marked bad" in capsys.readouterr().err
+
+
+def test_a_deploy_whose_lease_was_broken_changes_nothing_more_and_leaves_the_new_lock(tmp_path):
+    fs = LocalFS(tmp_path)
+    deploy(package(tree(build="good"), "acme-pay", "a.zip", tmp_path / "g"), fs, LIVE, "prod", healthy)
+    lock = tmp_path / releases_dir_for(LIVE) / ".lock"
+
+    def stalled_then_failed(_live, release, _manifest):
+        # the deployer stalled past its lease: another deploy broke the lock and holds it now
+        os.rename(lock, lock.with_name(".lock.broken-other"))
+        lock.mkdir()
+        (lock / f"owner-{'o' * 24}.json").write_text(json.dumps({"holder": "run-other"}))
+        return HealthResult(False, "HTTP 500")
+
+    art = package(tree(build="new"), "acme-pay", "a.zip", tmp_path / "n")
+    result = deploy(art, fs, LIVE, "prod", stalled_then_failed)
+    assert "lease was broken" in result.error and "run-other" in result.error
+    assert not result.rolled_back and result.deployed_version == "1.0.0-new"  # the holder decides now
+    assert (lock / f"owner-{'o' * 24}.json").exists()  # not released: it is not this deploy's lock
+    assert [e.folder for e in read_history(fs, LIVE)] == ["1.0.0-good"]  # nothing written without the lock
