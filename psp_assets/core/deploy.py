@@ -67,7 +67,7 @@ class StoreFS(Protocol):
     def listdir(self, path: str) -> list[str]: ...
     def list_files(self, root: str) -> list[str]: ...  # regular files under root, relative, sorted
     def mtime(self, path: str) -> float: ...  # on the store's clock
-    def write_bytes(self, path: str, data: bytes) -> None: ...
+    def write_bytes(self, path: str, data: bytes, confirm: bool = True) -> None: ...  # confirm: size checked
     def read_bytes(self, path: str) -> bytes: ...
     def sha256(self, path: str) -> str: ...
     def sha256_many(self, paths: list[str]) -> dict[str, str | None]: ...  # None: missing
@@ -150,7 +150,7 @@ class LocalFS:
     def mtime(self, path: str) -> float:
         return self._p(path).lstat().st_mtime
 
-    def write_bytes(self, path: str, data: bytes) -> None:
+    def write_bytes(self, path: str, data: bytes, confirm: bool = True) -> None:
         self._p(path).write_bytes(data)
 
     def read_bytes(self, path: str) -> bytes:
@@ -900,7 +900,7 @@ def _upload(run: _Run, files: dict[str, bytes]) -> str:
         fs.makedirs(posixpath.join(staging, d))
     for rel, data in sorted(files.items()):
         run.lease.renew()
-        fs.write_bytes(posixpath.join(staging, rel), data)
+        fs.write_bytes(posixpath.join(staging, rel), data, confirm=False)  # verified by sha256 next
     return staging
 
 

@@ -296,10 +296,11 @@ class SftpFS:
         return float(st.st_mtime or 0)
 
     @_guarded
-    def write_bytes(self, path: str, data: bytes) -> None:
-        # pipelined writes whose statuses are all checked on close (a short write or a full disk raises);
-        # no stat afterwards: uploads are verified by sha256 on the store before anything goes live
-        self._sftp.putfo(io.BytesIO(data), path, file_size=len(data), confirm=False)
+    def write_bytes(self, path: str, data: bytes, confirm: bool = True) -> None:
+        # paramiko does not check the status of the last pipelined write (a full disk can cut a file
+        # short silently): confirm stats the file and fails unless its size matches. Uploads pass
+        # confirm=False because they are verified by sha256 on the store before anything goes live.
+        self._sftp.putfo(io.BytesIO(data), path, file_size=len(data), confirm=confirm)
 
     @_guarded
     def read_bytes(self, path: str) -> bytes:

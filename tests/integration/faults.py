@@ -275,17 +275,21 @@ class Reader:
         self.label = ""
         self.torn: list[str] = []
         self.stop = threading.Event()
+        self.lock = threading.Lock()  # a path is unwatched (and its shop deleted) between two reads only
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while not self.stop.is_set():
             for live in list(self.paths):
-                try:
-                    data = (live / MAIN).read_bytes()
-                except OSError as exc:
-                    self.misses.append(f"{self.label}: {live}: {exc}")
-                    continue
+                with self.lock:
+                    if live not in self.paths:
+                        continue
+                    try:
+                        data = (live / MAIN).read_bytes()
+                    except OSError as exc:
+                        self.misses.append(f"{self.label}: {live}: {exc}")
+                        continue
                 self.reads += 1
                 if data not in self.valid:
                     self.torn.append(f"{self.label}: {live}: {len(data)} bytes")
@@ -779,7 +783,9 @@ class Campaign:
             self.log(f"fault {self.fault_no} {cls}: BROKEN {broken}")
         else:
             tally.held += 1
-        self.reader.paths.remove(live)
+        with self.reader.lock:
+            self.reader.paths.remove(live)
+        shutil.rmtree(live.parent.parent, ignore_errors=True)  # the tmpfs is small on purpose
 
     def abandon_lock(self, live: Path, holder: str) -> None:
         """A lock left by a deployer that died long ago: its lease last renewed an hour ago on the store's
@@ -844,7 +850,11 @@ def run_campaign(seed: int, total: int, workdir: Path, user: pwd.struct_passwd, 
     started = time.monotonic()
     try:
         for cls in schedule(seed, total):
-            campaign.fault(cls)
+            try:
+                campaign.fault(cls)
+            except Exception as exc:  # a deploy that failed with no fault injected is a finding too
+                campaign.findings.append(f"fault {campaign.fault_no} {cls}: {type(exc).__name__}: {str(exc)[:300]}")
+                campaign.ensure_sshd()
     finally:
         campaign.close()
     table = {
