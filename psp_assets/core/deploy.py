@@ -421,6 +421,7 @@ class Lease:
     def release(self) -> None:
         """Remove the lock only if it is still ours: moved aside atomically, its token checked, deleted."""
         with contextlib.suppress(LeaseLost, OSError, EOFError):
+            self.check()
             gone = posixpath.join(self.releases, f".lock.gone-{self.token}")
             self.fs.rename(self.lock, gone)
             _restore_unless_token(self.fs, gone, self.lock, self.token)
@@ -514,19 +515,25 @@ def acquire_lease(
                     f"{found.get('what', '?')}, lease renewed {int(age)} s ago on the store's clock); it is "
                     f"abandoned once its lease of {int(declared)} s runs out"
                 )
+            judged = found.get("file", "")
+            if judged and not fs.exists(posixpath.join(lock, judged)):
+                continue  # it changed hands since it was judged: judge again
             broken = posixpath.join(releases, f".lock.broken-{token}")
             try:
                 fs.rename(lock, broken)
             except OSError:
                 continue  # someone else broke or released it first
-            try:
-                _restore_unless_token(fs, broken, lock, found.get("token", ""))
-            except LeaseLost:
-                continue
+            note = ""
+            if judged and not fs.exists(posixpath.join(broken, judged)):
+                # another deploy took the lock between the check and the rename: it is broken now too,
+                # and that deploy stops at its next check (putting it back could revive a lock its owner
+                # has already given up)
+                note = "; a lock taken in the same instant was broken too"
             with contextlib.suppress(OSError):
                 fs.rmtree(broken)
             if steps is not None:
-                steps.append(Step("lock", True, f"broke the lock of {found.get('holder') or 'nobody'}: {why}"))
+                who = found.get("holder") or "nobody"
+                steps.append(Step("lock", True, f"broke the lock of {who}: {why}{note}"))
         raise DeployError(f"target {target}: could not take {lock} after 4 tries (contended)")
     finally:
         with contextlib.suppress(OSError, EOFError):

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import http.server
 import json
+import logging
 import multiprocessing
 import os
 import posixpath
@@ -342,6 +343,7 @@ class Plan:
 def _deployer(plan: Plan, endpoint: SshEndpoint, out: str) -> None:
     """Runs in a forked process: one deploy as the pipeline makes it, with the plan's fault hooks."""
     record: dict[str, Any] = {"violations": []}
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # the faults make it complain, on purpose
     try:
         if plan.start_delay:
             time.sleep(plan.start_delay)

@@ -221,11 +221,11 @@ def test_a_dropped_connection_mid_upload_keeps_the_old_release_and_a_retry_succe
     original = SftpFS.write_bytes
     calls = {"n": 0}
 
-    def flaky(self, path, data):
+    def flaky(self, path, data, **kwargs):
         calls["n"] += 1
         if calls["n"] == 5:
             self._client.get_transport().close()  # the network drops the connection
-        return original(self, path, data)
+        return original(self, path, data, **kwargs)
 
     monkeypatch.setattr(SftpFS, "write_bytes", flaky)
     failed = sftp_deploy(sshd, b, plain_store, holder="run-7")
@@ -247,11 +247,11 @@ def test_sshd_stopped_mid_deploy_keeps_the_old_release_and_a_retry_succeeds(
     original = SftpFS.write_bytes
     calls = {"n": 0}
 
-    def stop_midway(self, path, data):
+    def stop_midway(self, path, data, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             own_sshd.stop()
-        return original(self, path, data)
+        return original(self, path, data, **kwargs)
 
     monkeypatch.setattr(SftpFS, "write_bytes", stop_midway)
     config = sftp_config(own_sshd, str(plain_store))
