@@ -68,6 +68,7 @@ class StoreFS(Protocol):
     def list_files(self, root: str) -> list[str]: ...  # regular files under root, relative, sorted
     def mtime(self, path: str) -> float: ...  # on the store's clock
     def write_bytes(self, path: str, data: bytes, confirm: bool = True) -> None: ...  # confirm: size checked
+    def write_tree(self, root: str, files: dict[str, bytes]) -> None: ...  # one transfer; verify after
     def read_bytes(self, path: str) -> bytes: ...
     def sha256(self, path: str) -> str: ...
     def sha256_many(self, paths: list[str]) -> dict[str, str | None]: ...  # None: missing
@@ -155,6 +156,15 @@ class LocalFS:
 
     def read_bytes(self, path: str) -> bytes:
         return self._p(path).read_bytes()
+
+    def write_tree(self, root: str, files: dict[str, bytes]) -> None:
+        base = self._p(root)
+        for rel, data in sorted(files.items()):
+            target = self._p(posixpath.join(root, rel))
+            if base not in target.parents:
+                raise DeployError(f"{rel}: outside {root}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
 
     def sha256(self, path: str) -> str:
         return hashlib.sha256(self._p(path).read_bytes()).hexdigest()
@@ -900,14 +910,10 @@ def _new_folder_name(existing: set[str], release: str) -> str:
 
 def _upload(run: _Run, files: dict[str, bytes]) -> str:
     """Upload into a fresh staging folder (named by this lease's token); returns it."""
-    fs = run.fs
     staging = posixpath.join(run.releases, f"{STAGING_PREFIX}{run.lease.token}")
-    fs.makedirs(staging)
-    for d in sorted({posixpath.dirname(rel) for rel in files if posixpath.dirname(rel)}):
-        fs.makedirs(posixpath.join(staging, d))
-    for rel, data in sorted(files.items()):
-        run.lease.renew()
-        fs.write_bytes(posixpath.join(staging, rel), data, confirm=False)  # verified by sha256 next
+    run.lease.renew()
+    run.fs.write_tree(staging, files)  # one transfer; verified by sha256 next
+    run.lease.renew()
     return staging
 
 

@@ -399,14 +399,8 @@ def open_store(
         with SftpFS(endpoint, target=where) as fs:
             yield fs
         return
-    fs = connections.get(endpoint, target=where)
-    try:
+    with connections.lease(endpoint, target=where) as fs:  # this thread's alone until the deploy ends
         yield fs
-    except (OSError, EOFError, paramiko.SSHException):
-        connections.discard(fs)
-        raise
-    if not fs.alive():
-        connections.discard(fs)
 
 
 def deploy_plugin(

@@ -7,14 +7,18 @@ Connect, banner, auth and channel waits have explicit timeouts, and every remote
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import functools
 import io
 import posixpath
+import select
 import shlex
 import stat
+import tarfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import paramiko
@@ -333,7 +337,25 @@ class SftpFS:
                 result[p] = hashlib.sha256(self.read_bytes(p)).hexdigest()
         return result
 
-    def _exec(self, command: str, allow_fail: bool = False) -> str | None:
+    @_guarded
+    def write_tree(self, root: str, files: dict[str, bytes]) -> None:
+        """Create `root` with `files` (relative paths) in one transfer: a tar stream unpacked on the store
+        by one remote command. Without a shell, one pipelined write per file. Not size-confirmed: the
+        caller verifies every file's sha256 afterwards."""
+        if self._exec_ok is not False:
+            q = shlex.quote
+            out = self._exec(f"mkdir -p -- {q(root)} && tar -x -f - -C {q(root)}", stdin=_tar(files))
+            if out is not None:
+                self._exec_ok = True
+                return
+            self._exec_ok = False
+        self.makedirs(root)
+        for d in sorted({posixpath.dirname(rel) for rel in files if posixpath.dirname(rel)}):
+            self.makedirs(posixpath.join(root, d))
+        for rel, data in sorted(files.items()):
+            self._sftp.putfo(io.BytesIO(data), posixpath.join(root, rel), file_size=len(data), confirm=False)
+
+    def _exec(self, command: str, allow_fail: bool = False, stdin: bytes | None = None) -> str | None:
         """Run a remote command with a deadline; None when the account cannot run commands."""
         deadline = time.monotonic() + self.endpoint.command_timeout
         try:
@@ -342,6 +364,12 @@ class SftpFS:
             return None
         chan.settimeout(1.0)
         chan.exec_command(command)
+        if stdin is not None:
+            chan.settimeout(max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(OSError):  # a shell-less account closes at once: judged below
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            chan.settimeout(1.0)
         out, err = bytearray(), bytearray()
         while True:
             if time.monotonic() > deadline:
@@ -356,7 +384,7 @@ class SftpFS:
                     continue
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
-                time.sleep(0.005)
+                select.select([chan], [], [], 0.05)  # wakes on output, end of output or close
             except TimeoutError:
                 continue
         status = chan.recv_exit_status()
@@ -368,22 +396,76 @@ class SftpFS:
         return out.decode()
 
 
+def _tar(files: dict[str, bytes]) -> bytes:
+    """A tar of `files` with plain modes (0644 files, 0755 folders) and no owner names."""
+    buffer = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        folders = {posixpath.dirname(rel) for rel in files} - {""}
+        for folder in sorted({p for f in folders for p in _parents(f)}):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
+            tar.addfile(info)
+        for rel, data in sorted(files.items()):
+            info = tarfile.TarInfo(rel)
+            info.size, info.mode, info.mtime = len(data), 0o644, now
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _parents(folder: str) -> list[str]:
+    parts = folder.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 class SftpPool:
     """Open SSH connections to stores, reused by every deploy of one run: a fleet run deploying many
     plugins to the same host pays one SSH handshake and authentication, not one per plugin and target.
 
     Keyed by the whole endpoint (host, port, user, pinned host key, private key, timeouts): a target that
-    authenticates differently never rides on another target's connection. A connection found dead is
-    replaced; one that failed during a deploy is dropped (`discard`). Deploys use a connection one at a
-    time. `close()` (or leaving the `with` block) closes them all; a later `get` connects again.
+    authenticates differently never rides on another target's connection. `lease` hands a connection to
+    one thread at a time: an idle one of the endpoint, or a new one when all are busy (deploys running
+    side by side to one host each get their own); it comes back to the pool when the deploy is done, or is
+    closed when it died. `close()` (or leaving the `with` block) closes them all.
     """
 
     def __init__(self) -> None:
-        self._open: dict[SshEndpoint, SftpFS] = {}
+        self._open: dict[SshEndpoint, SftpFS] = {}  # `get`: one shared connection per endpoint
+        self._idle: dict[SshEndpoint, list[SftpFS]] = {}  # `lease`: connections no thread is using
+        self._busy: set[SftpFS] = set()
         self._lock = threading.Lock()
         self.connects = 0  # SSH connections opened (what tests and benchmarks count)
 
+    @contextlib.contextmanager
+    def lease(self, endpoint: SshEndpoint, target: str = "") -> Iterator[SftpFS]:
+        fs = None
+        with self._lock:
+            idle = self._idle.setdefault(endpoint, [])
+            while idle and fs is None:
+                candidate = idle.pop()
+                if candidate.alive():
+                    fs = candidate
+                else:
+                    candidate.close()
+        if fs is None:
+            fs = SftpFS(endpoint, target=target)  # outside the lock: other hosts need not wait for it
+            with self._lock:
+                self.connects += 1
+        fs.target = target or endpoint.label  # errors name the target being deployed now
+        with self._lock:
+            self._busy.add(fs)
+        try:
+            yield fs
+        finally:
+            with self._lock:
+                self._busy.discard(fs)
+                if fs.alive():
+                    self._idle.setdefault(endpoint, []).append(fs)
+                else:
+                    fs.close()
+
     def get(self, endpoint: SshEndpoint, target: str = "") -> SftpFS:
+        """The endpoint's shared connection (for callers that use it from one thread)."""
         with self._lock:
             fs = self._open.get(endpoint)
             if fs is not None and not fs.alive():
@@ -393,23 +475,28 @@ class SftpPool:
             if fs is None:
                 fs = self._open[endpoint] = SftpFS(endpoint, target=target)
                 self.connects += 1
-            fs.target = target or endpoint.label  # errors name the target being deployed now
+            fs.target = target or endpoint.label
             return fs
 
     @property
     def open_connections(self) -> list[SftpFS]:
         with self._lock:
-            return list(self._open.values())
+            idle = [fs for pool in self._idle.values() for fs in pool]
+            return list(self._open.values()) + idle + list(self._busy)
 
     def discard(self, fs: SftpFS) -> None:
         with self._lock:
             if self._open.get(fs.endpoint) is fs:
                 del self._open[fs.endpoint]
+            idle = self._idle.get(fs.endpoint, [])
+            if fs in idle:
+                idle.remove(fs)
         fs.close()
 
     def close(self) -> None:
         with self._lock:
-            connections, self._open = list(self._open.values()), {}
+            connections = list(self._open.values()) + [fs for pool in self._idle.values() for fs in pool]
+            self._open, self._idle = {}, {}
         for fs in connections:
             fs.close()
 

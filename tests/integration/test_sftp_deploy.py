@@ -218,20 +218,17 @@ def test_a_dropped_connection_mid_upload_keeps_the_old_release_and_a_retry_succe
 ):
     a, b = two_releases(sshd, plain_store, tmp_path)
     sftp_deploy(sshd, a, plain_store)
-    original = SftpFS.write_bytes
-    calls = {"n": 0}
+    original = SftpFS.write_tree
 
-    def flaky(self, path, data, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            self._client.get_transport().close()  # the network drops the connection
-        return original(self, path, data, **kwargs)
+    def flaky(self, root, files):
+        self._client.get_transport().close()  # the network drops the connection as the upload starts
+        return original(self, root, files)
 
-    monkeypatch.setattr(SftpFS, "write_bytes", flaky)
+    monkeypatch.setattr(SftpFS, "write_tree", flaky)
     failed = sftp_deploy(sshd, b, plain_store, holder="run-7")
     assert "connection" in failed.error and not failed.ok
     assert serves_complete(plain_store, a)
-    monkeypatch.setattr(SftpFS, "write_bytes", original)
+    monkeypatch.setattr(SftpFS, "write_tree", original)
     result = sftp_deploy(sshd, b, plain_store, holder="run-7")  # the run's retry
     assert result.deployed_version == b.release_id and serves_complete(plain_store, b)
     assert any(s.step == "lock" and "earlier attempt of run-7" in s.detail for s in result.steps)
@@ -244,23 +241,20 @@ def test_sshd_stopped_mid_deploy_keeps_the_old_release_and_a_retry_succeeds(
 ):
     a, b = two_releases(own_sshd, plain_store, tmp_path)
     sftp_deploy(own_sshd, a, plain_store)
-    original = SftpFS.write_bytes
-    calls = {"n": 0}
+    original = SftpFS.write_tree
 
-    def stop_midway(self, path, data, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            own_sshd.stop()
-        return original(self, path, data, **kwargs)
+    def stop_midway(self, root, files):
+        own_sshd.stop()
+        return original(self, root, files)
 
-    monkeypatch.setattr(SftpFS, "write_bytes", stop_midway)
+    monkeypatch.setattr(SftpFS, "write_tree", stop_midway)
     config = sftp_config(own_sshd, str(plain_store))
     secret = {KEY_ENV: own_sshd.client_private}.get
     [failed] = deploy_plugin(paths, config, "woocommerce", b, php, secret, holder="run-9")
     assert not failed.ok and "connection" in failed.error
     assert failed.deployed_version is None and any(s.step == "read back" for s in failed.steps)  # unknown: said so
     assert serves_complete(plain_store, a)
-    monkeypatch.setattr(SftpFS, "write_bytes", original)
+    monkeypatch.setattr(SftpFS, "write_tree", original)
     own_sshd.start()
     [retried] = deploy_plugin(paths, config, "woocommerce", b, php, secret, holder="run-9")
     assert retried.ok and serves_complete(plain_store, b)
