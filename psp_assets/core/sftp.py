@@ -12,10 +12,8 @@ import errno
 import functools
 import io
 import posixpath
-import select
 import shlex
 import stat
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -339,23 +337,15 @@ class SftpFS:
 
     @_guarded
     def write_tree(self, root: str, files: dict[str, bytes]) -> None:
-        """Create `root` with `files` (relative paths) in one transfer: a tar stream unpacked on the store
-        by one remote command. Without a shell, one pipelined write per file. Not size-confirmed: the
-        caller verifies every file's sha256 afterwards."""
-        if self._exec_ok is not False:
-            q = shlex.quote
-            out = self._exec(f"mkdir -p -- {q(root)} && tar -x -f - -C {q(root)}", stdin=_tar(files))
-            if out is not None:
-                self._exec_ok = True
-                return
-            self._exec_ok = False
+        """Create `root` with `files` (relative paths): pipelined writes, not size-confirmed (the caller
+        verifies every file's sha256 afterwards)."""
         self.makedirs(root)
         for d in sorted({posixpath.dirname(rel) for rel in files if posixpath.dirname(rel)}):
             self.makedirs(posixpath.join(root, d))
         for rel, data in sorted(files.items()):
             self._sftp.putfo(io.BytesIO(data), posixpath.join(root, rel), file_size=len(data), confirm=False)
 
-    def _exec(self, command: str, allow_fail: bool = False, stdin: bytes | None = None) -> str | None:
+    def _exec(self, command: str, allow_fail: bool = False) -> str | None:
         """Run a remote command with a deadline; None when the account cannot run commands."""
         deadline = time.monotonic() + self.endpoint.command_timeout
         try:
@@ -364,12 +354,6 @@ class SftpFS:
             return None
         chan.settimeout(1.0)
         chan.exec_command(command)
-        if stdin is not None:
-            chan.settimeout(max(0.1, deadline - time.monotonic()))
-            with contextlib.suppress(OSError):  # a shell-less account closes at once: judged below
-                chan.sendall(stdin)
-            chan.shutdown_write()
-            chan.settimeout(1.0)
         out, err = bytearray(), bytearray()
         while True:
             if time.monotonic() > deadline:
@@ -384,7 +368,7 @@ class SftpFS:
                     continue
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
-                select.select([chan], [], [], 0.05)  # wakes on output, end of output or close
+                time.sleep(0.005)
             except TimeoutError:
                 continue
         status = chan.recv_exit_status()
@@ -394,28 +378,6 @@ class SftpFS:
         if status != 0 and not allow_fail:
             raise DeployError(f"target {self.target}: remote command failed ({status}): {err.decode()[:200]}")
         return out.decode()
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    """A tar of `files` with plain modes (0644 files, 0755 folders) and no owner names."""
-    buffer = io.BytesIO()
-    now = int(time.time())
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        folders = {posixpath.dirname(rel) for rel in files} - {""}
-        for folder in sorted({p for f in folders for p in _parents(f)}):
-            info = tarfile.TarInfo(folder)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
-            tar.addfile(info)
-        for rel, data in sorted(files.items()):
-            info = tarfile.TarInfo(rel)
-            info.size, info.mode, info.mtime = len(data), 0o644, now
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _parents(folder: str) -> list[str]:
-    parts = folder.split("/")
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 class SftpPool:
