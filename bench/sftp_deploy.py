@@ -36,6 +36,7 @@ from psp_assets.core.render import render, render_context, render_string
 from psp_assets.core.sftp import SftpFS, SftpPool, SshEndpoint
 from psp_assets.core.templates import load_template
 from tests.integration.conftest import DEPLOY_USER, start_sshd
+from tests.integration.faults import stop_sshd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,7 +112,7 @@ def main() -> None:
         wave = time.monotonic() - start
         wave_cpu = time.process_time() - cpu1
     finally:
-        sshd.stop()
+        stop_sshd(sshd)  # its own processes only (Sshd.stop's pkill would end other suites' sessions)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(sshd.workdir, ignore_errors=True)
