@@ -7,6 +7,8 @@ psp new-client ID                           write a valid starter config
 psp schema [--check]                        export (or check) schema/client_config.schema.json
 psp fleet                                   materialize the whole fleet through Dagster, print a summary
 psp rollout status [--platform P] [--refresh] [--json]   each platform's rollout and its payment verdicts
+psp release clear-bad --client ID --platform P --target NAME --release R --reason TEXT
+                                            take back a store's bad mark on a release (recorded in its history)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from psp_assets.core.config import PLATFORMS, ClientConfig, json_schema, load_fleet, starter_config
 from psp_assets.core.errors import ConfigError, PspError
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.pipeline import REPO_ROOT, Paths, render_plugin
+from psp_assets.core.pipeline import REPO_ROOT, Paths, clear_bad_mark, render_plugin
 from psp_assets.core.reference import config_reference
 from psp_assets.core.templates import SHARED_DIR, available_platforms
 
@@ -224,6 +226,12 @@ def cmd_rollout_status(args: argparse.Namespace, paths: Paths) -> int:
     return 0
 
 
+def cmd_release(args: argparse.Namespace, paths: Paths) -> int:
+    config = load_fleet(paths.configs_dir).client(args.client)
+    print(clear_bad_mark(paths, config, args.platform, args.target, args.release, args.reason))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="psp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -248,6 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--platform", choices=PLATFORMS)
     p.add_argument("--refresh", action="store_true", help="judge a holding wave now, from the ledger")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = sub.add_parser("release", help="operate on a store's releases")
+    release = p.add_subparsers(dest="action", required=True)
+    p = release.add_parser("clear-bad", help="take back a release's bad mark on one store target")
+    p.add_argument("--client", required=True)
+    p.add_argument("--platform", required=True, choices=PLATFORMS)
+    p.add_argument("--target", required=True, help="the target's name in the client config")
+    p.add_argument("--release", required=True, help="the release id, e.g. 1.4.0-0123456789ab")
+    p.add_argument("--reason", required=True, help="why the mark was wrong (kept in the store's history)")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     handler = {
@@ -257,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": cmd_schema,
         "fleet": cmd_fleet,
         "rollout": cmd_rollout_status,
+        "release": cmd_release,
     }[args.command]
     try:
         return handler(args, paths)

@@ -153,8 +153,20 @@ class HealthGate(_Strict):
     )
     count: int = Field(3, ge=1, le=30, description="Rounds of checks after the switch.")
     interval_seconds: float = Field(1.0, ge=0, le=60, description="Pause between rounds.")
-    failure_limit: int = Field(0, ge=0, le=29, description="Failed rounds tolerated before rolling back; below count.")
-    timeout_seconds: float = Field(5.0, gt=0, le=60, description="Per-request timeout.")
+    failure_limit: int = Field(
+        0, ge=0, le=29, description="Failed rounds (5xx, PHP error output) tolerated before rolling back; below count."
+    )
+    inconclusive_limit: int | None = Field(
+        None,
+        ge=0,
+        le=29,
+        description="Inconclusive rounds (no answer, timeout, 4xx, another version) tolerated before rolling "
+        "back; default: failure_limit.",
+    )
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="Per-request timeout, body included.")
+    deadline_seconds: float = Field(
+        60.0, gt=0, le=600, description="The whole gate's deadline; past it the gate fails and the store rolls back."
+    )
 
     @field_validator("store_url", "health_url")
     @classmethod
@@ -167,6 +179,8 @@ class HealthGate(_Strict):
     def _limit_below_count(self) -> HealthGate:
         if self.failure_limit >= self.count:
             raise ValueError(f"failure_limit ({self.failure_limit}) must be below count ({self.count})")
+        if self.inconclusive_limit is not None and self.inconclusive_limit >= self.count:
+            raise ValueError(f"inconclusive_limit ({self.inconclusive_limit}) must be below count ({self.count})")
         return self
 
 
@@ -176,7 +190,9 @@ class LocalTarget(_Strict):
     name: TargetName
     transport: Literal["local"]
     path: str = Field(description="Live plugin path, relative to the local stores root (PSP_STORES_DIR).")
-    keep_releases: int = Field(5, ge=2, le=50, description="Releases kept on the store, live one included.")
+    keep_releases: int = Field(
+        5, ge=2, le=50, description="Release folders kept on the store, the live one and the rollback target included."
+    )
     health: HealthGate | None = None
 
     @field_validator("path")
@@ -199,7 +215,9 @@ class SftpTarget(_Strict):
     private_key_file: str | None = Field(None, description="Key file, relative to PSP_SSH_KEYS_DIR.")
     known_host: str = Field(description="The host's public key as in known_hosts: '<type> <base64>'.")
     path: str = Field(description="Absolute live plugin path on the store.")
-    keep_releases: int = Field(5, ge=2, le=50)
+    keep_releases: int = Field(
+        5, ge=2, le=50, description="Release folders kept on the store, the live one and the rollback target included."
+    )
     connect_timeout_seconds: float = Field(10, gt=0, le=120)
     command_timeout_seconds: float = Field(60, gt=0, le=900)
     health: HealthGate | None = None

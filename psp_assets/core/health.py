@@ -1,15 +1,24 @@
 """The HTTP health gate run after every switch: the storefront answers, and the plugin reports exactly
-the release that was deployed. Any failure beyond the tolerated count means rollback."""
+the release that was deployed.
+
+Each round is healthy, failed (the store shows the release broke it: a 5xx, PHP error output) or
+inconclusive (no answer, a timeout, a 4xx, another version reported). As in Argo Rollouts' analysis,
+failed and inconclusive rounds are counted apart against `failure_limit` and `inconclusive_limit`;
+going over either ends the gate unhealthy. The whole gate has one deadline, and every request's total
+time (connect, headers, body) is bounded by what is left of it, so a store trickling its answer one byte
+at a time cannot hold a deploy (and its lock) longer than that."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from .deploy import HealthResult
 
@@ -29,6 +38,8 @@ class GateSettings:
     interval_seconds: float = 1.0
     failure_limit: int = 0
     timeout_seconds: float = 5.0
+    inconclusive_limit: int = 0
+    deadline_seconds: float = 60.0
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -40,12 +51,31 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def fetch(url: str, timeout: float) -> tuple[int, str]:
+    """GET `url`; `timeout` bounds the whole request, the body included (TimeoutError past it)."""
+    deadline = time.monotonic() + timeout
     request = urllib.request.Request(url, headers={"User-Agent": "psp-deploy-health/1", "Cache-Control": "no-cache"})
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            return response.status, response.read(MAX_BODY).decode("utf-8", "replace")
+            return response.status, _read_body(response, deadline)
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(MAX_BODY).decode("utf-8", "replace")
+        return exc.code, _read_body(exc, deadline)
+
+
+def _read_body(response: Any, deadline: float) -> str:
+    if isinstance(response, urllib.error.HTTPError) and response.fp is not None:
+        response = response.fp
+    body = bytearray()
+    while len(body) < MAX_BODY:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the answer took longer than the request timeout ({len(body)} bytes read)")
+        with contextlib.suppress(AttributeError, OSError):
+            response.fp.raw._sock.settimeout(left)  # each socket read waits at most what is left
+        chunk = response.read1(min(65536, MAX_BODY - len(body))) if hasattr(response, "read1") else response.read()
+        if not chunk:
+            break
+        body += chunk
+    return body.decode("utf-8", "replace")
 
 
 def check_round(
@@ -71,9 +101,7 @@ def check_round(
     return "", ""
 
 
-def _probe(
-    what: str, url: str, timeout: float, get: Callable[[str, float], tuple[int, str]]
-) -> tuple[str, str, str]:
+def _probe(what: str, url: str, timeout: float, get: Callable[[str, float], tuple[int, str]]) -> tuple[str, str, str]:
     """GET one URL: (problem, blame, body); the problem is '' when it answered 200 without PHP errors."""
     try:
         status, body = get(url, timeout)
@@ -92,21 +120,34 @@ def http_gate(
     build: str | None,
     get: Callable[[str, float], tuple[int, str]] = fetch,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> HealthResult:
-    failures: list[str] = []
-    blames: set[str] = set()
+    deadline = clock() + settings.deadline_seconds
+    failed: list[str] = []
+    inconclusive: list[str] = []
     for round_no in range(settings.count):
         if round_no:
-            sleep(settings.interval_seconds)
-        problem, blame = check_round(settings, version, build, get)
+            sleep(max(0.0, min(settings.interval_seconds, deadline - clock())))
+        left = deadline - clock()
+        if left <= 0:
+            return HealthResult(
+                False,
+                f"gate deadline of {settings.deadline_seconds:g} s reached after {round_no} of {settings.count} rounds"
+                + (f" ({'; '.join(failed + inconclusive)})" if failed or inconclusive else ""),
+                "release" if failed else "environment",
+            )
+        bounded = replace(settings, timeout_seconds=min(settings.timeout_seconds, left))
+        problem, blame = check_round(bounded, version, build, get)
         if problem:
-            failures.append(f"round {round_no + 1}: {problem}")
-            blames.add(blame)
-            if len(failures) > settings.failure_limit:
-                return HealthResult(False, "; ".join(failures), "release" if "release" in blames else "environment")
-    tolerated = f" ({len(failures)} tolerated: {'; '.join(failures)})" if failures else ""
+            (failed if blame == "release" else inconclusive).append(f"round {round_no + 1}: {problem}")
+            if len(failed) > settings.failure_limit:
+                return HealthResult(False, "; ".join(failed + inconclusive), "release")
+            if len(inconclusive) > settings.inconclusive_limit:
+                return HealthResult(False, "; ".join(failed + inconclusive), "release" if failed else "environment")
+    tolerated = failed + inconclusive
+    note = f" ({len(tolerated)} tolerated: {'; '.join(tolerated)})" if tolerated else ""
     return HealthResult(
         True,
         f"{settings.count} rounds: storefront 200, health reports {version or 'a version'} "
-        f"build {build or '(not compared)'}{tolerated}",
+        f"build {build or '(not compared)'}{note}",
     )

@@ -24,7 +24,17 @@ from . import check_cache, checks
 from .api_checks import run_api_checks
 from .config import ClientConfig, Fleet, HealthGate, LocalTarget, SftpTarget, load_fleet
 from .contract_bridge import contract_results
-from .deploy import Deployment, HealthCheck, HealthResult, LocalFS, StoreFS, deploy, verify_tree
+from .deploy import (
+    LEASE_SECONDS,
+    Deployment,
+    HealthCheck,
+    HealthResult,
+    LocalFS,
+    StoreFS,
+    clear_bad,
+    deploy,
+    verify_tree,
+)
 from .errors import PspError, RenderError
 from .health import GateSettings, http_gate
 from .i18n import Catalog, load_catalog
@@ -288,13 +298,14 @@ def js_health(fs: LocalFS, js_globs: list[str]) -> HealthCheck:
     return check
 
 
-def manifest_health(fs: StoreFS) -> HealthCheck:
-    """The live files on the store are exactly the release's manifest."""
+def manifest_health(fs: StoreFS | Callable[[], StoreFS]) -> HealthCheck:
+    """The live files on the store are exactly the release's manifest. `fs` may be a function returning
+    the connection to use now (a deploy that reconnected re-verifies over the new connection)."""
 
     def check(live: str, release: str, manifest: dict[str, str] | None) -> HealthResult:
         if manifest is None:
             return HealthResult(True, f"{release}: no manifest (hand-installed); files not compared")
-        problems = verify_tree(fs, live, manifest)
+        problems = verify_tree(fs() if callable(fs) else fs, live, manifest)
         if problems:
             detail = "live files differ from the manifest: " + "; ".join(problems[:5])
             return HealthResult(False, detail, blame="environment")
@@ -342,7 +353,17 @@ def gate_settings(gate: HealthGate, health_route: str | None, where: str) -> Gat
         interval_seconds=gate.interval_seconds,
         failure_limit=gate.failure_limit,
         timeout_seconds=gate.timeout_seconds,
+        inconclusive_limit=gate.failure_limit if gate.inconclusive_limit is None else gate.inconclusive_limit,
+        deadline_seconds=gate.deadline_seconds,
     )
+
+
+def lease_seconds_for(target: LocalTarget | SftpTarget) -> float:
+    """The deploy lock's lease: longer than the longest stretch without a renewal (the health gate's
+    deadline, plus a remote command's timeout on each side of it)."""
+    gate = target.health.deadline_seconds if target.health is not None else 0.0
+    command = target.command_timeout_seconds if isinstance(target, SftpTarget) else 0.0
+    return max(LEASE_SECONDS, gate + 2 * command + 10)
 
 
 SecretLookup = Callable[[str], "str | None"]
@@ -379,7 +400,7 @@ def open_store(
     connections: SftpPool | None = None,
 ) -> Iterator[StoreFS]:
     """The store behind a target, connected. Without `connections` the SSH connection is closed on exit;
-    with them it stays open for the next deploy to the same endpoint, unless it failed during this one."""
+    with them it stays open for the next deploy to the same endpoint, unless it died during this one."""
     if isinstance(target, LocalTarget):
         yield LocalFS(paths.stores_dir)
         return
@@ -388,12 +409,8 @@ def open_store(
         with SftpFS(endpoint, target=where) as fs:
             yield fs
         return
-    fs = connections.get(endpoint, target=where)
-    try:
+    with connections.lease(endpoint, target=where) as fs:  # this thread's alone until the deploy ends
         yield fs
-    except (OSError, EOFError, paramiko.SSHException):
-        connections.discard(fs)
-        raise
 
 
 def deploy_plugin(
@@ -405,12 +422,14 @@ def deploy_plugin(
     secret: SecretLookup = os.environ.get,
     cache: TemplateCache | None = None,
     connections: SftpPool | None = None,
+    holder: str | None = None,
 ) -> list[Deployment]:
     """Deploy to each target in order; stop before the next target when one fails.
 
     Health after each switch: the live files match the manifest; on local stores PHP lints them; when
     the target configures `health`, the storefront and the plugin's health route are checked over HTTP
-    and must report exactly this release.
+    and must report exactly this release. `holder` names the run (the same for its retries, so a retry
+    takes over the store lock its killed attempt left behind).
     """
     settings = config.platform(platform)
     template = template_for(paths, platform, cache)
@@ -418,32 +437,90 @@ def deploy_plugin(
     route = render_string(template.spec.deploy.health_route, context) if template.spec.deploy.health_route else None
     results: list[Deployment] = []
     for target in settings.targets if settings else []:
-        where = f"{config.id}|{platform} target {target.name}"
-        try:
-            with open_store(paths, target, secret, where, connections) as fs:
-                live = target.path
-                fs.makedirs(posixpath.dirname(live))
-                health_checks = [manifest_health(fs)]
-                if isinstance(fs, LocalFS) and template.spec.lint_globs:
-                    health_checks.append(local_health(fs, php, template.spec.lint_globs))
-                if isinstance(fs, LocalFS) and template.spec.js_check_globs:
-                    health_checks.append(js_health(fs, template.spec.js_check_globs))
-                if target.health is not None:
-                    health_checks.append(http_health(gate_settings(target.health, route, where)))
-                result = deploy(artifact, fs, live, target.name, combine(*health_checks), keep=target.keep_releases)
-        except PspError as exc:
-            result = Deployment(target=target.name, release_id=artifact.release_id, error=str(exc))
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            result = Deployment(
-                target=target.name,
-                release_id=artifact.release_id,
-                error=f"{where}: connection lost during deploy ({type(exc).__name__}: {exc}); the store keeps "
-                "its live release; retry when the store is reachable",
-            )
+        result = _deploy_target(
+            paths, config, platform, template, target, artifact, php, secret, connections, route, holder
+        )
         results.append(result)
         if not result.ok:
             break
     return results
+
+
+def _deploy_target(
+    paths: Paths,
+    config: ClientConfig,
+    platform: str,
+    template: Template,
+    target: LocalTarget | SftpTarget,
+    artifact: Artifact,
+    php: PhpRuntime,
+    secret: SecretLookup,
+    connections: SftpPool | None,
+    route: str | None,
+    holder: str | None,
+) -> Deployment:
+    where = f"{config.id}|{platform} target {target.name}"
+    spares: list[SftpFS] = []  # connections opened when the first one died mid-deploy
+
+    def reconnect() -> StoreFS:
+        spares.append(SftpFS(ssh_endpoint(paths, target, secret, where), target=where))  # type: ignore[arg-type]
+        return spares[-1]
+
+    try:
+        with open_store(paths, target, secret, where, connections) as fs:
+            live = target.path
+            fs.makedirs(posixpath.dirname(live))
+            health_checks = [manifest_health(lambda: spares[-1] if spares else fs)]
+            if isinstance(fs, LocalFS) and template.spec.lint_globs:
+                health_checks.append(local_health(fs, php, template.spec.lint_globs))
+            if isinstance(fs, LocalFS) and template.spec.js_check_globs:
+                health_checks.append(js_health(fs, template.spec.js_check_globs))
+            if target.health is not None:
+                health_checks.append(http_health(gate_settings(target.health, route, where)))
+            return deploy(
+                artifact,
+                fs,
+                live,
+                target.name,
+                combine(*health_checks),
+                keep=target.keep_releases,
+                lease_seconds=lease_seconds_for(target),
+                holder=f"{holder}|{target.name}" if holder else None,
+                reconnect=reconnect if isinstance(target, SftpTarget) else None,
+            )
+    except PspError as exc:
+        return Deployment(target=target.name, release_id=artifact.release_id, error=str(exc))
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        return Deployment(
+            target=target.name,
+            release_id=artifact.release_id,
+            error=f"{where}: connection lost before the deploy changed the store ({type(exc).__name__}: "
+            f"{exc}); retry when the store is reachable",
+        )
+    finally:
+        for spare in spares:
+            spare.close()
+
+
+def clear_bad_mark(
+    paths: Paths,
+    config: ClientConfig,
+    platform: str,
+    target_name: str,
+    release: str,
+    reason: str,
+    secret: SecretLookup = os.environ.get,
+) -> str:
+    """Take back the bad mark of `release` on one store target (recorded in its history with `reason`)."""
+    settings = config.platform(platform)
+    targets = {t.name: t for t in (settings.targets if settings else [])}
+    if target_name not in targets:
+        known = ", ".join(sorted(targets)) or "none"
+        raise PspError(f"{config.id}|{platform}: no target named {target_name!r} (targets: {known})")
+    target = targets[target_name]
+    where = f"{config.id}|{platform} target {target_name}"
+    with open_store(paths, target, secret, where) as fs:
+        return f"{where}: " + clear_bad(fs, target.path, release, reason, holder=f"psp release clear-bad ({where})")
 
 
 def artifact_from_handle(handle: dict[str, Any]) -> Artifact:

@@ -7,13 +7,16 @@ Connect, banner, auth and channel waits have explicit timeouts, and every remote
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
+import functools
 import io
 import posixpath
 import shlex
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import paramiko
@@ -32,6 +35,7 @@ class SshEndpoint:
     private_key: str = field(repr=False)  # key text; never logged
     connect_timeout: float = 10.0
     command_timeout: float = 60.0
+    keepalive: float = 15.0  # seconds between SSH keepalives (0: none)
 
     @property
     def label(self) -> str:
@@ -55,6 +59,43 @@ def _pinned_key(known_host: str) -> paramiko.PKey:
         return paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
     except Exception as exc:
         raise DeployError(f"known_host: cannot read the pinned {key_type} key ({exc})") from None
+
+
+def _guarded(method):
+    """A request that gets no answer within command_timeout closes the connection (a black-holed
+    connection would otherwise make every later request wait out its own timeout)."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except TimeoutError:
+            self.close()
+            raise ConnectionError(
+                f"target {self.target}: no answer from {self.endpoint.label} within "
+                f"{self.endpoint.command_timeout} s; connection closed"
+            ) from None
+        except (EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise ConnectionError(f"target {self.target}: connection to {self.endpoint.label} lost: {exc}") from None
+        except OSError as exc:
+            if exc.errno is None and str(exc) in ("Socket is closed", "Server connection dropped: "):
+                raise ConnectionError(f"target {self.target}: connection to {self.endpoint.label} lost") from None
+            raise
+
+    return call
+
+
+# exchange `link` and `path` atomically, then move the folder (now at `link`) aside; exit 3 when the
+# exchange is unavailable (nothing changed), and the shell falls back to two renames
+_SWAP = (
+    "python3 -c 'import ctypes, os, sys\n"
+    "p, l, a = (os.fsencode(x) for x in sys.argv[1:4])\n"
+    'f = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)\n'
+    "if f is None or f(-100, l, -100, p, 2) != 0: sys.exit(3)\n"
+    "os.rename(l, a)' {path} {link} {aside} 2>/dev/null; s=$?; "
+    "if [ $s -eq 3 ] || [ $s -eq 127 ]; then mv -T -- {path} {aside} && mv -T -- {link} {path}; else exit $s; fi"
+)
 
 
 class SftpFS:
@@ -105,6 +146,9 @@ class SftpFS:
         except (TimeoutError, OSError) as exc:
             self._client.close()
             raise DeployError(f"target {self.target}: cannot reach {endpoint.label}: {exc}") from None
+        transport = self._client.get_transport()
+        if endpoint.keepalive and transport is not None:
+            transport.set_keepalive(max(1, int(endpoint.keepalive)))
         self._sftp = self._client.open_sftp()
         self._sftp.get_channel().settimeout(endpoint.command_timeout)
         self.stats["connect"] = time.monotonic() - start
@@ -136,19 +180,23 @@ class SftpFS:
                 return None
             raise
 
+    @_guarded
     def exists(self, path: str) -> bool:
         return self._lstat(path) is not None
 
+    @_guarded
     def is_symlink(self, path: str) -> bool:
         st = self._lstat(path)
         return st is not None and stat.S_ISLNK(st.st_mode or 0)
 
+    @_guarded
     def readlink(self, path: str) -> str:
         target = self._sftp.readlink(path)
         if target is None:
             raise DeployError(f"target {self.target}: {path} is not a symlink")
         return target
 
+    @_guarded
     def mkdir(self, path: str) -> None:
         try:
             self._sftp.mkdir(path)
@@ -157,6 +205,7 @@ class SftpFS:
                 raise FileExistsError(path) from None
             raise
 
+    @_guarded
     def makedirs(self, path: str) -> None:
         current = ""
         for part in path.strip("/").split("/"):
@@ -171,12 +220,15 @@ class SftpFS:
             elif not (stat.S_ISDIR(st.st_mode or 0) or stat.S_ISLNK(st.st_mode or 0)):
                 raise DeployError(f"target {self.target}: {current} exists and is not a directory")
 
+    @_guarded
     def rename(self, src: str, dst: str) -> None:
         self._sftp.posix_rename(src, dst)
 
+    @_guarded
     def symlink(self, target: str, path: str) -> None:
         self._sftp.symlink(target, path)
 
+    @_guarded
     def rmtree(self, path: str) -> None:
         st = self._lstat(path)
         if st is None:
@@ -192,23 +244,67 @@ class SftpFS:
                 self._sftp.remove(child)
         self._sftp.rmdir(path)
 
+    @_guarded
     def remove(self, path: str) -> None:
         if self.exists(path):
             self._sftp.remove(path)
 
+    @_guarded
     def listdir(self, path: str) -> list[str]:
         return sorted(self._sftp.listdir(path))
 
+    @_guarded
+    def is_dir(self, path: str) -> bool:
+        st = self._lstat(path)
+        return st is not None and stat.S_ISDIR(st.st_mode or 0)
+
+    @_guarded
+    def list_files(self, root: str) -> list[str]:
+        found: list[str] = []
+
+        def walk(folder: str, prefix: str) -> None:
+            for entry in self._sftp.listdir_attr(folder):
+                mode = entry.st_mode or 0
+                rel = f"{prefix}{entry.filename}"
+                if stat.S_ISDIR(mode):
+                    walk(posixpath.join(folder, entry.filename), rel + "/")
+                elif stat.S_ISREG(mode):
+                    found.append(rel)
+
+        walk(root, "")
+        return sorted(found)
+
+    @_guarded
+    def replace_dir_with_link(self, path: str, link: str, aside: str) -> None:
+        """The folder at `path` goes to `aside`, the symlink `link` takes its place. With a shell it is one
+        remote command (a deployer killed meanwhile cannot leave `path` missing): an atomic exchange
+        (renameat2) where the store has python3 on Linux, else two renames microseconds apart. Without a
+        shell, two SFTP requests (a deploy after a kill in between restores the link)."""
+        if self._exec_ok is not False:
+            q = shlex.quote
+            out = self._exec(_SWAP.format(path=q(path), link=q(link), aside=q(aside)), allow_fail=False)
+            if out is not None:
+                self._exec_ok = True
+                return
+            self._exec_ok = False
+        self._sftp.posix_rename(path, aside)
+        self._sftp.posix_rename(link, path)
+
+    @_guarded
     def mtime(self, path: str) -> float:
         st = self._lstat(path)
         if st is None:
             raise FileNotFoundError(path)
         return float(st.st_mtime or 0)
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        # confirm=True stats the file afterwards and fails unless the size matches what was sent
-        self._sftp.putfo(io.BytesIO(data), path, file_size=len(data), confirm=True)
+    @_guarded
+    def write_bytes(self, path: str, data: bytes, confirm: bool = True) -> None:
+        # paramiko does not check the status of the last pipelined write (a full disk can cut a file
+        # short silently): confirm stats the file and fails unless its size matches. Uploads pass
+        # confirm=False because they are verified by sha256 on the store before anything goes live.
+        self._sftp.putfo(io.BytesIO(data), path, file_size=len(data), confirm=confirm)
 
+    @_guarded
     def read_bytes(self, path: str) -> bytes:
         with self._sftp.open(path, "rb") as fh:
             fh.prefetch()
@@ -217,6 +313,7 @@ class SftpFS:
     def sha256(self, path: str) -> str:
         return self.sha256_many([path])[path]
 
+    @_guarded
     def sha256_many(self, paths: list[str]) -> dict[str, str | None]:
         """Hashes computed on the store (one `sha256sum` call); reads files back when the account has
         no shell. A missing file maps to None."""
@@ -238,6 +335,16 @@ class SftpFS:
                 result[p] = hashlib.sha256(self.read_bytes(p)).hexdigest()
         return result
 
+    @_guarded
+    def write_tree(self, root: str, files: dict[str, bytes]) -> None:
+        """Create `root` with `files` (relative paths): pipelined writes, not size-confirmed (the caller
+        verifies every file's sha256 afterwards)."""
+        self.makedirs(root)
+        for d in sorted({posixpath.dirname(rel) for rel in files if posixpath.dirname(rel)}):
+            self.makedirs(posixpath.join(root, d))
+        for rel, data in sorted(files.items()):
+            self._sftp.putfo(io.BytesIO(data), posixpath.join(root, rel), file_size=len(data), confirm=False)
+
     def _exec(self, command: str, allow_fail: bool = False) -> str | None:
         """Run a remote command with a deadline; None when the account cannot run commands."""
         deadline = time.monotonic() + self.endpoint.command_timeout
@@ -251,9 +358,7 @@ class SftpFS:
         while True:
             if time.monotonic() > deadline:
                 chan.close()
-                raise DeployError(
-                    f"target {self.target}: remote command timed out after {self.endpoint.command_timeout} s"
-                )
+                raise TimeoutError(f"remote command timed out after {self.endpoint.command_timeout} s")
             try:
                 if chan.recv_ready():
                     out += chan.recv(CHUNK)
@@ -280,17 +385,49 @@ class SftpPool:
     plugins to the same host pays one SSH handshake and authentication, not one per plugin and target.
 
     Keyed by the whole endpoint (host, port, user, pinned host key, private key, timeouts): a target that
-    authenticates differently never rides on another target's connection. A connection found dead is
-    replaced; one that failed during a deploy is dropped (`discard`). Deploys use a connection one at a
-    time. `close()` (or leaving the `with` block) closes them all; a later `get` connects again.
+    authenticates differently never rides on another target's connection. `lease` hands a connection to
+    one thread at a time: an idle one of the endpoint, or a new one when all are busy (deploys running
+    side by side to one host each get their own); it comes back to the pool when the deploy is done, or is
+    closed when it died. `close()` (or leaving the `with` block) closes them all.
     """
 
     def __init__(self) -> None:
-        self._open: dict[SshEndpoint, SftpFS] = {}
+        self._open: dict[SshEndpoint, SftpFS] = {}  # `get`: one shared connection per endpoint
+        self._idle: dict[SshEndpoint, list[SftpFS]] = {}  # `lease`: connections no thread is using
+        self._busy: set[SftpFS] = set()
         self._lock = threading.Lock()
         self.connects = 0  # SSH connections opened (what tests and benchmarks count)
 
+    @contextlib.contextmanager
+    def lease(self, endpoint: SshEndpoint, target: str = "") -> Iterator[SftpFS]:
+        fs = None
+        with self._lock:
+            idle = self._idle.setdefault(endpoint, [])
+            while idle and fs is None:
+                candidate = idle.pop()
+                if candidate.alive():
+                    fs = candidate
+                else:
+                    candidate.close()
+        if fs is None:
+            fs = SftpFS(endpoint, target=target)  # outside the lock: other hosts need not wait for it
+            with self._lock:
+                self.connects += 1
+        fs.target = target or endpoint.label  # errors name the target being deployed now
+        with self._lock:
+            self._busy.add(fs)
+        try:
+            yield fs
+        finally:
+            with self._lock:
+                self._busy.discard(fs)
+                if fs.alive():
+                    self._idle.setdefault(endpoint, []).append(fs)
+                else:
+                    fs.close()
+
     def get(self, endpoint: SshEndpoint, target: str = "") -> SftpFS:
+        """The endpoint's shared connection (for callers that use it from one thread)."""
         with self._lock:
             fs = self._open.get(endpoint)
             if fs is not None and not fs.alive():
@@ -300,23 +437,28 @@ class SftpPool:
             if fs is None:
                 fs = self._open[endpoint] = SftpFS(endpoint, target=target)
                 self.connects += 1
-            fs.target = target or endpoint.label  # errors name the target being deployed now
+            fs.target = target or endpoint.label
             return fs
 
     @property
     def open_connections(self) -> list[SftpFS]:
         with self._lock:
-            return list(self._open.values())
+            idle = [fs for pool in self._idle.values() for fs in pool]
+            return list(self._open.values()) + idle + list(self._busy)
 
     def discard(self, fs: SftpFS) -> None:
         with self._lock:
             if self._open.get(fs.endpoint) is fs:
                 del self._open[fs.endpoint]
+            idle = self._idle.get(fs.endpoint, [])
+            if fs in idle:
+                idle.remove(fs)
         fs.close()
 
     def close(self) -> None:
         with self._lock:
-            connections, self._open = list(self._open.values()), {}
+            connections = list(self._open.values()) + [fs for pool in self._idle.values() for fs in pool]
+            self._open, self._idle = {}, {}
         for fs in connections:
             fs.close()
 

@@ -94,6 +94,7 @@ class Sshd:
 
 
 def start_sshd(deploy_user: pwd.struct_passwd) -> Sshd:
+    """An sshd on a free loopback port that lets `deploy_user` in (and no one else)."""
     workdir = Path(tempfile.mkdtemp(prefix="psp-sshd-"))
     workdir.chmod(0o755)
     host_private, host_public = keygen(workdir / "host_ed25519")
@@ -112,7 +113,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 PermitRootLogin no
-AllowUsers {DEPLOY_USER}
+AllowUsers {deploy_user.pw_name}
 Subsystem sftp internal-sftp
 MaxStartups 100:30:200
 MaxSessions 50

@@ -123,7 +123,7 @@ def test_woocommerce_plugin_deploys_over_sftp_into_wordpress_and_its_health_rout
     assert result.ok, result
     assert result.health == "healthy" and result.deployed_version == new.release_id
     assert result.previous_version.startswith("legacy-")  # the hand-installed folder, adopted once
-    assert [s.step for s in result.steps][:6] == ["adopt", "verify archive", "upload", "verify", "switch", "health"]
+    assert [s.step for s in result.steps][:6] == ["verify archive", "adopt", "upload", "verify", "switch", "health"]
     assert live.is_symlink()
     report = served_version(wordpress)
     assert (report["version"], report["build"]) == tuple(new.release_id.rsplit("-", 1))
@@ -157,7 +157,9 @@ def test_a_release_that_makes_wordpress_fatal_is_rolled_back_and_the_store_is_he
     assert result.rolled_back and result.health == "unhealthy"
     assert "PHP error output" in next(s.detail for s in result.steps if s.step == "health")
     assert result.deployed_version == good.release_id
-    assert [s.step for s in result.steps][-2:] == ["rollback", "re-verify"] and result.steps[-1].ok
+    # rollback first, then re-verify, then the mark: a 5xx/fatal with the release, healthy without it
+    assert [s.step for s in result.steps][-3:] == ["rollback", "re-verify", "marked bad"] and result.steps[-2].ok
+    assert result.marked_bad
     assert storefront_status(wordpress) == 200
     assert served_version(wordpress)["build"] == good.release_id.rsplit("-", 1)[1]
     with pytest.raises(DeployError, match="marked bad"), SftpFS(endpoint(sshd)) as fs:
@@ -176,9 +178,9 @@ def healthy(*_args) -> HealthResult:
     return HealthResult(True, "ok")
 
 
-def sftp_deploy(sshd: Sshd, artifact: Artifact, live: Path, known_host: str | None = None):
+def sftp_deploy(sshd: Sshd, artifact: Artifact, live: Path, known_host: str | None = None, holder: str | None = None):
     with SftpFS(endpoint(sshd, known_host), target="production") as fs:
-        return deploy(artifact, fs, str(live), "production", healthy)
+        return deploy(artifact, fs, str(live), "production", healthy, holder=holder)
 
 
 def serves_complete(live: Path, artifact: Artifact) -> bool:
@@ -216,23 +218,22 @@ def test_a_dropped_connection_mid_upload_keeps_the_old_release_and_a_retry_succe
 ):
     a, b = two_releases(sshd, plain_store, tmp_path)
     sftp_deploy(sshd, a, plain_store)
-    original = SftpFS.write_bytes
-    calls = {"n": 0}
+    original = SftpFS.write_tree
 
-    def flaky(self, path, data):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            self._client.get_transport().close()  # the network drops the connection
-        return original(self, path, data)
+    def flaky(self, root, files):
+        self._client.get_transport().close()  # the network drops the connection as the upload starts
+        return original(self, root, files)
 
-    monkeypatch.setattr(SftpFS, "write_bytes", flaky)
-    with pytest.raises((OSError, EOFError, DeployError, Exception)):
-        sftp_deploy(sshd, b, plain_store)
+    monkeypatch.setattr(SftpFS, "write_tree", flaky)
+    failed = sftp_deploy(sshd, b, plain_store, holder="run-7")
+    assert "connection" in failed.error and not failed.ok
     assert serves_complete(plain_store, a)
-    monkeypatch.setattr(SftpFS, "write_bytes", original)
-    result = sftp_deploy(sshd, b, plain_store)
+    monkeypatch.setattr(SftpFS, "write_tree", original)
+    result = sftp_deploy(sshd, b, plain_store, holder="run-7")  # the run's retry
     assert result.deployed_version == b.release_id and serves_complete(plain_store, b)
-    assert any(s.step == "lock" and "stale lock" in s.detail for s in result.steps)
+    assert any(s.step == "lock" and "earlier attempt of run-7" in s.detail for s in result.steps)
+    leftovers = [e for e in os.listdir(releases_dir_for(str(plain_store))) if e.startswith(".")]
+    assert not leftovers  # the killed attempt's staging folder and lock are collected
 
 
 def test_sshd_stopped_mid_deploy_keeps_the_old_release_and_a_retry_succeeds(
@@ -240,23 +241,22 @@ def test_sshd_stopped_mid_deploy_keeps_the_old_release_and_a_retry_succeeds(
 ):
     a, b = two_releases(own_sshd, plain_store, tmp_path)
     sftp_deploy(own_sshd, a, plain_store)
-    original = SftpFS.write_bytes
-    calls = {"n": 0}
+    original = SftpFS.write_tree
 
-    def stop_midway(self, path, data):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            own_sshd.stop()
-        return original(self, path, data)
+    def stop_midway(self, root, files):
+        own_sshd.stop()
+        return original(self, root, files)
 
-    monkeypatch.setattr(SftpFS, "write_bytes", stop_midway)
+    monkeypatch.setattr(SftpFS, "write_tree", stop_midway)
     config = sftp_config(own_sshd, str(plain_store))
-    [failed] = deploy_plugin(paths, config, "woocommerce", b, php, {KEY_ENV: own_sshd.client_private}.get)
-    assert not failed.ok and "connection lost during deploy" in failed.error and "retry" in failed.error
+    secret = {KEY_ENV: own_sshd.client_private}.get
+    [failed] = deploy_plugin(paths, config, "woocommerce", b, php, secret, holder="run-9")
+    assert not failed.ok and "connection" in failed.error
+    assert failed.deployed_version is None and any(s.step == "read back" for s in failed.steps)  # unknown: said so
     assert serves_complete(plain_store, a)
-    monkeypatch.setattr(SftpFS, "write_bytes", original)
+    monkeypatch.setattr(SftpFS, "write_tree", original)
     own_sshd.start()
-    [retried] = deploy_plugin(paths, config, "woocommerce", b, php, {KEY_ENV: own_sshd.client_private}.get)
+    [retried] = deploy_plugin(paths, config, "woocommerce", b, php, secret, holder="run-9")
     assert retried.ok and serves_complete(plain_store, b)
 
 
@@ -372,7 +372,6 @@ def test_no_reader_ever_sees_the_plugin_missing_during_repeated_switches(sshd, p
         with SftpFS(endpoint(sshd), target="production") as fs:
             for i in range(10):
                 art = b if i % 2 == 0 else a
-                fs.remove(f"{releases_dir_for(str(plain_store))}/{art.release_id}.bad.json")
                 result = deploy(art, fs, str(plain_store), "production", healthy)
                 assert result.deployed_version == art.release_id
     finally:
@@ -388,10 +387,8 @@ def test_only_the_last_releases_are_kept_on_an_sftp_store(sshd, plain_store, tmp
         releases.append(art.release_id)
         with SftpFS(endpoint(sshd), target="production") as fs:
             deploy(art, fs, str(plain_store), "production", healthy, keep=3)
-        time.sleep(1.05)  # distinct mtimes: SFTP reports whole seconds
-    kept = sorted(
-        e for e in os.listdir(releases_dir_for(str(plain_store))) if not e.startswith(".") and "." not in e[6:]
-    )
+    # ordered by the store's history, not by mtimes (SFTP reports whole seconds)
+    kept = sorted(e for e in os.listdir(releases_dir_for(str(plain_store))) if e.startswith("1.") and "." not in e[6:])
     assert kept == sorted(releases[-3:])
     with SftpFS(endpoint(sshd), target="production") as fs:
         assert current_release(fs, str(plain_store)) == releases[-1]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from psp_assets.core.config import parse_client
-from psp_assets.core.deploy import current_release
+from psp_assets.core.deploy import HealthResult, current_release, deploy
 from psp_assets.core.pipeline import Paths, deploy_plugin
 from psp_assets.core.sftp import SftpFS, SftpPool
 from psp_assets.core.template_cache import TemplateCache
 from tests.conftest import TEMPLATES
+from tests.integration.conftest import chown_tree
 from tests.integration.test_sftp_deploy import KEY_ENV, PLUGIN, build, endpoint, sftp_config
 
 pytestmark = pytest.mark.integration
@@ -70,3 +73,41 @@ def test_a_pooled_connection_that_died_is_replaced_and_the_deploy_goes_through(s
         again = deploy_plugin(paths, config, "woocommerce", artifact, php, secret, connections=pool)
         assert [(r.ok, r.noop) for r in again] == [(True, True), (True, True)]
         assert pool.connects == 2
+
+
+def test_the_pool_hands_each_connection_to_one_thread_at_a_time_and_reuses_it_after(sshd, store_root, tmp_path):
+    config = two_targets(sshd, store_root, "nordbank")
+    artifact = build(config, tmp_path / "a")
+    inside: list[int] = []
+    barrier = threading.Barrier(3)
+
+    def deploy_one(i: int) -> str | None:
+        with pool.lease(endpoint(sshd), target=f"t{i}") as fs:
+            inside.append(id(fs))
+            barrier.wait(timeout=30)  # all three hold a connection at the same time
+            live = str(store_root / f"shop{i}" / PLUGIN)
+            return deploy(artifact, fs, live, f"t{i}", lambda *_a: HealthResult(True, "ok")).deployed_version
+
+    with SftpPool() as pool:
+        with ThreadPoolExecutor(max_workers=3) as workers:
+            versions = list(workers.map(deploy_one, range(3)))
+        assert versions == [artifact.release_id] * 3
+        assert len(set(inside)) == 3 and pool.connects == 3  # never one connection in two threads
+        with pool.lease(endpoint(sshd)) as again:
+            assert id(again) in inside and pool.connects == 3  # an idle one is reused
+
+
+def test_an_account_without_a_shell_deploys_file_by_file(sshd, store_root, tmp_path, deploy_user):
+    """The transport as it runs once it found the account has no shell (sftp-only): uploads, hashes and
+    the adoption swap go through SFTP requests alone."""
+    config = two_targets(sshd, store_root, "nordbank")
+    artifact = build(config, tmp_path / "a")
+    live = store_root / "shop" / PLUGIN
+    live.mkdir(parents=True)
+    (live / "old.php").write_text("<?php // by hand\n")
+    chown_tree(store_root / "shop", deploy_user)
+    with SftpFS(endpoint(sshd), target="t") as fs:
+        fs._exec_ok = False
+        result = deploy(artifact, fs, str(live), "t", lambda *_a: HealthResult(True, "ok"))
+    assert result.ok and result.deployed_version == artifact.release_id
+    assert result.previous_version.startswith("legacy-") and live.is_symlink()

@@ -437,6 +437,9 @@ def run_deploy(
         secret=lambda name: dg.EnvVar(name).get_value(),
         cache=cache,
         connections=connections,
+        # the store lock's holder: the run, the same for all its retries (a retry takes over the lock its
+        # killed attempt left, from whatever pod it runs in)
+        holder=f"run {context.run.tags.get('dagster/root_run_id') or context.run.run_id} {config.id}|{platform}",
     )
     for d in deployments:
         for step in d.steps:
@@ -521,7 +524,9 @@ def _deploy(
     failed = [d for d in deployments if not d.ok]
     if failed:
         first = failed[0]
-        what = f"rolled back to {first.deployed_version}" if first.rolled_back else "store unchanged"
+        what = f"rolled back; the store serves {first.deployed_version or 'no managed release'}"
+        if not first.rolled_back:
+            what = f"the store serves {first.deployed_version or 'no managed release'}"
         return ranges.Failed(
             f"{client_id}|{platform}: deploy to {first.target} failed ({what}): "
             f"{first.error or next((s.detail for s in first.steps if not s.ok), '')}",
