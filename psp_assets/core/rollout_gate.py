@@ -11,19 +11,29 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from . import deploy as deploy_core
 from .alerts import Alert, run_link
 from .config import ClientConfig, RolloutAnalysis
-from .deploy import Deployment, HealthCheck, Step, StoreFS, current_release, releases_dir_for, stored_manifest
-from .deploy import verify_tree as _verify_tree
-from .errors import PspError
+from .deploy import (
+    Deployment,
+    HealthCheck,
+    Step,
+    StoreFS,
+    current_release,
+    live_folder,
+    previous_live_folder,
+    read_history,
+    releases_dir_for,
+    roll_back_to_previous,
+    stored_manifest,
+    verify_tree,
+)
+from .errors import DeployError, PspError
 from .ledger import Ledger
 from .rollout_analysis import StoreVerdict, Switch, WaveDecision, analyse, decide
 
@@ -103,62 +113,66 @@ def evaluate(
 
 
 def restore_previous_release(
-    fs: StoreFS, live: str, target: str, bad_release: str, previous: str | None, health: HealthCheck
+    fs: StoreFS,
+    live: str,
+    target: str,
+    bad_release: str,
+    evidence: StoreVerdict,
+    health: HealthCheck,
+    holder: str | None = None,
 ) -> Deployment:
-    """Put the release that was live before `bad_release` back on the store, re-verify it, and only then
-    leave the decision to mark to the caller.
+    """Put the release the store's history says was live before `bad_release` back on the store, re-verify
+    it with the deploy's own health gate, and mark `bad_release` there with the KPI evidence only when the
+    store is healthy again (core/deploy.py: roll_back_to_previous, under the store's lease lock).
 
-    The one place the rollout gate calls the deploy core. Until the store's append-only release history
-    (issue 12) lands, "the release live before" is what the deploy recorded as previous, and this uses
-    today's lock, switch and manifest helpers of core/deploy.py; at that merge this function becomes a
-    call to the history's roll-back-to-previous.
-    """
-    result = Deployment(target=target, release_id=bad_release, previous_version=None)
+    A store that no longer serves `bad_release` is left alone, and so is one whose earlier release is not
+    complete on disk: a rollback never switches to a folder that differs from its manifest."""
     releases = releases_dir_for(live)
-    lock, token = deploy_core._acquire_lock(fs, releases, result, deploy_core.STALE_LOCK_SECONDS)
+    serving = current_release(fs, live)
+    if serving != bad_release:
+        return Deployment(
+            target,
+            bad_release,
+            previous_version=serving,
+            deployed_version=serving,
+            error=f"{target}: serves {serving or 'no managed release'}, not {bad_release}; left alone",
+        )
+    previous = previous_live_folder(read_history(fs, live), live_folder(fs, live))
+    if previous is None:
+        return Deployment(
+            target,
+            bad_release,
+            previous_version=serving,
+            deployed_version=serving,
+            error=f"{target}: the store's history names no release live before {bad_release}; left on it "
+            "(roll back by hand)",
+        )
+    manifest = stored_manifest(fs, releases, previous)
+    problems = verify_tree(fs, posixpath.join(releases, previous), manifest) if manifest else ["no manifest kept"]
+    if problems:
+        return Deployment(
+            target,
+            bad_release,
+            previous_version=serving,
+            deployed_version=serving,
+            steps=[Step("verify previous", False, "; ".join(problems[:5]))],
+            error=f"{target}: previous release {previous} is not complete on the store; left on {serving}",
+        )
     try:
-        serving = current_release(fs, live)
-        result.previous_version = serving
-        result.deployed_version = serving
-        if serving != bad_release:
-            result.error = f"{target}: serves {serving or 'no managed release'}, not {bad_release}; left alone"
-            return result
-        if previous is None:
-            result.error = f"{target}: no release was live before {bad_release}; left on it (roll back by hand)"
-            return result
-        manifest = stored_manifest(fs, releases, previous)
-        problems = _verify_tree(fs, posixpath.join(releases, previous), manifest) if manifest else ["no manifest kept"]
-        result.steps.append(Step("verify previous", not problems, "; ".join(problems[:5]) or f"{previous} intact"))
-        if problems:
-            result.error = f"{target}: previous release {previous} is not complete on the store; left on {serving}"
-            return result
-        started = time.monotonic()
-        deploy_core._switch(fs, live, previous)
-        result.steps.append(Step("rollback", True, f"{live} -> {previous}", round(time.monotonic() - started, 4)))
-        result.rolled_back = True
-        check = health(live, previous, manifest)
-        result.steps.append(Step("re-verify", check.ok, check.detail))
-        result.health = "healthy" if check.ok else "unhealthy"
-        result.deployed_version = current_release(fs, live)  # what the store serves, read back
-        if not check.ok:
-            result.error = f"rolled back to {previous}, but it is unhealthy too: {check.detail}"
-        return result
-    finally:
-        deploy_core._HELD_LOCKS.discard(token)
-        fs.rmtree(lock)
-
-
-def mark_release(fs: StoreFS, live: str, release: str, evidence: StoreVerdict) -> str:
-    """Mark `release` bad on this store with the KPI evidence: no deploy puts it back there."""
-    marker = posixpath.join(releases_dir_for(live), f"{release}.bad.json")
-    document = {
-        "reason": f"payment KPIs worse after the switch: {evidence.evidence()}"[:500],
-        "at": time.time(),
-        "by": "rollout payment analysis",
-        "evidence": evidence.as_dict(),
-    }
-    fs.write_bytes(marker, json.dumps(document, default=str).encode())
-    return marker
+        result = roll_back_to_previous(
+            fs,
+            live,
+            f"payment KPIs worse after the switch: {evidence.evidence()}"[:500],
+            evidence=evidence.as_dict(),
+            health=health,
+            holder=holder,
+            target_name=target,
+            mark_bad=True,
+        )
+    except DeployError as exc:
+        return Deployment(target, bad_release, previous_version=serving, deployed_version=serving, error=str(exc))
+    result.deployed_version = current_release(fs, live)  # what the store serves, read back
+    return result
 
 
 def rollback_alert(
@@ -204,16 +218,16 @@ def roll_back_target(
     platform: str,
     target_name: str,
     bad_release: str,
-    previous: str | None,
     evidence: StoreVerdict,
     php: Any,
     secret: Any,
     cache: Any = None,
     connections: Any = None,
+    holder: str | None = None,
 ) -> Deployment:
-    """Roll one store target back from `bad_release` to `previous` with the deploy's own health gate
-    (manifest, lint on local stores, the HTTP health route when configured), then mark `bad_release` on
-    that store with the KPI evidence, only when the store is healthy on `previous` again."""
+    """Roll one store target back from `bad_release` to the release its history says was live before,
+    with the deploy's own health gate (manifest, lint on local stores, the HTTP health route when
+    configured); `bad_release` is marked on that store with the KPI evidence only when it is healthy again."""
     from . import pipeline  # the deploy pipeline imports much; only a rollback needs it
 
     settings = config.platform(platform)
@@ -237,13 +251,9 @@ def roll_back_target(
                 checks.append(pipeline.js_health(fs, template.spec.js_check_globs))
             if target.health is not None:
                 checks.append(pipeline.http_health(pipeline.gate_settings(target.health, route, where)))
-            result = restore_previous_release(
-                fs, target.path, target_name, bad_release, previous, pipeline.combine(*checks)
+            return restore_previous_release(
+                fs, target.path, target_name, bad_release, evidence, pipeline.combine(*checks), holder
             )
-            if result.rolled_back and not result.error:
-                marker = mark_release(fs, target.path, bad_release, evidence)
-                result.steps.append(Step("mark", True, f"{bad_release} marked bad here ({posixpath.basename(marker)})"))
-            return result
     except (PspError, OSError, EOFError) as exc:
         return Deployment(
             target_name, bad_release, error=f"{where}: rollback did not complete ({exc}); check what the store serves"

@@ -15,7 +15,15 @@ import yaml
 
 from bench.rollout_analysis import Profile, generate, ledger_rows
 from psp_assets.cli import main
-from psp_assets.core.deploy import LocalFS, current_release, releases_dir_for, stored_manifest, verify_tree
+from psp_assets.core.deploy import (
+    LocalFS,
+    bad_mark,
+    current_release,
+    read_history,
+    releases_dir_for,
+    stored_manifest,
+    verify_tree,
+)
 from psp_assets.core.ledger import Ledger, sqlite_url
 from psp_assets.core.pipeline import Paths
 from psp_assets.core.rollout_gate import RolloutState, state_path
@@ -134,8 +142,8 @@ def test_a_canary_whose_authorization_rate_halved_is_rolled_back_marked_recorded
         manifest = stored_manifest(fs, releases, first["bank-a"])
         assert manifest and verify_tree(fs, f"{releases}/{first['bank-a']}", manifest) == []
         assert all(live(fleet, c) == first[c] for c in CLIENTS[1:])
-        marker = json.loads(fs.read_bytes(f"{releases}/{second['bank-a']}.bad.json"))
-        assert "authorization_rate" in marker["reason"] and marker["evidence"]["verdict"] == "fail"
+        mark = bad_mark(read_history(fs, live_path), second["bank-a"])  # in the store's release history
+        assert "authorization_rate" in mark.reason and mark.evidence["verdict"] == "fail"
 
         [check] = stopped.get_asset_check_evaluations()
         assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN  # the run alerts itself

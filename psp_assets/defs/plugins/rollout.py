@@ -333,12 +333,13 @@ def _roll_back(
             platform,
             verdict.target,
             switch.release,
-            switch.previous,
             verdict,
             php.runtime,
             secret=lambda name: dg.EnvVar(name).get_value(),
             cache=cache,
             connections=connections,
+            # the store lock's holder, as the deploy names it: a retry of this run takes its lock over
+            holder=f"run {context.run.tags.get('dagster/root_run_id') or context.run.run_id} {key}|{verdict.target}",
         )
         for step in result.steps:
             (context.log.info if step.ok else context.log.error)(f"{verdict.store}: {step.step}: {step.detail}")
