@@ -377,6 +377,12 @@ def previous_live_folder(history: list[HistoryEntry], current: str | None) -> st
     return None
 
 
+def folder_live_before(history: list[HistoryEntry], release: str) -> str | None:
+    """Where a rollback from `release` goes: the folder live before the last time `release` went live."""
+    folder = next((e.folder for e in reversed(history) if e.event in LIVE_EVENTS and e.release == release), None)
+    return previous_live_folder(history, folder) if folder else None
+
+
 # --- the lease lock ---------------------------------------------------------------------------------
 
 
@@ -1090,11 +1096,16 @@ def roll_back_to_previous(
     target_name: str = "",
     mark_bad: bool = False,
     lease_seconds: float = LEASE_SECONDS,
+    from_release: str | None = None,
 ) -> Deployment:
     """Roll the store back to the release the history says was live before the current one (for KPI-gated
     rollouts and operators): takes the lock, switches, re-verifies with `health` when given, records the
     rollback (and, with `mark_bad`, marks the release that was live bad with `evidence`), and reports what
     the store serves, read back. Raises DeployError when the lock is held or there is nothing to go back to.
+
+    `from_release` names the release to roll back from (a retry of a rollback): when the store already
+    serves the release live before it (an earlier attempt switched, then died before it recorded, verified
+    or marked), this one finishes that rollback without switching; serving anything else, it raises.
     """
     releases = releases_dir_for(live)
     current = live_folder(fs, live)
@@ -1109,28 +1120,42 @@ def roll_back_to_previous(
         history = run.history()
         current = live_folder(fs, live)
         target = previous_live_folder(history, current)
+        switched = False
+        if from_release and (current is None or release_of(current) != from_release):
+            if current is None or folder_live_before(history, from_release) != current:
+                raise DeployError(f"target {target_name}: {live} serves {current}, not {from_release}; left alone")
+            # an earlier attempt switched already: finish its rollback
+            target, switched = current, True
+            current = next(e.folder for e in reversed(history) if e.event in LIVE_EVENTS and e.release == from_release)
         result.previous_version = release_of(current) if current else None
         if target is None or not fs.is_dir(posixpath.join(releases, target)):
             raise DeployError(f"target {target_name}: the history of {live} names no earlier release to go back to")
-        _timed(result, "rollback", lambda: (run.switch(target), f"{live} -> {target} ({reason})")[1])
+        if switched:
+            result.steps.append(Step("rollback", True, f"{live} -> {target} already (an earlier attempt switched)"))
+        else:
+            _timed(result, "rollback", lambda: (run.switch(target), f"{live} -> {target} ({reason})")[1])
         result.rolled_back = True
-        run.append(
-            event="verdict", release=release_of(current), folder=current, verdict="unhealthy", reason=reason[:300]
-        )
-        run.append(
-            event="rollback",
-            release=release_of(target),
-            folder=target,
-            previous=current,
-            reason=reason[:300],
-            evidence=evidence or {},
-        )
+        last = next((e for e in reversed(history) if e.event in LIVE_EVENTS), None)
+        if not (switched and last is not None and last.event == "rollback" and last.folder == target):
+            run.append(
+                event="verdict", release=release_of(current), folder=current, verdict="unhealthy", reason=reason[:300]
+            )
+            run.append(
+                event="rollback",
+                release=release_of(target),
+                folder=target,
+                previous=current,
+                reason=reason[:300],
+                evidence=evidence or {},
+            )
         if health is not None:
             again = _gate(run, release_of(target), stored_manifest(fs, releases, target), "re-verify")
             result.health = "healthy" if again.ok else "unhealthy"
             if not again.ok:
                 result.error = f"rolled back to {target}, but it is unhealthy too: {again.detail}"
-        if mark_bad and not result.error:
+        if mark_bad and not result.error and bad_mark(history, release_of(current)) is not None:
+            result.marked_bad = True  # an earlier attempt marked it
+        elif mark_bad and not result.error:
             run.append(
                 event="marked bad",
                 release=release_of(current),

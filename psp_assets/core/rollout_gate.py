@@ -8,6 +8,7 @@ planned look and starts the rollout again once there is a decision: next wave, o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -25,6 +26,7 @@ from .deploy import (
     Step,
     StoreFS,
     current_release,
+    folder_live_before,
     live_folder,
     previous_live_folder,
     read_history,
@@ -129,7 +131,10 @@ def restore_previous_release(
     complete on disk: a rollback never switches to a folder that differs from its manifest."""
     releases = releases_dir_for(live)
     serving = current_release(fs, live)
-    if serving != bad_release:
+    history = read_history(fs, live)
+    if serving != bad_release and (
+        serving is None or folder_live_before(history, bad_release) != live_folder(fs, live)
+    ):
         return Deployment(
             target,
             bad_release,
@@ -137,7 +142,9 @@ def restore_previous_release(
             deployed_version=serving,
             error=f"{target}: serves {serving or 'no managed release'}, not {bad_release}; left alone",
         )
-    previous = previous_live_folder(read_history(fs, live), live_folder(fs, live))
+    # serving something else, the store is on the release live before: an earlier attempt of this rollback
+    # switched it and ended before it was recorded and marked; roll_back_to_previous finishes it
+    previous = previous_live_folder(history, live_folder(fs, live)) if serving == bad_release else live_folder(fs, live)
     if previous is None:
         return Deployment(
             target,
@@ -168,10 +175,12 @@ def restore_previous_release(
             holder=holder,
             target_name=target,
             mark_bad=True,
+            from_release=bad_release,
         )
     except DeployError as exc:
         return Deployment(target, bad_release, previous_version=serving, deployed_version=serving, error=str(exc))
-    result.deployed_version = current_release(fs, live)  # what the store serves, read back
+    with contextlib.suppress(OSError, EOFError):  # a dead connection keeps roll_back_to_previous's read-back
+        result.deployed_version = current_release(fs, live)  # what the store serves, read back
     return result
 
 

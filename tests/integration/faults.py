@@ -28,7 +28,7 @@ import threading
 import time
 import traceback
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ import paramiko
 from psp_assets.core import deploy as deploy_module
 from psp_assets.core.deploy import (
     LEASE_SECONDS,
+    HealthResult,
+    LocalFS,
     bad_mark,
     deploy,
     manifest_path,
@@ -48,6 +50,8 @@ from psp_assets.core.health import GateSettings
 from psp_assets.core.package import Artifact, package
 from psp_assets.core.pipeline import combine, http_health, manifest_health
 from psp_assets.core.render import RenderedTree
+from psp_assets.core.rollout_analysis import StoreVerdict
+from psp_assets.core.rollout_gate import restore_previous_release
 from psp_assets.core.sftp import SftpFS, SshEndpoint
 from tests.integration.conftest import Sshd, chown_tree, start_sshd, wait_for_port
 
@@ -84,6 +88,23 @@ WEIGHTS = {
     "release_5xx": 6,
     "store_sick": 6,
 }
+
+
+# the KPI-triggered rollback's slice (restore_previous_release over SFTP): a store on its second release
+# (the bad one), rolled back to the first under each fault
+ROLLBACK_CLASSES = ("kill_sftp", "conn_cut", "conn_blackhole", "disk_full", "sshd_killed", "lock_held")
+ROLLBACK_WEIGHTS = {
+    "kill_sftp": 30,
+    "conn_cut": 14,
+    "conn_blackhole": 8,
+    "disk_full": 14,
+    "sshd_killed": 10,
+    "lock_held": 10,
+}
+EVIDENCE = StoreVerdict(
+    "acme", "woocommerce", "faults", "fail", "worse after the switch: authorization_rate", True, 4800, 200, 9000, 3,
+    None,
+)  # fmt: skip
 
 
 # --- the store's pieces -----------------------------------------------------------------------------
@@ -338,6 +359,7 @@ class Plan:
     skew: float = 0.0  # this process's clock runs this many seconds off
     break_delay: float = 0.0  # pause between judging a lock stale and breaking it (widens the race)
     start_delay: float = 0.0
+    bad_release: str = ""  # set: a KPI-triggered rollback of this release instead of a deploy
 
 
 def _deployer(plan: Plan, endpoint: SshEndpoint, out: str) -> None:
@@ -423,13 +445,19 @@ def _deployer(plan: Plan, endpoint: SshEndpoint, out: str) -> None:
         with SftpFS(endpoint, target="faults") as fs:
             check = combine(manifest_health(lambda: spares[-1] if spares else fs), http)
             try:
-                result = deploy(
-                    artifact, fs, plan.live, "faults", check, keep=KEEP, holder=plan.holder, reconnect=reconnect
-                )
+                if plan.bad_release:
+                    result = restore_previous_release(
+                        fs, plan.live, "faults", plan.bad_release, EVIDENCE, check, plan.holder
+                    )
+                else:
+                    result = deploy(
+                        artifact, fs, plan.live, "faults", check, keep=KEEP, holder=plan.holder, reconnect=reconnect
+                    )
                 record["result"] = result.as_dict()
             except deploy_module.DeployError as exc:
                 record["raised"] = str(exc)
         record["token"] = tokens[-1] if tokens else ""
+        record["requests"] = requests[0]
     except Exception as exc:  # a fault before or around the deploy: recorded, judged by the parent
         record["raised"] = f"{type(exc).__name__}: {exc}"
         record["trace"] = traceback.format_exc()[-1500:]
@@ -445,11 +473,14 @@ class Tally:
     injected: int = 0
     held: int = 0
     retry_ok: int = 0
+    interrupted: int = 0  # rollback campaign: the attempt carrying the fault did not finish clean
     broken: list[str] = field(default_factory=list)
 
 
 class Campaign:
-    def __init__(self, seed: int, workdir: Path, user: pwd.struct_passwd, log: Any = None) -> None:
+    def __init__(
+        self, seed: int, workdir: Path, user: pwd.struct_passwd, log: Any = None, classes: tuple[str, ...] = CLASSES
+    ) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
         self.work = workdir
@@ -473,7 +504,7 @@ class Campaign:
             "version.json": b'{"version": "0.9.0", "build": "by-hand"}',
         }
         self.reader.valid.add(self.hand[MAIN])
-        self.tallies: dict[str, Tally] = {c: Tally() for c in CLASSES}
+        self.tallies: dict[str, Tally] = {c: Tally() for c in classes}
         self.shops = 0
         self.fault_no = 0
         self.findings: list[str] = []
@@ -567,24 +598,26 @@ class Campaign:
                     }
         return found
 
+    def incomplete(self, live: Path) -> list[str]:
+        """What keeps the release the live link points at from being complete and equal to its manifest."""
+        folder = Path(releases_dir_for(str(live))) / os.path.basename(os.readlink(live))
+        mpath = Path(manifest_path(releases_dir_for(str(live)), folder.name))
+        if not folder.is_dir() or not mpath.is_file():
+            return [f"live points at {folder.name}, which is not a complete release"]
+        manifest = json.loads(mpath.read_text())
+        bad = [
+            r
+            for r, d in manifest.items()
+            if not (folder / r).is_file() or hashlib.sha256((folder / r).read_bytes()).hexdigest() != d
+        ]
+        return [f"live release {folder.name} differs from its manifest: {bad[:3]}"] if bad else []
+
     def check(self, cls: str, live: Path, before: dict[str, Any], records: list[dict], gate_failed: bool) -> list[str]:
         """Every invariant right after a fault. Returns what broke."""
         broken: list[str] = []
         served = self.served(live)
         if live.is_symlink():
-            folder = Path(releases_dir_for(str(live))) / os.path.basename(os.readlink(live))
-            mpath = Path(manifest_path(releases_dir_for(str(live)), folder.name))
-            if not folder.is_dir() or not mpath.is_file():
-                broken.append(f"live points at {folder.name}, which is not a complete release")
-            else:
-                manifest = json.loads(mpath.read_text())
-                bad = [
-                    r
-                    for r, d in manifest.items()
-                    if not (folder / r).is_file() or hashlib.sha256((folder / r).read_bytes()).hexdigest() != d
-                ]
-                if bad:
-                    broken.append(f"live release {folder.name} differs from its manifest: {bad[:3]}")
+            broken += self.incomplete(live)
         elif live.is_dir():
             if before.get("served") != "hand-installed":
                 broken.append("the live path is a plain folder")
@@ -797,6 +830,132 @@ class Campaign:
             self.reader.paths.remove(live)
         shutil.rmtree(live.parent.parent, ignore_errors=True)  # the tmpfs is small on purpose
 
+    # --- the KPI-triggered rollback (restore_previous_release), under the same faults
+
+    def rollback_fault(self, cls: str) -> None:
+        """A store on its second release (the one the payment analysis failed) is rolled back to the first
+        by a forked process carrying the fault; then the invariants, the run's retry, the next deploy."""
+        self.fault_no += 1
+        holder = f"gate-{self.seed}-{self.fault_no}"
+        tally = self.tallies[cls]
+        tally.injected += 1
+        self.reader.label = f"rollback fault {self.fault_no} {cls}"
+        live = self.new_shop()
+        self.web.live = live
+        prev = self.pick(None)
+        bad = self.pick(prev.release_id)
+        for art in (prev, bad):  # set up in this process (the faults are the rollback's, not these deploys')
+            done = deploy(art, LocalFS(Path("/")), str(live), "faults", lambda *_a: HealthResult(True, "setup"))
+            if done.deployed_version != art.release_id or done.error:
+                raise RuntimeError(f"setting up {live} failed: {done}")
+        chown_tree(live.parent.parent, self.user)
+        self.reader.paths.append(live)
+        before = self.snapshot(live)
+        rng = self.rng
+        back = self.rollback_plan(live, bad, holder)
+        if cls == "kill_sftp":  # a whole rollback makes about 78 SFTP requests
+            records = self.run([replace(back, kill_at=rng.randint(1, 80))])
+        elif cls == "sshd_killed":
+            records = self.run([replace(back, kill_sshd_at=rng.randint(1, 78), sshd_pid=self.sshd.process.pid)])
+        elif cls in ("conn_cut", "conn_blackhole"):
+            mode = "cut" if cls == "conn_cut" else "blackhole"
+            records = self.run([replace(back, port=self.proxy.port)], proxy=(mode, rng.randint(2000, 14000)))
+        elif cls == "disk_full":
+            stat = os.statvfs(self.mount)
+            filler = self.mount / "filler"
+            with open(filler, "wb") as fh, contextlib.suppress(OSError):
+                fh.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - rng.randint(0, 12_000)))
+            try:
+                records = self.run([back])
+            finally:
+                filler.unlink()
+        else:  # lock_held: another run deploys to the store (its health route answers slowly) as the gate acts
+            self.web.slow = 0.5  # under the gate's 1 s timeout: the deploy holds the lock for seconds, then passes
+            try:
+                records = self.run([self.plan(live, bad, f"{holder}-deploy"), replace(back, start_delay=0.6)])
+            finally:
+                self.web.slow = 0.0
+            if "another deploy holds" not in str(records[1].get("result", {}).get("error")):
+                self.findings.append(f"fault {self.fault_no}: the rollback did not respect a held lock: {records[1]}")
+            records = records[1:]
+        self.ensure_sshd()
+        first = records[0].get("result") or {}
+        if not first or first.get("error") or not first.get("marked_bad"):
+            tally.interrupted += 1
+        broken = self.check_rollback(live, before, prev.release_id, bad.release_id, records)
+        # the run's retry, at once, the fault gone: same holder, so it takes over the lock a killed attempt left
+        [retry] = self.run([back])
+        result = retry.get("result") or {}
+        history = read_history(_Local(live), str(live))
+        if (
+            result
+            and not result["error"]
+            and result["deployed_version"] == prev.release_id
+            and self.served(live) == prev.release_id
+            and bad_mark(history, bad.release_id) is not None
+        ):
+            tally.retry_ok += 1
+        else:
+            broken.append(f"the retry did not end on {prev.release_id}, marked: {retry.get('raised') or result}")
+        broken += self.check_rollback(live, self.snapshot(live), prev.release_id, bad.release_id, [retry])
+        # the next successful deploy leaves nothing behind
+        after = self.pick(bad.release_id)
+        if after.release_id == prev.release_id:
+            after = self.pick(bad.release_id)
+        deployed = self.deploy_ok(live, after, f"next-{self.fault_no}").get("result") or {}
+        if deployed.get("deployed_version") != after.release_id or deployed.get("error"):
+            broken.append(f"the next deploy failed: {deployed}")
+        else:
+            junk = self.leftovers(live)
+            if junk:
+                broken.append(f"leftovers after the next successful deploy: {junk[:5]}")
+        if broken:
+            tally.broken.append(f"fault {self.fault_no}: " + "; ".join(broken))
+            self.log(f"fault {self.fault_no} {cls}: BROKEN {broken}")
+        else:
+            tally.held += 1
+        with self.reader.lock:
+            self.reader.paths.remove(live)
+        shutil.rmtree(live.parent.parent, ignore_errors=True)
+
+    def rollback_plan(self, live: Path, bad: Artifact, holder: str) -> Plan:
+        return replace(self.plan(live, bad, holder), bad_release=bad.release_id)
+
+    def check_rollback(self, live: Path, before: dict[str, Any], prev: str, bad: str, records: list[dict]) -> list[str]:
+        """After a rollback (or its fault): the store serves one complete release, the bad one or the one
+        before it; the result equals what it serves; the bad mark only with the store back on `prev`."""
+        broken: list[str] = []
+        served = self.served(live)
+        if not live.is_symlink():
+            return ["the live path is not a link to a release"]
+        broken += self.incomplete(live)
+        if served not in (prev, bad):
+            broken.append(f"the store serves {served}, neither {bad} (bad) nor {prev} (before it)")
+        for rec in records:
+            broken += rec.get("violations", [])
+            result = rec.get("result")
+            if result is None:
+                continue
+            recorded = result["deployed_version"]
+            if recorded is None and any(s["step"] == "read back" for s in result["steps"]):
+                self.unknown_results += 1
+            elif recorded != served:
+                broken.append(f"recorded {recorded}, the store serves {served}")
+            if result.get("marked_bad") and (result.get("health") != "healthy" or served != prev):
+                broken.append(f"marked {bad} bad with health {result.get('health')}, serving {served}")
+        history = read_history(_Local(live), str(live))
+        if bad_mark(history, bad) is not None and served != prev:
+            broken.append(f"{bad} is marked bad but the store serves {served}")
+        if bad_mark(history, prev) is not None:
+            broken.append(f"{prev} (the release rolled back to) was marked bad")
+        after = self.folders(live)
+        for name, files in before["folders"].items():
+            if name not in after:
+                broken.append(f"release folder {name} was deleted by the rollback")
+            elif after[name] != files:
+                broken.append(f"release folder {name} was modified")
+        return broken
+
     def abandon_lock(self, live: Path, holder: str) -> None:
         """A lock left by a deployer that died long ago: its lease last renewed an hour ago on the store's
         clock (its own clock claimed the future)."""
@@ -846,29 +1005,35 @@ class _Local:
         return os.path.lexists(path)
 
 
-def schedule(seed: int, total: int) -> list[str]:
+def schedule(seed: int, total: int, rollback: bool = False) -> list[str]:
     """The faults to inject: the full mix scaled to `total`, every class at least once, shuffled by seed."""
-    weight = sum(WEIGHTS.values())
-    counts = {c: max(1, round(WEIGHTS[c] * total / weight)) for c in CLASSES}
-    faults = [c for c in CLASSES for _ in range(counts[c])]
+    classes, weights = (ROLLBACK_CLASSES, ROLLBACK_WEIGHTS) if rollback else (CLASSES, WEIGHTS)
+    weight = sum(weights.values())
+    counts = {c: max(1, round(weights[c] * total / weight)) for c in classes}
+    faults = [c for c in classes for _ in range(counts[c])]
     random.Random(seed).shuffle(faults)
     return faults
 
 
-def run_campaign(seed: int, total: int, workdir: Path, user: pwd.struct_passwd, log: Any = None) -> dict[str, Any]:
-    campaign = Campaign(seed, workdir, user, log)
+def run_campaign(
+    seed: int, total: int, workdir: Path, user: pwd.struct_passwd, log: Any = None, rollback: bool = False
+) -> dict[str, Any]:
+    """The deploy campaign, or with `rollback` the KPI-triggered rollback's (ROLLBACK_CLASSES)."""
+    campaign = Campaign(seed, workdir, user, log, ROLLBACK_CLASSES if rollback else CLASSES)
     started = time.monotonic()
     try:
-        for cls in schedule(seed, total):
+        for cls in schedule(seed, total, rollback):
             try:
-                campaign.fault(cls)
+                (campaign.rollback_fault if rollback else campaign.fault)(cls)
             except Exception as exc:  # a deploy that failed with no fault injected is a finding too
                 campaign.findings.append(f"fault {campaign.fault_no} {cls}: {type(exc).__name__}: {str(exc)[:300]}")
                 campaign.ensure_sshd()
     finally:
         campaign.close()
     table = {
-        c: {"injected": t.injected, "held": t.held, "retry_succeeded": t.retry_ok} for c, t in campaign.tallies.items()
+        c: {"injected": t.injected, "held": t.held, "retry_succeeded": t.retry_ok}
+        | ({"interrupted": t.interrupted} if rollback else {})
+        for c, t in campaign.tallies.items()
     }
     return {
         "seed": seed,
