@@ -7,7 +7,8 @@ retry succeeded. The last line is a JSON object with the figures.
 
 With --rollback, the faults go into KPI-triggered rollbacks (rollout_gate.restore_previous_release) of a
 store from its second release back to its first, and a retry counts only when it ends on the first, the
-second marked bad.
+second marked bad; "interrupted" counts faults that kept the attempt from finishing clean, and
+"switched-unmarked" those that left the store on the first release without the mark (the retry finishes).
 
 Needs root (the deploy account, the sshd, a tmpfs for the store). Faults and invariants:
 tests/integration/faults.py; what they mean: docs/deploys.md.
@@ -42,9 +43,10 @@ def main() -> None:
         figures = run_campaign(args.seed, args.faults, work, user, print if args.verbose else None, args.rollback)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{'fault class':16} {'injected':>8} {'held':>6} {'retry ok':>9}" + (" interrupted" if args.rollback else ""))
+    extra = " interrupted switched-unmarked" if args.rollback else ""
+    print(f"{'fault class':16} {'injected':>8} {'held':>6} {'retry ok':>9}{extra}")
     for cls, row in figures["classes"].items():
-        cut = f" {row['interrupted']:11}" if args.rollback else ""
+        cut = f" {row['interrupted']:11} {row['switched_unmarked']:17}" if args.rollback else ""
         print(f"{cls:16} {row['injected']:8} {row['held']:6} {row['retry_succeeded']:9}{cut}")
     print(f"{'total':16} {figures['faults']:8} {figures['held']:6} {figures['retry_succeeded']:9}")
     reader = figures["reader"]

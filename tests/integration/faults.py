@@ -474,6 +474,7 @@ class Tally:
     held: int = 0
     retry_ok: int = 0
     interrupted: int = 0  # rollback campaign: the attempt carrying the fault did not finish clean
+    unfinished: int = 0  # rollback campaign: the fault left the store on the previous release, unmarked
     broken: list[str] = field(default_factory=list)
 
 
@@ -882,6 +883,9 @@ class Campaign:
         first = records[0].get("result") or {}
         if not first or first.get("error") or not first.get("marked_bad"):
             tally.interrupted += 1
+        history = read_history(_Local(live), str(live))
+        if self.served(live) == prev.release_id and bad_mark(history, bad.release_id) is None:
+            tally.unfinished += 1  # the retry must finish this rollback, not leave it alone
         broken = self.check_rollback(live, before, prev.release_id, bad.release_id, records)
         # the run's retry, at once, the fault gone: same holder, so it takes over the lock a killed attempt left
         [retry] = self.run([back])
@@ -1032,7 +1036,7 @@ def run_campaign(
         campaign.close()
     table = {
         c: {"injected": t.injected, "held": t.held, "retry_succeeded": t.retry_ok}
-        | ({"interrupted": t.interrupted} if rollback else {})
+        | ({"interrupted": t.interrupted, "switched_unmarked": t.unfinished} if rollback else {})
         for c, t in campaign.tallies.items()
     }
     return {
