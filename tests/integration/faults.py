@@ -5,6 +5,8 @@ answers come from the files the live path serves), then every invariant of docs/
 then the run's retry is made and checked too.
 
 Used by bench/deploy_faults.py (the full campaign) and tests/integration/test_deploy_faults.py (a slice).
+With `rollback=True` (bench/deploy_faults.py --rollback, tests/integration/test_rollback_faults.py) the
+faults go into the payment gate's rollback (rollout_gate.restore_previous_release) instead of deploys.
 """
 
 from __future__ import annotations
