@@ -63,5 +63,8 @@ def test_every_invariant_holds_after_every_fault_of_a_kpi_rollback():
     assert figures["faults"] >= 18 and set(figures["classes"]) == set(ROLLBACK_CLASSES)
     assert figures["broken"] == []
     assert figures["held"] == figures["faults"] and figures["retry_succeeded"] == figures["faults"]
+    # the slice reaches the store switched but not yet marked (the retry finishes it) and faults that bite
+    assert sum(row["switched_unmarked"] for row in figures["classes"].values()) >= 1
+    assert sum(row["interrupted"] for row in figures["classes"].values()) >= figures["faults"] // 2
     assert figures["reader"]["reads"] > 1000
     assert figures["reader"]["missing"] == 0 and figures["reader"]["torn"] == 0
