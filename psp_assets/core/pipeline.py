@@ -413,6 +413,36 @@ def open_store(
         yield fs
 
 
+def health_route(template: Template, config: ClientConfig, cache: TemplateCache | None = None) -> str | None:
+    """The plugin's health route for this client (template.yaml deploy.health_route, rendered), or None."""
+    if not template.spec.deploy.health_route:
+        return None
+    context = render_context(template, config, catalog_for(template, config, cache))
+    return render_string(template.spec.deploy.health_route, context)
+
+
+def store_health(
+    fs: StoreFS,
+    manifest_fs: StoreFS | Callable[[], StoreFS],
+    template: Template,
+    target: LocalTarget | SftpTarget,
+    php: PhpRuntime,
+    route: str | None,
+    where: str,
+) -> HealthCheck:
+    """The health gate of a switch on one store target, for deploys and rollbacks alike: the live files
+    match the manifest (read over `manifest_fs`); on local stores PHP lints them and Node checks the JS;
+    when the target configures `health`, the storefront and the plugin's health route answer over HTTP."""
+    checks = [manifest_health(manifest_fs)]
+    if isinstance(fs, LocalFS) and template.spec.lint_globs:
+        checks.append(local_health(fs, php, template.spec.lint_globs))
+    if isinstance(fs, LocalFS) and template.spec.js_check_globs:
+        checks.append(js_health(fs, template.spec.js_check_globs))
+    if target.health is not None:
+        checks.append(http_health(gate_settings(target.health, route, where)))
+    return combine(*checks)
+
+
 def deploy_plugin(
     paths: Paths,
     config: ClientConfig,
@@ -433,8 +463,7 @@ def deploy_plugin(
     """
     settings = config.platform(platform)
     template = template_for(paths, platform, cache)
-    context = render_context(template, config, catalog_for(template, config, cache))
-    route = render_string(template.spec.deploy.health_route, context) if template.spec.deploy.health_route else None
+    route = health_route(template, config, cache)
     results: list[Deployment] = []
     for target in settings.targets if settings else []:
         result = _deploy_target(
@@ -470,19 +499,12 @@ def _deploy_target(
         with open_store(paths, target, secret, where, connections) as fs:
             live = target.path
             fs.makedirs(posixpath.dirname(live))
-            health_checks = [manifest_health(lambda: spares[-1] if spares else fs)]
-            if isinstance(fs, LocalFS) and template.spec.lint_globs:
-                health_checks.append(local_health(fs, php, template.spec.lint_globs))
-            if isinstance(fs, LocalFS) and template.spec.js_check_globs:
-                health_checks.append(js_health(fs, template.spec.js_check_globs))
-            if target.health is not None:
-                health_checks.append(http_health(gate_settings(target.health, route, where)))
             return deploy(
                 artifact,
                 fs,
                 live,
                 target.name,
-                combine(*health_checks),
+                store_health(fs, lambda: spares[-1] if spares else fs, template, target, php, route, where),
                 keep=target.keep_releases,
                 lease_seconds=lease_seconds_for(target),
                 holder=f"{holder}|{target.name}" if holder else None,

@@ -245,24 +245,11 @@ def roll_back_target(
     if target is None:
         return Deployment(target_name, bad_release, error=f"{where}: no longer in the client config; left alone")
     template = pipeline.template_for(paths, platform, cache)
-    context = pipeline.render_context(template, config, pipeline.catalog_for(template, config, cache))
-    route = (
-        pipeline.render_string(template.spec.deploy.health_route, context)
-        if template.spec.deploy.health_route
-        else None
-    )
+    route = pipeline.health_route(template, config, cache)
     try:
         with pipeline.open_store(paths, target, secret, where, connections) as fs:
-            checks = [pipeline.manifest_health(fs)]
-            if isinstance(fs, pipeline.LocalFS) and template.spec.lint_globs:
-                checks.append(pipeline.local_health(fs, php, template.spec.lint_globs))
-            if isinstance(fs, pipeline.LocalFS) and template.spec.js_check_globs:
-                checks.append(pipeline.js_health(fs, template.spec.js_check_globs))
-            if target.health is not None:
-                checks.append(pipeline.http_health(pipeline.gate_settings(target.health, route, where)))
-            return restore_previous_release(
-                fs, target.path, target_name, bad_release, evidence, pipeline.combine(*checks), holder
-            )
+            health = pipeline.store_health(fs, fs, template, target, php, route, where)
+            return restore_previous_release(fs, target.path, target_name, bad_release, evidence, health, holder)
     except (PspError, OSError, EOFError) as exc:
         return Deployment(
             target_name, bad_release, error=f"{where}: rollback did not complete ({exc}); check what the store serves"
