@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from psp_assets.core import compat  # noqa: E402
-from psp_assets.core.checks import match_glob  # noqa: E402
-from psp_assets.core.config import Fleet, load_fleet  # noqa: E402
-from psp_assets.core.php import BOOTS, PhpRuntimes, WasmPhp  # noqa: E402
+from psp_assets.core.config.fleet import Fleet, load_fleet  # noqa: E402
+from psp_assets.core.runtimes.php import BOOTS, PhpRuntimes, WasmPhp  # noqa: E402
+from psp_assets.core.verify.checks import match_glob  # noqa: E402
 
 TEMPLATES = REPO / "templates"
 DEMO = REPO / "client_configs"

@@ -20,17 +20,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from psp_assets.core.lineage import render_plugin
+from psp_assets.core.workspace import Paths, catalog_for
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from psp_assets.core import contract, contract_node, openapi, pipeline  # noqa: E402
-from psp_assets.core.config import load_client  # noqa: E402
-from psp_assets.core.contract_api import EXAMPLE_SCENARIO, WITHOUT  # noqa: E402
-from psp_assets.core.contract_bridge import contract_target  # noqa: E402
-from psp_assets.core.node import default_node  # noqa: E402
-from psp_assets.core.php import NativePhp, PhpRuntimes  # noqa: E402
-from psp_assets.core.render import render_context  # noqa: E402
-from psp_assets.core.templates import load_template  # noqa: E402
+from psp_assets.core.config.model import load_client  # noqa: E402
+from psp_assets.core.payments import openapi  # noqa: E402
+from psp_assets.core.render.engine import render_context  # noqa: E402
+from psp_assets.core.runtimes.node import default_node  # noqa: E402
+from psp_assets.core.runtimes.php import NativePhp, PhpRuntimes  # noqa: E402
+from psp_assets.core.templates.spec import load_template  # noqa: E402
+from psp_assets.core.verify.contract import cases as contract  # noqa: E402
+from psp_assets.core.verify.contract import node as contract_node  # noqa: E402
+from psp_assets.core.verify.contract.api import EXAMPLE_SCENARIO, WITHOUT  # noqa: E402
+from psp_assets.core.verify.contract.bridge import contract_target  # noqa: E402
 
 DEMO = {"woocommerce": "nordbank", "magento2": "nordbank", "shopify": "nordbank", "prestashop": "alpenkasse",
         "opencart": "baltic-credit"}  # fmt: skip
@@ -60,7 +65,7 @@ def main() -> None:
     assert problems == [], problems
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-contract-"))
-    paths = pipeline.Paths(REPO / "client_configs", REPO / "templates", tmp / "data", tmp / "stores")
+    paths = Paths(REPO / "client_configs", REPO / "templates", tmp / "data", tmp / "stores")
     native, pool, node = NativePhp(), PhpRuntimes(), default_node()
     figures: dict[str, dict[str, float]] = {"contract_load_and_validate_ms": {"first": load_ms}}
     print(f"contract document loaded and validated (OAS 3.1 schema, examples): {load_ms} ms, then cached")
@@ -68,9 +73,9 @@ def main() -> None:
     try:
         for platform, client in DEMO.items():
             config = load_client(REPO / "client_configs" / f"{client}.yaml")
-            source = pipeline.render_plugin(paths, config, platform)
+            source = render_plugin(paths, config, platform)
             template = load_template(paths.templates_dir, platform)
-            target = contract_target(template, render_context(template, config, pipeline.catalog_for(template, config)))
+            target = contract_target(template, render_context(template, config, catalog_for(template, config)))
             runtimes = [("node", node)] if template.spec.contract.runtime == "node" else [
                 ("native", native), ("wasm 7.4", pool(template.spec.php.versions()[0]))]  # fmt: skip
             for label, runtime in runtimes:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from jinja2 import Environment
 from jinja2.ext import Extension
 
-from psp_assets.core import escape
+from psp_assets.core.render import escape
 
 
 class PspEscapeFilters(Extension):
-    """Registers `php`, `js`, `json`, `xml`, `po`, `csv`, `header`, `ident` and `slug` (psp_assets.core.escape)."""
+    """Registers `php`, `js`, `json`, `xml`, `po`, `csv`, `header`, `ident` and `slug`
+    (psp_assets.core.render.escape)."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)

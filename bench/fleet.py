@@ -9,13 +9,13 @@ variant runs in a fresh process of its own (its peak memory is its own, PHP runt
 one after the other:
 
 - setup:       the sensors record the five templates and the N client configs (not a figure).
-- render_ours: rendering alone, N x 5 plugins to disk (pipeline.render_plugin).
+- render_ours: rendering alone, N x 5 plugins to disk (render_plugin).
 - render_copier: Copier 9 rendering the same templates for the same clients (a Copier template built from
                ours: `_templates_suffix: .j2`, our escaping filters through `_jinja_extensions`, per-locale
                files through Copier's `yield` tag, our context as data; .mo files compiled as ours are).
                Identity with our output is asserted on one client before timing and on all after.
 - plain_fleet: render + test + build of N x 5 as a plain Python loop over the core functions
-               (pipeline.render_plugin/test_plugin/build_plugin, one PHP runtime pool): the practical floor.
+               (render_plugin/test_plugin/build_plugin, one PHP runtime pool): the practical floor.
 - dagster_fleet: the same work through Dagster: one plugin_build_job run over the whole `client|platform`
                rectangle (range run tags, psp_assets.defs.ranges). On a tree without range runs, render/test/
                build one in-process run per partition, and the JSON says which mode was measured.
@@ -26,12 +26,12 @@ one after the other:
                last store healthy; then every target's health route must report the built release.
                PHP runtimes boot in the variant's process, as in a run process without the runtime service.
 - onboard_service: the same for the pending client's twin (same draw, another id), with the PHP runtime
-               service (core/php_service.py) started next to the bench as the daemon would have it and
+               service (core/runtimes/php_service.py) started next to the bench as the daemon would have it and
                warmed on every PHP version; its CPU during the variant (its own and its runtimes') is
                added to the variant's. The fleet variants run with PSP_PHP_SERVICE=off.
 
 `--onboarding-only` runs setup and the two onboarding variants. Check results are remembered by content
-(core/check_cache.py) in each variant's data dir as in production; the fleet variants start with empty
+(core/runtimes/check_cache.py) in each variant's data dir as in production; the fleet variants start with empty
 caches of their own. Targets: onboarding under 5 s, Dagster fleet rebuild within 1.5x of the plain loop,
 rendering faster than Copier. Peak memory is resource.getrusage ru_maxrss of each variant's process (self)
 and of its largest finished child process (PHP/Node runtimes, children). CPU time (process + finished
@@ -55,6 +55,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from psp_assets.core import lineage
+from psp_assets.core.lineage import build_plugin, render_plugin
+from psp_assets.core.workspace import catalog_for
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -85,7 +89,7 @@ def workspace_env(root: Path) -> dict[str, str]:
 
 
 def _paths(root: Path, data: str = "data") -> Any:
-    from psp_assets.core.pipeline import Paths
+    from psp_assets.core.workspace import Paths
 
     return Paths(
         configs_dir=root / "configs", templates_dir=root / "templates", data_dir=root / data, stores_dir=root / "stores"
@@ -223,14 +227,13 @@ def work_setup(root: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def work_render_ours(root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from psp_assets.core import pipeline
 
     paths = _paths(root, "data-render")
     fleet = paths.fleet()
     keys = _keys(root)
     started, cpu = time.perf_counter(), CpuClock()
     for cid, platform in keys:
-        pipeline.render_plugin(paths, fleet.client(cid), platform, root / "render-ours" / cid / platform)
+        render_plugin(paths, fleet.client(cid), platform, root / "render-ours" / cid / platform)
     return {"s": time.perf_counter() - started, **cpu.figures(), "plugins": len(keys)}
 
 
@@ -278,10 +281,9 @@ def work_render_copier(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         import copier
     except ImportError:
         raise SystemExit("Copier is not installed: .venv/bin/pip install -e '.[dev]'") from None
-    from psp_assets.core import pipeline
     from psp_assets.core.i18n import compile_mo, parse_po
-    from psp_assets.core.render import render, render_context
-    from psp_assets.core.templates import load_template
+    from psp_assets.core.render.engine import render, render_context
+    from psp_assets.core.templates.spec import load_template
 
     paths = _paths(root, "data-render")
     fleet = paths.fleet()
@@ -290,7 +292,7 @@ def work_render_copier(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     sources = {p: copier_template(t, root / "copier-templates" / p) for p, t in templates.items()}
     # Copier gets our context as its data, computed before the clock starts (so its figure is a floor)
     data = {
-        (cid, p): render_context(templates[p], fleet.client(cid), pipeline.catalog_for(templates[p], fleet.client(cid)))
+        (cid, p): render_context(templates[p], fleet.client(cid), catalog_for(templates[p], fleet.client(cid)))
         for cid, p in keys
     }
 
@@ -338,14 +340,13 @@ def runtime_boots(pool: Any) -> dict[str, Any]:
 
 
 def _close_runtimes() -> dict[str, Any]:
-    from psp_assets.core.php import shared_runtimes
+    from psp_assets.core.runtimes.php_service import shared_runtimes
 
     return runtime_boots(shared_runtimes())
 
 
 def work_plain_fleet(root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from psp_assets.core import pipeline
-    from psp_assets.core.php import NativePhp, PhpRuntimes
+    from psp_assets.core.runtimes.php import NativePhp, PhpRuntimes
 
     paths = _paths(root, "data-plain")
     fleet = paths.fleet()
@@ -355,12 +356,12 @@ def work_plain_fleet(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     with PhpRuntimes() as runtimes:
         for cid, platform in keys:
             config = fleet.client(cid)
-            source = pipeline.render_plugin(paths, config, platform)
-            report = pipeline.test_plugin(paths, config, source.tree, source.path, php, runtimes)
+            source = render_plugin(paths, config, platform)
+            report = lineage.test_plugin(paths, config, source.tree, source.path, php, runtimes)
             if not report.passed:
                 failed.append(f"{cid}|{platform}")
                 continue
-            pipeline.build_plugin(paths, config, source.tree, report)
+            build_plugin(paths, config, source.tree, report)
         seconds = time.perf_counter() - started
         boots = runtime_boots(runtimes)
     if failed:
@@ -442,8 +443,8 @@ def work_onboard_service(root: Path, args: argparse.Namespace) -> dict[str, Any]
 def work_onboard(root: Path, args: argparse.Namespace, pending: str = "pending") -> dict[str, Any]:
     import dagster as dg
 
-    from psp_assets.core import check_cache
-    from psp_assets.core.health import fetch
+    from psp_assets.core.deploy.health import fetch
+    from psp_assets.core.runtimes import check_cache
     from psp_assets.defs.plugins.sensors import client_configs_sensor, lineage_on_upstream_change_sensor
     from psp_assets.fleet import latest_metadata
 
@@ -468,7 +469,7 @@ def work_onboard(root: Path, args: argparse.Namespace, pending: str = "pending")
     (root / "state.json").write_text(json.dumps(state))
 
     problems = [f"run {r['partition']} failed ({r['run']})" for r in config_runs + lineage_runs if not r["ok"]]
-    from psp_assets.core.config import load_client
+    from psp_assets.core.config.model import load_client
 
     config = load_client(root / "configs" / new.name)
     targets = 0
@@ -508,7 +509,7 @@ def work_onboard(root: Path, args: argparse.Namespace, pending: str = "pending")
 
 def _service_use() -> dict[str, Any]:
     """Requests the runtime service answered for this process, and the ones that fell back."""
-    from psp_assets.core.php import shared_runtimes
+    from psp_assets.core.runtimes.php_service import shared_runtimes
 
     pool = shared_runtimes()
     runtimes = [pool.get(v) for v in pool.versions]
@@ -519,9 +520,10 @@ def _service_use() -> dict[str, Any]:
 
 
 def _health_url(config: Any, platform: str, target: Any) -> str:
-    from psp_assets.core.pipeline import catalog_for, gate_settings
-    from psp_assets.core.render import render_context, render_string
-    from psp_assets.core.templates import load_template
+    from psp_assets.core.deploy.stores import gate_settings
+    from psp_assets.core.render.engine import render_context, render_string
+    from psp_assets.core.templates.spec import load_template
+    from psp_assets.core.workspace import catalog_for
 
     template = load_template(Path(os.environ["PSP_TEMPLATES_DIR"]), platform)
     route = render_string(
@@ -568,12 +570,12 @@ def _child(name: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
 def twin_client(source: Path, out_dir: Path, index: int) -> Path:
     """The same client drawn again under another id (synthetic index `index`): same platforms, targets,
     locales and texts, so the two onboarding variants do the same work."""
-    from bench.synthetic import _letters, _studly
+    from bench.synthetic import letters, studly
 
     old = source.stem
-    new = f"{old.rsplit('-', 1)[0]}-{_letters(index)}"
+    new = f"{old.rsplit('-', 1)[0]}-{letters(index)}"
     text = source.read_text()
-    for before, after in ((old, new), (_studly(old), _studly(new)), (old.replace("-", "_"), new.replace("-", "_"))):
+    for before, after in ((old, new), (studly(old), studly(new)), (old.replace("-", "_"), new.replace("-", "_"))):
         text = text.replace(before, after)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{new}.yaml"
@@ -590,7 +592,7 @@ class RuntimeService:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PSP_")} | workspace_env(root)
 
     def _cli(self, *args: str) -> dict[str, Any]:
-        command = [sys.executable, "-m", "psp_assets.core.php_service", *args]
+        command = [sys.executable, "-m", "psp_assets.core.runtimes.php_service", *args]
         out = subprocess.run(command, capture_output=True, text=True, env=self.env, cwd=REPO, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -7,7 +7,7 @@ The seeded demo generator writes the ledger (SQLite, or a fresh schema of Postgr
 its payment events), the store orders as 20 CSV exports (10 clients x 2 platforms) with the client configs
 naming them, and the same data as Parquet. Each measured variant then runs in its own fresh process, so its
 peak memory (VmHWM) and CPU time are its own:
-  core        psp_assets.core.reconciliation on the Parquet snapshot: validate both sides, join, classify
+  core        psp_assets.core.reconciliation.reconcile on the Parquet snapshot: validate both sides, join, classify
   job         payment_reconciliation_job end to end, in process: the ledger read from the database, the
               20 CSV exports read, validated, reconciled, reports and Parquet written, healing (none opted in)
   baseline    the core's judgement as a plain Python loop over dicts (the practical floor of "no library")
@@ -36,8 +36,8 @@ PLATFORMS = ("woocommerce", "magento2")
 def generate(directory: Path, orders: int, postgres: str | None) -> dict:
     import pandas as pd
 
-    from psp_assets.core.demo_data import Partition, generate
-    from psp_assets.core.reconciliation import StatusRules
+    from psp_assets.core.reconciliation.demo import Partition, generate
+    from psp_assets.core.reconciliation.reconcile import StatusRules
 
     rules = StatusRules.load(REPO / "templates", PLATFORMS)
     clients = [f"client-{i:02d}" for i in range(max(1, orders // 100_000))]
@@ -115,7 +115,7 @@ def _write_ledger(directory: Path, payments, events, postgres: str | None) -> st
     import sqlite3
     import uuid
 
-    from psp_assets.core.ledger import EVENT_FIELDS, PAYMENT_FIELDS, Ledger, sqlite_url
+    from psp_assets.core.reconciliation.ledger import EVENT_FIELDS, PAYMENT_FIELDS, Ledger, sqlite_url
 
     if postgres:
         schema = f"psp_bench_{uuid.uuid4().hex[:10]}"
@@ -171,7 +171,7 @@ def run_vectorised(directory: Path) -> dict:
 
     import pandas as pd
 
-    from psp_assets.core.reconciliation import StatusRules, reconcile, validate_orders, validate_payments
+    from psp_assets.core.reconciliation.reconcile import StatusRules, reconcile, validate_orders, validate_payments
 
     payments, orders, meta = load(directory)
     rules = StatusRules.load(REPO / "templates", PLATFORMS)
@@ -263,9 +263,9 @@ def run_baseline(directory: Path) -> dict:
     """The same judgement with dicts and a loop: parse each row, index orders, walk payments."""
     from datetime import datetime
 
-    from psp_assets.core.iso4217 import ISO_4217
-    from psp_assets.core.reconciliation import CAPTURED_STATUSES, StatusRules
-    from psp_assets.core.statuses import SETTLED_STATUSES
+    from psp_assets.core.payments.iso4217 import ISO_4217
+    from psp_assets.core.payments.statuses import SETTLED_STATUSES
+    from psp_assets.core.reconciliation.reconcile import CAPTURED_STATUSES, StatusRules
 
     payments, orders, meta = load(directory)
     rules = StatusRules.load(REPO / "templates", PLATFORMS)

@@ -6,7 +6,7 @@ A fleet of stores of one platform produces ledger traffic (authorization attempt
 decline reason, PSP latency and the store's webhook outcome) at a given rate: about 85 % authorized,
 declines spread over five reasons, about 2 % PSP errors, lognormal latency with a slow tail, a few webhook
 failures. Each simulated release rolls out in waves (canary 1, doubling); after each wave the analysis of
-psp_assets/core/rollout_analysis.py judges the wave at its planned looks, exactly as the sensor would, and
+psp_assets/core/rollout/analysis.py judges the wave at its planned looks, exactly as the sensor would, and
 the rollout goes on, holds, or rolls back. A release either changes nothing or, from its switch on,
 halves the authorization rate, doubles PSP errors, breaks webhook application, or adds 2 s to the P95.
 
@@ -31,9 +31,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from psp_assets.core.config import RolloutAnalysis
-from psp_assets.core.rollout import WavePolicy, plan_waves
-from psp_assets.core.rollout_analysis import Traffic, decide, judge, look_time
+from psp_assets.core.config.model import RolloutAnalysis
+from psp_assets.core.rollout.analysis import Traffic, decide, judge, look_time
+from psp_assets.core.rollout.waves import WavePolicy, plan_waves
 
 EPOCH = datetime(2026, 11, 2, tzinfo=UTC)
 REASONS = ("insufficient_funds", "do_not_honor", "expired_card", "suspected_fraud", "authentication_failed")

@@ -28,13 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from concurrent.futures import ThreadPoolExecutor
 
-from psp_assets.core.config import load_client
-from psp_assets.core.deploy import deploy, extract_release
+from psp_assets.core.config.model import load_client
+from psp_assets.core.deploy.release import deploy, extract_release
+from psp_assets.core.deploy.sftp import SftpFS, SftpPool, SshEndpoint
+from psp_assets.core.deploy.stores import manifest_health
 from psp_assets.core.package import package
-from psp_assets.core.pipeline import catalog_for, manifest_health
-from psp_assets.core.render import render, render_context, render_string
-from psp_assets.core.sftp import SftpFS, SftpPool, SshEndpoint
-from psp_assets.core.templates import load_template
+from psp_assets.core.render.engine import render, render_context, render_string
+from psp_assets.core.templates.spec import load_template
+from psp_assets.core.workspace import catalog_for
 from tests.integration.conftest import DEPLOY_USER, start_sshd
 from tests.integration.faults import stop_sshd
 

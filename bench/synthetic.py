@@ -32,8 +32,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from psp_assets.core.config import PAYMENT_METHODS, PLATFORMS
-from psp_assets.core.templates import TemplateSpec, load_template
+from psp_assets.core.config.model import PAYMENT_METHODS, PLATFORMS
+from psp_assets.core.templates.spec import TemplateSpec, load_template
 
 # Locales with a translation catalog (templates/_shared/i18n) and the source locale. en_US and en_GB
 # are never drawn together: OpenCart folds both into its en-gb language folder.
@@ -64,7 +64,7 @@ DESCRIPTIONS = (
 )
 
 
-def _letters(index: int, width: int = 3) -> str:
+def letters(index: int, width: int = 3) -> str:
     """`index` in base 26 with letters (0 -> "aaa"): OpenCart extension codes may not contain digits."""
     out = ""
     for _ in range(width):
@@ -75,7 +75,7 @@ def _letters(index: int, width: int = 3) -> str:
     return out
 
 
-def _studly(client_id: str) -> str:
+def studly(client_id: str) -> str:
     return "".join(part.capitalize() for part in client_id.split("-"))
 
 
@@ -84,7 +84,7 @@ def _live_path(platform: str, client_id: str, slug: str, target: str) -> str:
     shop = f"fleet/{client_id}/{platform}-{target}"
     return {
         "woocommerce": f"{shop}/wp-content/plugins/{slug}",
-        "magento2": f"{shop}/app/code/Psp{_studly(client_id)}/Payment",
+        "magento2": f"{shop}/app/code/Psp{studly(client_id)}/Payment",
         "shopify": f"{shop}/apps/{slug}",
         "prestashop": f"{shop}/modules/{slug.replace('-', '')}",
         "opencart": f"{shop}/extension/psp_{client_id.replace('-', '_')}",
@@ -97,7 +97,7 @@ def synthetic_client(index: int, seed: int = 7, store_url: str | None = None) ->
     With `store_url` (a `LoopbackStores.url`), every target gets an HTTP health gate on that server."""
     rng = random.Random(f"{seed}:{index}")
     stem = rng.choice(STEMS)
-    client_id = f"{stem}-{_letters(index)}"
+    client_id = f"{stem}-{letters(index)}"
     name = rng.choice(NAMES).format(Stem=stem.capitalize()) + f" {index:04d}"
     locales = rng.sample(LOCALES, rng.randint(1, 3))
     if "en_US" in locales and "en_GB" in locales:

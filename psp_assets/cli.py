@@ -19,12 +19,15 @@ import os
 import sys
 from pathlib import Path
 
-from psp_assets.core.config import PLATFORMS, ClientConfig, json_schema, load_fleet, starter_config
+from psp_assets.core.config.fleet import load_fleet
+from psp_assets.core.config.model import PLATFORMS, ClientConfig, json_schema, starter_config
+from psp_assets.core.config.reference import config_reference
+from psp_assets.core.deploy.stores import clear_bad_mark
 from psp_assets.core.errors import ConfigError, PspError
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.pipeline import REPO_ROOT, Paths, clear_bad_mark, render_plugin
-from psp_assets.core.reference import config_reference
-from psp_assets.core.templates import SHARED_DIR, available_platforms
+from psp_assets.core.lineage import render_plugin
+from psp_assets.core.templates.spec import SHARED_DIR, available_platforms
+from psp_assets.core.workspace import REPO_ROOT, Paths
 
 SCHEMA_PATH = REPO_ROOT / "schema" / "client_config.schema.json"
 REFERENCE_PATH = REPO_ROOT / "docs" / "config-reference.md"
@@ -187,9 +190,9 @@ def cmd_fleet(args: argparse.Namespace, paths: Paths) -> int:
 def cmd_rollout_status(args: argparse.Namespace, paths: Paths) -> int:
     from datetime import UTC, datetime
 
-    from psp_assets.core.ledger import Ledger, sqlite_url
-    from psp_assets.core.rollout_analysis import verdicts_text
-    from psp_assets.core.rollout_gate import RolloutState, evaluate, state_path
+    from psp_assets.core.reconciliation.ledger import Ledger, sqlite_url
+    from psp_assets.core.rollout.analysis import verdicts_text
+    from psp_assets.core.rollout.gate import RolloutState, evaluate, state_path
 
     found = 0
     report = []

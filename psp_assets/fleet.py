@@ -10,9 +10,9 @@ import time
 
 import dagster as dg
 
-from psp_assets.core.config import PLATFORMS
-from psp_assets.core.pipeline import Paths
-from psp_assets.core.templates import available_platforms
+from psp_assets.core.config.model import PLATFORMS
+from psp_assets.core.templates.spec import available_platforms
+from psp_assets.core.workspace import Paths
 from psp_assets.defs.partitions import client_partitions
 from psp_assets.defs.ranges import chunks, range_tags
 

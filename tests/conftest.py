@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from psp_assets.core.config import parse_client
-from psp_assets.core.php import NativePhp
-from psp_assets.core.pipeline import REPO_ROOT, Paths
+from psp_assets.core.config.model import parse_client
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.workspace import REPO_ROOT, Paths
 
 DEMO_CLIENTS = REPO_ROOT / "client_configs"
 TEMPLATES = REPO_ROOT / "templates"

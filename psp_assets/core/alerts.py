@@ -16,8 +16,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Literal, Protocol
 
-from .errors import AlertError
-from .kpis import Breach
+from psp_assets.core.errors import AlertError
+from psp_assets.core.reconciliation.kpis import Breach
 
 Severity = Literal["critical", "warning", "info"]
 _ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":information_source:"}

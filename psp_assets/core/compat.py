@@ -25,14 +25,15 @@ from typing import Any
 
 import pandas as pd
 
-from .api_checks import run_api_checks
-from .checks import CheckResult, check_lint
-from .config import ClientConfig, Fleet, parse_client
-from .contract_bridge import contract_results
-from .errors import CompatError, PspError
-from .php import PhpRuntime
-from .render import render, render_context, write_tree
-from .templates import PHP_VERSIONS, Template, available_platforms, load_template
+from psp_assets.core.config.fleet import Fleet
+from psp_assets.core.config.model import ClientConfig, parse_client
+from psp_assets.core.errors import CompatError, PspError
+from psp_assets.core.render.engine import render, render_context, write_tree
+from psp_assets.core.runtimes.php import PhpRuntime
+from psp_assets.core.templates.spec import PHP_VERSIONS, Template, available_platforms, load_template
+from psp_assets.core.verify.checks import CheckResult, check_lint
+from psp_assets.core.verify.contract.bridge import contract_results
+from psp_assets.core.verify.platform_api import run_api_checks
 
 PASS, FAIL, NOT_DECLARED, NO_PLUGIN = "pass", "fail", "not declared", "no plugin"
 COLUMNS = [
@@ -101,7 +102,7 @@ def php_templates(templates_dir: Path) -> tuple[list[Template], dict[str, str]]:
 def render_plugins(fleet: Fleet, templates: Iterable[Template], work_dir: Path) -> list[MatrixPlugin]:
     """Render every client's plugin for every template it enables into `work_dir`. A template no client
     enables is rendered for the first client, so its cells are still real runs (marked `reference`)."""
-    from .pipeline import catalog_for
+    from psp_assets.core.workspace import catalog_for
 
     clients = [fleet.clients[cid].config for cid in sorted(fleet.clients)]
     if not clients:

@@ -17,8 +17,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RenderError
-from .yamlio import YamlError, read_yaml_mapping
+from psp_assets.core.errors import RenderError
+from psp_assets.core.yamlio import YamlError, read_yaml_mapping
 
 # printf placeholders (%s, %d, positional %1$s) and named ones ({name}); a literal %% is not one
 PLACEHOLDER = re.compile(r"%%|%(?:\d+\$)?[sdf]|\{[A-Za-z_][A-Za-z0-9_]*\}")

@@ -15,8 +15,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import PackageError
-from .render import RenderedTree
+from psp_assets.core.errors import PackageError
+from psp_assets.core.render.engine import RenderedTree
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644

@@ -5,9 +5,10 @@ from typing import Any
 
 import dagster as dg
 
-from psp_assets.core import php_service
-from psp_assets.core.php import NativePhp, PhpRuntime, PhpRuntimes, shared_runtimes
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.runtimes import php_service
+from psp_assets.core.runtimes.php import NativePhp, PhpRuntime, PhpRuntimes
+from psp_assets.core.runtimes.php_service import shared_runtimes
+from psp_assets.core.workspace import Paths
 
 
 class PspWorkspace(dg.ConfigurableResource):
@@ -37,7 +38,7 @@ class PhpResource(dg.ConfigurableResource):
     PHP-as-WebAssembly runtime per version 7.4 ... 8.5 (`runtimes`), each booted on first use and shared
     by every partition of the run: at most one boot per version per run. With `shared` (default) later
     runs in the same process reuse them too (in-process fleets, tests); otherwise they stop with the run.
-    `service` says whether they are the machine's long-lived runtime service (core/php_service.py:
+    `service` says whether they are the machine's long-lived runtime service (core/runtimes/php_service.py:
     `connect` when it runs, `auto` starting it on first use, `off`; empty: $PSP_PHP_SERVICE, else
     `connect`); without an answering service the runtimes boot in the run's process as before."""
 

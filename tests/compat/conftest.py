@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from psp_assets.core.config import Fleet, load_fleet
-from psp_assets.core.php import PhpRuntimes, shared_runtimes
+from psp_assets.core.config.fleet import Fleet, load_fleet
+from psp_assets.core.runtimes.php import PhpRuntimes
+from psp_assets.core.runtimes.php_service import shared_runtimes
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
 # The templates whose matrix tests pin exact cells; the other platforms are covered by the repo-wide test.

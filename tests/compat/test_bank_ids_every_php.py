@@ -1,5 +1,5 @@
 """The IBAN/BIC vectors run through the rendered PHP core on every PHP version a template declares, as
-test_report runs them (one contract process per runtime), and agree with core/iban.py on each."""
+test_report runs them (one contract process per runtime), and agree with core/payments/iban.py on each."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import pipeline
-from psp_assets.core.config import load_client
-from psp_assets.core.contract import bank_id_vectors
-from psp_assets.core.php import NativePhp, PhpRuntimes
-from psp_assets.core.templates import load_template
+from psp_assets.core import lineage
+from psp_assets.core.config.model import load_client
+from psp_assets.core.lineage import render_plugin
+from psp_assets.core.runtimes.php import NativePhp, PhpRuntimes
+from psp_assets.core.templates.spec import load_template
+from psp_assets.core.verify.contract.cases import bank_id_vectors
+from psp_assets.core.workspace import Paths
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
 pytestmark = pytest.mark.integration
@@ -22,10 +24,10 @@ pytestmark = pytest.mark.integration
 def test_bank_vectors_agree_with_core_iban_on_every_declared_php_version(
     client: str, platform: str, runtimes: PhpRuntimes, php: NativePhp, tmp_path: Path
 ) -> None:
-    paths = pipeline.Paths(DEMO_CLIENTS, TEMPLATES, tmp_path / "data", tmp_path / "stores")
+    paths = Paths(DEMO_CLIENTS, TEMPLATES, tmp_path / "data", tmp_path / "stores")
     config = load_client(DEMO_CLIENTS / f"{client}.yaml")
-    source = pipeline.render_plugin(paths, config, platform)
-    report = pipeline.test_plugin(paths, config, source.tree, source.path, php, runtimes)
+    source = render_plugin(paths, config, platform)
+    report = lineage.test_plugin(paths, config, source.tree, source.path, php, runtimes)
     bank = [r for r in report.results if r.name.startswith("BankAccount")]
     vectors = bank_id_vectors()
     per_version = len(vectors["iban"]) + len(vectors["bic"]) + len(vectors["debtor"])

@@ -9,8 +9,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from psp_assets.core.pipeline import Paths
-from psp_assets.core.templates import PHP_VERSIONS
+from psp_assets.core.templates.spec import PHP_VERSIONS
+from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.compat import compatibility_matrix_job, nightly_compatibility_matrix
 from psp_assets.fleet import latest_metadata, run_fleet

@@ -8,12 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from psp_assets.core import compat, pipeline
-from psp_assets.core.config import Fleet
+from psp_assets.core import compat, lineage
+from psp_assets.core.config.fleet import Fleet
 from psp_assets.core.errors import PspError
-from psp_assets.core.php import BOOTS, NativePhp, PhpRuntimes
-from psp_assets.core.pipeline import Paths, build_plugin, render_plugin
-from psp_assets.core.templates import PHP_VERSIONS
+from psp_assets.core.lineage import build_plugin, render_plugin
+from psp_assets.core.runtimes.php import BOOTS, NativePhp, PhpRuntimes
+from psp_assets.core.templates.spec import PHP_VERSIONS
+from psp_assets.core.workspace import Paths
 from tests.compat.conftest import ENUM_FILE, READONLY_FILE, add_file, edit_spec
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
@@ -65,7 +66,7 @@ def test_a_template_using_readonly_fails_its_test_report_on_old_php_before_anyth
     paths = Paths(DEMO_CLIENTS, templates_dir, tmp_path / "data", tmp_path / "stores")
     config = paths.fleet().client("nordbank")
     source = render_plugin(paths, config, "woocommerce")
-    report = pipeline.test_plugin(paths, config, source.tree, source.path, php, runtimes)
+    report = lineage.test_plugin(paths, config, source.tree, source.path, php, runtimes)
     by_php = report.by_php_version()
     assert list(by_php) == list(PHP_VERSIONS)  # the report shows every declared version
     assert {v: row["passed"] for v, row in by_php.items()} == {v: v not in ("7.4", "8.0") for v in PHP_VERSIONS}
@@ -82,7 +83,7 @@ def test_without_runtimes_the_report_runs_on_the_given_php_only(templates_dir, p
     paths = Paths(DEMO_CLIENTS, templates_dir, tmp_path / "data", tmp_path / "stores")
     config = paths.fleet().client("nordbank")
     source = render_plugin(paths, config, "woocommerce")
-    report = pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    report = lineage.test_plugin(paths, config, source.tree, source.path, php)
     assert report.passed and list(report.by_php_version()) == [php.version]
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core.php import NativePhp, PhpRuntimes, PhpUnavailable, WasmPhp
-from psp_assets.core.pipeline import Paths, render_plugin
-from psp_assets.core.templates import PHP_VERSIONS
+from psp_assets.core.lineage import render_plugin
+from psp_assets.core.runtimes.php import NativePhp, PhpRuntimes, PhpUnavailable, WasmPhp
+from psp_assets.core.templates.spec import PHP_VERSIONS
+from psp_assets.core.workspace import Paths
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.alerts import AlertsResource, SlackAlertResource
 from psp_assets.defs.alerts.sensors import run_failure_alerts

@@ -11,9 +11,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from psp_assets.core.openapi import DEFAULT_CONTRACT_FILE
-from psp_assets.core.pipeline import Paths
-from psp_assets.core.templates import available_platforms
+from psp_assets.core.payments.openapi import DEFAULT_CONTRACT_FILE
+from psp_assets.core.templates.spec import available_platforms
+from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.resources import TemplateRepository
 from psp_assets.defs.plugins.sensors import template_change_sensor

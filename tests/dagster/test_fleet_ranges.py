@@ -12,8 +12,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from psp_assets.core import php
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.runtimes import php
+from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.assets import client_config, plugin_template, rendered_source
 from psp_assets.defs.plugins.sensors import lineage_on_upstream_change_sensor

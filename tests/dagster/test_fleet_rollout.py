@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from psp_assets.core.deploy import LocalFS, current_release
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.deploy.release import LocalFS, current_release
+from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.alerts.sensors import run_findings
 from psp_assets.defs.plugins.sensors import rollout_after_build_sensor

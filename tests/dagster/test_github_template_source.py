@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 
 from psp_assets.core.errors import TemplateError
-from psp_assets.core.pipeline import Paths
-from psp_assets.core.templates import available_platforms, load_template
+from psp_assets.core.templates.spec import available_platforms, load_template
+from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.resources import TemplateRepository
 from psp_assets.defs.plugins.sensors import github_template_sensor, template_change_sensor

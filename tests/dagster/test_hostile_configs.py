@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 
-from psp_assets.core.config import load_fleet
+from psp_assets.core.config.fleet import load_fleet
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.sensors import client_configs_sensor
 from psp_assets.defs.resources import PspWorkspace

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from psp_assets.core.config import PLATFORMS, load_fleet
-from psp_assets.core.deploy import current_release
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.config.fleet import load_fleet
+from psp_assets.core.config.model import PLATFORMS
+from psp_assets.core.deploy.release import current_release
+from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.sensors import client_configs_sensor
 from psp_assets.defs.resources import PspWorkspace
@@ -105,7 +106,7 @@ def test_a_template_that_breaks_php_fails_the_check_builds_nothing_and_the_store
     new_build = meta(instance, "rendered_source", "nordbank|woocommerce")["build"]
     assert new_build != good["build"]
     assert not (env.data_dir / "artifacts" / "nordbank" / "woocommerce" / f"1.0.0-{new_build}").exists()
-    from psp_assets.core.deploy import LocalFS
+    from psp_assets.core.deploy.release import LocalFS
 
     assert current_release(LocalFS(env.stores_dir), str(live.relative_to(env.stores_dir))) == good["release_id"]
     # the other platform of the same client is not blocked

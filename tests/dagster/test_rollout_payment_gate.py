@@ -15,7 +15,7 @@ import yaml
 
 from bench.rollout_analysis import Profile, generate, ledger_rows
 from psp_assets.cli import main
-from psp_assets.core.deploy import (
+from psp_assets.core.deploy.release import (
     LocalFS,
     bad_mark,
     current_release,
@@ -24,9 +24,9 @@ from psp_assets.core.deploy import (
     stored_manifest,
     verify_tree,
 )
-from psp_assets.core.ledger import Ledger, sqlite_url
-from psp_assets.core.pipeline import Paths
-from psp_assets.core.rollout_gate import RolloutState, state_path
+from psp_assets.core.reconciliation.ledger import Ledger, sqlite_url
+from psp_assets.core.rollout.gate import RolloutState, state_path
+from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.alerts import AlertsResource, SlackAlertResource
 from psp_assets.defs.alerts.sensors import run_findings

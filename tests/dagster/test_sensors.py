@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from psp_assets.core.config import load_fleet
+from psp_assets.core.config.fleet import load_fleet
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.resources import TemplateRepository
 from psp_assets.defs.plugins.sensors import (

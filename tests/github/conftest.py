@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from psp_assets.core.package import Artifact, package
-from psp_assets.core.render import RenderedTree
+from psp_assets.core.render.engine import RenderedTree
 from tests.github.fake_github import FakeGitHub
 
 

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from github import Auth, Github
 
-from psp_assets.core.client_repo import CHECKOUT, SETUP_PHP, SourcePlan, publish_source, suite_dir, workflow_path
-from psp_assets.core.contract import judge_contract
-from psp_assets.core.contract_node import _in_js_terms, _rename_load_check
-from psp_assets.core.github_release import ReleaseTarget, RetryPolicy, TokenCredentials
-from psp_assets.core.node import default_node
-from psp_assets.core.php import NativePhp, WasmPhp
-from psp_assets.core.templates import PHP_VERSIONS, load_template
+from psp_assets.core.github.client_repo import CHECKOUT, SETUP_PHP, SourcePlan, publish_source, suite_dir, workflow_path
+from psp_assets.core.github.session import ReleaseTarget, RetryPolicy, TokenCredentials
+from psp_assets.core.runtimes.node import default_node
+from psp_assets.core.runtimes.php import NativePhp, WasmPhp
+from psp_assets.core.templates.spec import PHP_VERSIONS, load_template
+from psp_assets.core.verify.contract.cases import judge_contract
+from psp_assets.core.verify.contract.node import in_js_terms, rename_load_check
 from tests.conftest import TEMPLATES
 from tests.github.fake_github import FakeGitHub
 from tests.github.test_client_repo import ORG, README, REPO, TOKEN, make_plan
@@ -287,8 +287,8 @@ def _agreement(plan: SourcePlan, runtime_key: str, run_dir: Path, rounds: int = 
             judged=judged,
         )
         if runtime_key == "node":
-            results = _rename_load_check(results, label)
-            judged = [(_in_js_terms(name), *rest) for name, *rest in judged]
+            results = rename_load_check(results, label)
+            judged = [(in_js_terms(name), *rest) for name, *rest in judged]
         # the suite covers the per-case judges; checks recorded with add() (the PSP API contract) stay on the platform
         covered = {results[0].name, "harness completed", *(name for name, *_ in judged)}
         platform_verdicts = {r.name: r.passed for r in results if r.name in covered}
@@ -336,7 +336,7 @@ def test_the_php_judge_runs_without_a_notice_on_every_php_version(woo, tmp_path,
 
 
 def test_a_judge_the_suite_cannot_express_is_refused_rather_than_skipped():
-    from psp_assets.core import contract_suite
+    from psp_assets.core.verify.contract import standalone as contract_suite
 
     vectors = json.loads(make_plan().files[f"{suite_dir('woocommerce')}/vectors.json"])
     with pytest.raises(contract_suite.SuiteError, match=r"'newkind:x' .* no standalone form.*contract_suite\.py"):

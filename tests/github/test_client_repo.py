@@ -1,4 +1,4 @@
-"""Publishing a tested plugin's source to a client repository (core/client_repo.py) with real PyGithub
+"""Publishing a tested plugin's source to a client repository (core/github/client_repo.py) with real PyGithub
 against the local GitHub stand-in: branch, commit and pull request, idempotence, conflicts, retries."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from psp_assets.core.client_repo import CHECKOUT, SETUP_PHP, SourcePlan, plan_for, publish_source, source_branch
-from psp_assets.core.config import parse_client
+from psp_assets.core.config.model import parse_client
 from psp_assets.core.errors import PublishError
-from psp_assets.core.github_release import ReleaseTarget, RetryPolicy, TokenCredentials
-from psp_assets.core.pipeline import REPO_ROOT, catalog_for
-from psp_assets.core.render import render
-from psp_assets.core.templates import load_template
+from psp_assets.core.github.client_repo import CHECKOUT, SETUP_PHP, SourcePlan, plan_for, publish_source, source_branch
+from psp_assets.core.github.session import ReleaseTarget, RetryPolicy, TokenCredentials
+from psp_assets.core.render.engine import render
+from psp_assets.core.templates.spec import load_template
+from psp_assets.core.workspace import REPO_ROOT, catalog_for
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 from tests.github.fake_github import FakeGitHub
 

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.fleet import latest_metadata
 from tests.conftest import DEMO_CLIENTS, TEMPLATES

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from psp_assets.core.client_repo import source_target_for
-from psp_assets.core.config import load_fleet
+from psp_assets.core.config.fleet import load_fleet
 from psp_assets.core.errors import ConfigError, PublishError
-from psp_assets.core.github_release import AppCredentials, TokenCredentials, target_for
+from psp_assets.core.github.client_repo import source_target_for
+from psp_assets.core.github.session import AppCredentials, TokenCredentials, target_for
 from psp_assets.defs.github.resources import GitHubPublisher
 from tests.conftest import DEMO_CLIENTS, make_client
 

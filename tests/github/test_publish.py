@@ -10,16 +10,8 @@ from pathlib import Path
 import pytest
 
 from psp_assets.core.errors import PublishError
-from psp_assets.core.github_release import (
-    SUMS_NAME,
-    AppCredentials,
-    PublishResult,
-    ReleaseTarget,
-    RetryPolicy,
-    TokenCredentials,
-    plan_release,
-    publish_release,
-)
+from psp_assets.core.github.releases import SUMS_NAME, PublishResult, plan_release, publish_release
+from psp_assets.core.github.session import AppCredentials, ReleaseTarget, RetryPolicy, TokenCredentials
 from psp_assets.core.package import Artifact
 from tests.github.conftest import build_artifact
 from tests.github.fake_github import FakeGitHub

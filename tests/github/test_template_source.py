@@ -1,4 +1,4 @@
-"""core/template_source.py against the local GitHub stand-in: revisions per platform from one pinned
+"""core/github/template_repo.py against the local GitHub stand-in: revisions per platform from one pinned
 head, checkouts verified blob by blob and written whole or not at all."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from psp_assets.core.errors import TemplateError
-from psp_assets.core.template_source import TemplateRepo, TemplateRepoClient
+from psp_assets.core.github.template_repo import TemplateRepo, TemplateRepoClient
 from tests.github.fake_github import FakeGitHub
 
 OWNER, NAME, TOKEN = "psp", "templates", "ghp_reader_0123456789abcdef"

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from psp_assets.core.php import PhpRuntime
+from psp_assets.core.runtimes.php import PhpRuntime
 
 SETUP_ACTIONS = {"actions/checkout", "shivammathur/setup-php", "actions/setup-node"}
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -192,7 +192,7 @@ class PhpCommand:
 def checkout_branch(repo: Any, branch: str, into: Path) -> dict[str, bytes]:
     """What actions/checkout would put on disk for `branch`, read through the REST API (PyGithub
     repository `repo`): the branch's tree, every blob downloaded and checked against its git id."""
-    from psp_assets.core.client_repo import git_blob_sha
+    from psp_assets.core.github.client_repo import git_blob_sha
 
     head = repo.get_git_ref(f"heads/{branch}").object.sha
     tree = repo.get_git_tree(repo.get_git_commit(head).tree.sha, recursive=True)

@@ -36,8 +36,9 @@ from typing import Any
 
 import paramiko
 
-from psp_assets.core import deploy as deploy_module
-from psp_assets.core.deploy import (
+from psp_assets.core.deploy import release as deploy_module
+from psp_assets.core.deploy.health import GateSettings
+from psp_assets.core.deploy.release import (
     LEASE_SECONDS,
     HealthResult,
     LocalFS,
@@ -48,13 +49,12 @@ from psp_assets.core.deploy import (
     release_of,
     releases_dir_for,
 )
-from psp_assets.core.health import GateSettings
+from psp_assets.core.deploy.sftp import SftpFS, SshEndpoint
+from psp_assets.core.deploy.stores import combine, http_health, manifest_health
 from psp_assets.core.package import Artifact, package
-from psp_assets.core.pipeline import combine, http_health, manifest_health
-from psp_assets.core.render import RenderedTree
-from psp_assets.core.rollout_analysis import StoreVerdict
-from psp_assets.core.rollout_gate import restore_previous_release
-from psp_assets.core.sftp import SftpFS, SshEndpoint
+from psp_assets.core.render.engine import RenderedTree
+from psp_assets.core.rollout.analysis import StoreVerdict
+from psp_assets.core.rollout.gate import restore_previous_release
 from tests.integration.conftest import Sshd, chown_tree, start_sshd, wait_for_port
 
 MAIN = "acme-pay.php"

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.workspace import Paths
 from psp_assets.fleet import latest_metadata, run_fleet
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 

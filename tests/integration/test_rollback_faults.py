@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import deploy as deploy_module
-from psp_assets.core.deploy import bad_mark, current_release, read_history
-from psp_assets.core.rollout_gate import restore_previous_release
+from psp_assets.core.deploy import release as deploy_module
+from psp_assets.core.deploy.release import bad_mark, current_release, read_history
+from psp_assets.core.rollout.gate import restore_previous_release
 from tests.integration.faults import EVIDENCE, ROLLBACK_CLASSES, fault_user, run_campaign, schedule
 from tests.unit.test_package_deploy import LIVE, healthy
-from tests.unit.test_rollout_gate_rollback import _two_releases
+from tests.unit.test_rollout_gate_rollback import two_releases
 
 
 def test_a_retry_finishes_a_rollback_that_switched_and_died_before_recording_it(tmp_path, monkeypatch):
-    fs = _two_releases(tmp_path)
+    fs = two_releases(tmp_path)
 
     def disk_full(*_a, **_k):
         raise OSError(28, "No space left on device")
@@ -38,7 +38,7 @@ def test_a_retry_finishes_a_rollback_that_switched_and_died_before_recording_it(
 
 
 def test_retrying_a_finished_rollback_changes_nothing_and_reports_it_done(tmp_path):
-    fs = _two_releases(tmp_path)
+    fs = two_releases(tmp_path)
     restore_previous_release(fs, LIVE, "prod", "1.0.0-b2", EVIDENCE, healthy)
     entries = len(read_history(fs, LIVE))
     retry = restore_previous_release(fs, LIVE, "prod", "1.0.0-b2", EVIDENCE, healthy)

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core.config import ClientConfig, parse_client
-from psp_assets.core.deploy import HealthResult, current_release, deploy, releases_dir_for
+from psp_assets.core.config.model import ClientConfig, parse_client
+from psp_assets.core.deploy.release import HealthResult, current_release, deploy, releases_dir_for
+from psp_assets.core.deploy.sftp import SftpFS, SshEndpoint
+from psp_assets.core.deploy.stores import deploy_plugin
 from psp_assets.core.errors import DeployError
 from psp_assets.core.package import Artifact, package
-from psp_assets.core.pipeline import Paths, catalog_for, deploy_plugin
-from psp_assets.core.render import RenderedTree, render, render_context, render_string
-from psp_assets.core.sftp import SftpFS, SshEndpoint
-from psp_assets.core.templates import load_template
+from psp_assets.core.render.engine import RenderedTree, render, render_context, render_string
+from psp_assets.core.templates.spec import load_template
+from psp_assets.core.workspace import Paths, catalog_for
 from tests.conftest import TEMPLATES, client_dict
 from tests.integration.conftest import Sshd, WordPressStore, chown_tree, keygen
 

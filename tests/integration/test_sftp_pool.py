@@ -1,4 +1,4 @@
-"""One SSH connection per store endpoint for all the deploys of a run (core/sftp.py SftpPool), real sshd."""
+"""One SSH connection per store endpoint for all the deploys of a run (core/deploy/sftp.py SftpPool), real sshd."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core.config import parse_client
-from psp_assets.core.deploy import HealthResult, current_release, deploy
-from psp_assets.core.pipeline import Paths, deploy_plugin
-from psp_assets.core.sftp import SftpFS, SftpPool
-from psp_assets.core.template_cache import TemplateCache
+from psp_assets.core.config.model import parse_client
+from psp_assets.core.deploy.release import HealthResult, current_release, deploy
+from psp_assets.core.deploy.sftp import SftpFS, SftpPool
+from psp_assets.core.deploy.stores import deploy_plugin
+from psp_assets.core.templates.cache import TemplateCache
+from psp_assets.core.workspace import Paths
 from tests.conftest import TEMPLATES
 from tests.integration.conftest import chown_tree
 from tests.integration.test_sftp_deploy import KEY_ENV, PLUGIN, build, endpoint, sftp_config

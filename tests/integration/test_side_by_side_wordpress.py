@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from psp_assets.core.config import load_client
+from psp_assets.core.config.model import load_client
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.render import RenderedTree, render, render_context, write_tree
-from psp_assets.core.templates import SHARED_DIR, load_template
+from psp_assets.core.render.engine import RenderedTree, render, render_context, write_tree
+from psp_assets.core.templates.spec import SHARED_DIR, load_template
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 from tests.integration.conftest import WordPressStore, chown_tree
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from psp_assets.core.demo_data import Partition
-from psp_assets.core.ledger import Ledger
-from psp_assets.core.reconciliation import StatusRules
+from psp_assets.core.reconciliation.demo import Partition
+from psp_assets.core.reconciliation.ledger import Ledger
+from psp_assets.core.reconciliation.reconcile import StatusRules
 
 PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"

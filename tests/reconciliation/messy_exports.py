@@ -1,6 +1,6 @@
 """An independent generator of messy store exports and a PSP ledger, with the truth of every injected case.
 
-Nothing here comes from `psp_assets.core.demo_data` or the reconciliation's own tables: the platforms'
+Nothing here comes from `psp_assets.core.reconciliation.demo` or the reconciliation's own tables: the platforms'
 order states are written out below as a payments-operations person knows them, and every injected case
 states, by hand, what a correct report says about it (its classes, whether it may be healed, whether it
 is information only, when it opened, what was refunded). The baseline around the cases is seeded random

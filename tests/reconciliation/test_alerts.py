@@ -9,7 +9,7 @@ import dagster as dg
 from slack_sdk import WebClient
 
 from psp_assets.core.alerts import EmailChannel, SlackChannel, deliver, kpi_alerts
-from psp_assets.core.kpis import Breach
+from psp_assets.core.reconciliation.kpis import Breach
 from psp_assets.defs.alerts import AlertsResource, SlackAlertResource
 from psp_assets.defs.alerts.sensors import check_failure_alerts, run_failure_alerts
 

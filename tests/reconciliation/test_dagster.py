@@ -6,8 +6,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from psp_assets.core.demo_data import generate, partitions_for
-from psp_assets.core.reconciliation import StatusRules
+from psp_assets.core.reconciliation.demo import generate, partitions_for
+from psp_assets.core.reconciliation.reconcile import StatusRules
 from psp_assets.definitions import defs
 from psp_assets.defs.reconciliation import LedgerResource
 from psp_assets.defs.resources import PspWorkspace

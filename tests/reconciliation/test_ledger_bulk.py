@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from psp_assets.core import ledger as ledger_module
-from psp_assets.core.ledger import Ledger, sqlite_url
+from psp_assets.core.reconciliation import ledger as ledger_module
+from psp_assets.core.reconciliation.ledger import Ledger, sqlite_url
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from psp_assets.core.ledger import MIGRATIONS, events_table, metadata, migrations_table
+from psp_assets.core.reconciliation.ledger import MIGRATIONS, events_table, metadata, migrations_table
 
 
 def test_migration_2_upgrades_a_postgres_ledger_created_before_it(pg_ledger):

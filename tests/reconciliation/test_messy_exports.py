@@ -14,8 +14,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from psp_assets.core.ledger import Ledger, sqlite_url
-from psp_assets.core.reconciliation import (
+from psp_assets.core.reconciliation.ledger import Ledger, sqlite_url
+from psp_assets.core.reconciliation.reconcile import (
     StatusRules,
     heal,
     reconcile,
@@ -23,7 +23,7 @@ from psp_assets.core.reconciliation import (
     validate_orders,
     validate_payments,
 )
-from psp_assets.core.store_orders import FileOrderSource, WooCommerceOrders
+from psp_assets.core.reconciliation.store_orders import FileOrderSource, WooCommerceOrders
 from psp_assets.definitions import defs
 from psp_assets.defs.reconciliation import LedgerResource
 from psp_assets.defs.resources import PspWorkspace

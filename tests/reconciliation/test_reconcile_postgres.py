@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from psp_assets.core.demo_data import generate
-from psp_assets.core.kpis import breaches, compute_kpis
-from psp_assets.core.ledger import MIGRATIONS
-from psp_assets.core.reconciliation import heal, reconcile, validate_orders, validate_payments
-from psp_assets.core.store_orders import FileOrderSource, WooCommerceOrders, write_orders_file
+from psp_assets.core.reconciliation.demo import generate
+from psp_assets.core.reconciliation.kpis import breaches, compute_kpis
+from psp_assets.core.reconciliation.ledger import MIGRATIONS
+from psp_assets.core.reconciliation.reconcile import heal, reconcile, validate_orders, validate_payments
+from psp_assets.core.reconciliation.store_orders import FileOrderSource, WooCommerceOrders, write_orders_file
 
 from .servers import WooCommerceStore, serving
 

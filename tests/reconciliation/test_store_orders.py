@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from psp_assets.core.errors import ReconciliationError
-from psp_assets.core.reconciliation import validate_orders
-from psp_assets.core.store_orders import (
+from psp_assets.core.reconciliation.reconcile import validate_orders
+from psp_assets.core.reconciliation.store_orders import (
     FileOrderSource,
     Magento2Orders,
     OpenCartOrders,

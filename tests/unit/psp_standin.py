@@ -8,7 +8,7 @@ HTTP APIs the generated plugins call, and records every request:
 - a control endpoint for drivers in other processes (`POST /_standin/control`: set a payment's status,
   make the PSP unavailable, choose the HTTP status of refunds/captures/cancellations);
 - every request to the PSP's API is checked against the PSP API contract in force
-  (psp_assets/contract/psp-api.openapi.yaml, or $PSP_CONTRACT_FILE; core/openapi.py): an operation of the
+  (psp_assets/contract/psp-api.openapi.yaml, or $PSP_CONTRACT_FILE; core/payments/openapi.py): an operation of the
   contract, valid path values and headers (Bearer key, X-Correlation-ID, Idempotency-Key), a body that
   matches the operation's request schema. A violation is answered 400 `contract_violation` naming the
   field, recorded in `violations`, and raised as ContractViolation by `reset()`, `close()` and
@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from psp_assets.core.openapi import Contract
+from psp_assets.core.payments.openapi import Contract
 
 # The PSP's API lives under /v1 on the stand-in; requests there are judged against the contract.
 PSP_PREFIX = "/v1/"

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from psp_assets.core.config import ClientConfig
+from psp_assets.core.config.model import ClientConfig
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.render import RenderedTree, render, render_context, write_tree
-from psp_assets.core.templates import SHARED_DIR, Template, load_template
+from psp_assets.core.render.engine import RenderedTree, render, render_context, write_tree
+from psp_assets.core.templates.spec import SHARED_DIR, Template, load_template
 from tests.conftest import TEMPLATES
 
 

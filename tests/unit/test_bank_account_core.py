@@ -1,5 +1,5 @@
 """The plugins' IBAN/BIC rules (the PHP core's BankAccount, the Shopify app's JavaScript twin) give the
-verdict psp_assets/core/iban.py gives, vector by vector, inside the contract run test_report makes.
+verdict psp_assets/core/payments/iban.py gives, vector by vector, inside the contract run test_report makes.
 
 A core edited after rendering (a wrong length table, a lost space character) fails exactly the vectors it
 gets wrong, and the failure names the vector.
@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import pipeline
-from psp_assets.core.config import load_client
-from psp_assets.core.contract import bank_id_vectors
-from psp_assets.core.contract_node import run_node_contract_tests
-from psp_assets.core.php import NativePhp
-from psp_assets.core.pipeline import Paths, render_plugin
-from psp_assets.core.render import render, write_tree
-from psp_assets.core.templates import load_template
+from psp_assets.core import lineage
+from psp_assets.core.config.model import load_client
+from psp_assets.core.lineage import render_plugin
+from psp_assets.core.render.engine import render, write_tree
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import load_template
+from psp_assets.core.verify.contract.cases import bank_id_vectors
+from psp_assets.core.verify.contract.node import run_node_contract_tests
+from psp_assets.core.workspace import Paths
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
 VECTORS = bank_id_vectors()
@@ -43,7 +44,7 @@ def report_for(paths: Paths, platform: str, php: NativePhp, edit=None):
     source = render_plugin(paths, config, platform)
     if edit is not None:
         edit(source.path)
-    return pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    return lineage.test_plugin(paths, config, source.tree, source.path, php)
 
 
 def test_test_report_runs_every_bank_vector_through_the_php_core(nordbank_paths: Paths, php: NativePhp) -> None:
@@ -52,8 +53,8 @@ def test_test_report_runs_every_bank_vector_through_the_php_core(nordbank_paths:
     assert len(bank) == CASES > 40
     assert [(n, r.detail) for n, r in bank.items() if not r.passed] == []
     assert all(r.check == "contract" and r.php_version == php.version for r in bank.values())
-    assert "BankAccount::ibanProblem('DE89370400440532013001') is 'checksum', as in core/iban.py" in bank
-    assert "BankAccount::bicProblem('DEUTXXFF') is 'country', as in core/iban.py" in bank
+    assert "BankAccount::ibanProblem('DE89370400440532013001') is 'checksum', as in core/payments/iban.py" in bank
+    assert "BankAccount::bicProblem('DEUTXXFF') is 'country', as in core/payments/iban.py" in bank
     assert "BankAccount::checkDebtor: a BIC without an IBAN" in bank
 
 
@@ -75,9 +76,9 @@ def test_a_wrong_length_in_the_rendered_table_fails_that_countrys_vectors(
     )
     failed = {r.name: r.detail for r in report.failures()}
     assert not report.passed
-    nl = "BankAccount::ibanProblem('NL91ABNA0417164300') is 'valid', as in core/iban.py"
+    nl = "BankAccount::ibanProblem('NL91ABNA0417164300') is 'valid', as in core/payments/iban.py"
     assert nl in failed and "'problem': 'length'" in failed[nl]
-    assert "BankAccount::ibanProblem('nl91 abna 0417 1643 00') is 'valid', as in core/iban.py" in failed
+    assert "BankAccount::ibanProblem('nl91 abna 0417 1643 00') is 'valid', as in core/payments/iban.py" in failed
     assert "BankAccount::checkDebtor: a valid IBAN and BIC" in failed
     assert not any("'DE89" in name for name in failed)  # the other countries still agree
 
@@ -96,7 +97,8 @@ def test_a_lost_non_breaking_space_fails_the_pasted_iban_vector(nordbank_paths: 
     )
     failed = [r.name for r in report.failures()]
     assert failed == [
-        "BankAccount::ibanProblem('DE89\\xa03704\\xa00044\\xa00532\\xa00130\\xa000') is 'valid', as in core/iban.py"
+        "BankAccount::ibanProblem('DE89\\xa03704\\xa00044\\xa00532\\xa00130\\xa000') is 'valid', "
+        "as in core/payments/iban.py"
     ]
 
 
@@ -113,6 +115,6 @@ def test_the_shopify_apps_javascript_core_agrees_vector_by_vector(tmp_path: Path
     failed = {
         r.name for r in run_node_contract_tests(broken, "src/core.mjs", dict(template.spec.status_map)) if not r.passed
     }
-    assert "BankAccount::ibanProblem('BE68539007547035') is 'checksum', as in core/iban.py" in failed
+    assert "BankAccount::ibanProblem('BE68539007547035') is 'checksum', as in core/payments/iban.py" in failed
     assert "BankAccount::checkDebtor: a mistyped IBAN and a BIC of an unknown country" in failed
     assert all("'checksum'" in name or "mistyped" in name or "ES91" in name for name in failed), failed

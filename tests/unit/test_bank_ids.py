@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core.iban import bic_problem, iban_problem, normalize_iban
+from psp_assets.core.payments.iban import bic_problem, iban_problem, normalize_iban
 
 VECTORS = json.loads((Path(__file__).parents[2] / "psp_assets" / "contract" / "bank_id_vectors.json").read_text())
 

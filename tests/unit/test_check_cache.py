@@ -1,4 +1,4 @@
-"""Check results remembered by content (core/check_cache.py): a hit answers without PHP, any changed byte
+"""Check results remembered by content (core/runtimes/check_cache.py): a hit answers without PHP, any changed byte
 misses, a garbled entry is ignored. Real PHP (the machine's) and the real contract harness throughout."""
 
 from __future__ import annotations
@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import check_cache, pipeline
-from psp_assets.core.contract import HARNESS
-from psp_assets.core.php import CachedPhp, LintResult, NativePhp, RunResult
-from psp_assets.core.render import RenderedTree, read_tree
+from psp_assets.core import lineage
+from psp_assets.core.lineage import RenderedSource, render_plugin
+from psp_assets.core.render.engine import RenderedTree, read_tree
+from psp_assets.core.runtimes import check_cache
+from psp_assets.core.runtimes.php import CachedPhp, LintResult, NativePhp, RunResult
+from psp_assets.core.verify.contract.cases import HARNESS
+from psp_assets.core.workspace import Paths
 
 PLATFORM = "woocommerce"
 SIGNATURE = "includes/core/Signature.php"
@@ -51,43 +54,43 @@ def verdicts(report) -> list[tuple[str, str, bool, str]]:
     return [(r.check, r.name, r.passed, r.detail) for r in report.results]
 
 
-def render(paths: pipeline.Paths):
+def render(paths: Paths):
     config = paths.fleet().client("nordbank")
-    return config, pipeline.render_plugin(paths, config, PLATFORM)
+    return config, render_plugin(paths, config, PLATFORM)
 
 
-def test_the_same_bytes_are_answered_from_the_cache_without_php(paths: pipeline.Paths):
+def test_the_same_bytes_are_answered_from_the_cache_without_php(paths: Paths):
     php = CountingPhp()
     config, source = render(paths)
-    first = pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    first = lineage.test_plugin(paths, config, source.tree, source.path, php)
     assert first.passed and php.runs >= 1 and php.linted
     ran, linted = php.runs, len(php.linted)
 
     check_cache.clear_memory()  # from disk, as a later run's process would find it
-    again = pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    again = lineage.test_plugin(paths, config, source.tree, source.path, php)
     assert verdicts(again) == verdicts(first)
     assert (php.runs, len(php.linted)) == (ran, linted), "nothing reached PHP the second time"
     assert list((paths.data_dir / "cache" / "checks").rglob("*.json")), "entries are in the data dir"
 
 
-def test_one_changed_byte_in_a_rendered_file_is_tested_again_and_fails(paths: pipeline.Paths):
+def test_one_changed_byte_in_a_rendered_file_is_tested_again_and_fails(paths: Paths):
     php = CountingPhp()
     config, source = render(paths)
-    assert pipeline.test_plugin(paths, config, source.tree, source.path, php).passed
+    assert lineage.test_plugin(paths, config, source.tree, source.path, php).passed
     ran = php.runs
 
     # one byte: hash_equals -> hash_equalz still lints, and the contract's signature checks must fail
     path = source.path / SIGNATURE
     path.write_bytes(path.read_bytes().replace(b"hash_equals(", b"hash_equalz(", 1))
     tree = reread(source)
-    report = pipeline.test_plugin(paths, config, tree, source.path, php)
+    report = lineage.test_plugin(paths, config, tree, source.path, php)
     assert php.runs > ran, "the contract ran again"
     assert php.linted.count(SIGNATURE) == 2, "the changed file was linted again, and only it"
     failed = {r.check for r in report.failures()}
     assert not report.passed and "contract" in failed
 
 
-def reread(source: pipeline.RenderedSource) -> RenderedTree:
+def reread(source: RenderedSource) -> RenderedTree:
     tree = source.tree
     return read_tree(source.path, tree.client_id, tree.platform, tree.plugin_version, tree.build)
 
@@ -138,15 +141,15 @@ def test_another_php_or_another_contract_is_another_key(harness_run, php: Native
     assert key(salt="template contract2") != before  # pipeline's salt: template hash + contract file bytes
 
 
-def test_one_changed_byte_in_the_contract_file_changes_what_test_plugin_keys_on(paths: pipeline.Paths, tmp_path):
+def test_one_changed_byte_in_the_contract_file_changes_what_test_plugin_keys_on(paths: Paths, tmp_path):
     php = CountingPhp()
     contract = tmp_path / "contract.yaml"
     contract.write_bytes(paths.contract_file.read_bytes() + b"\n# one more line\n")
     config, source = render(paths)
-    assert pipeline.test_plugin(paths, config, source.tree, source.path, php).passed
+    assert lineage.test_plugin(paths, config, source.tree, source.path, php).passed
     ran = php.runs
-    edited = pipeline.Paths(**{**paths.__dict__, "contract_file": contract})
-    assert pipeline.test_plugin(edited, config, source.tree, source.path, php).passed
+    edited = Paths(**{**paths.__dict__, "contract_file": contract})
+    assert lineage.test_plugin(edited, config, source.tree, source.path, php).passed
     assert php.runs > ran, "a comment in the contract is a new contract to the cache"
 
 
@@ -162,7 +165,7 @@ def test_one_changed_byte_in_the_project_code_is_another_key(harness_run, tmp_pa
         (package / "contract" / "new_vectors.json").write_text("[]")
         check_cache.code_digest.cache_clear()
         added = key()
-        flip_last_byte(package / "core" / "contract.py")
+        flip_last_byte(package / "core" / "verify/contract/cases.py")
         check_cache.code_digest.cache_clear()
         assert len({before, added, key()}) == 3
     finally:
@@ -217,18 +220,18 @@ def test_a_failing_run_is_never_stored(tmp_path: Path):
     assert counting.runs == 2 and not list((tmp_path / "cache").rglob("*.json"))
 
 
-def test_the_cache_switch_turns_every_entry_off(paths: pipeline.Paths, monkeypatch: pytest.MonkeyPatch):
+def test_the_cache_switch_turns_every_entry_off(paths: Paths, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(check_cache.CACHE_ENV, "0")
     php = CountingPhp()
     config, source = render(paths)
-    pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    lineage.test_plugin(paths, config, source.tree, source.path, php)
     ran, linted = php.runs, len(php.linted)
-    pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    lineage.test_plugin(paths, config, source.tree, source.path, php)
     assert (php.runs, len(php.linted)) == (2 * ran, 2 * linted)
 
 
 def test_node_syntax_checks_are_remembered_by_content_too(tmp_path: Path):
-    from psp_assets.core.node import NodeRuntime
+    from psp_assets.core.runtimes.node import NodeRuntime
 
     class CountingNode(NodeRuntime):
         checked: list[str] = []

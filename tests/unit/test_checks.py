@@ -1,5 +1,5 @@
-from psp_assets.core.checks import check_secrets, check_translations, match_glob
 from psp_assets.core.i18n import Catalog
+from psp_assets.core.verify.checks import check_secrets, check_translations, match_glob
 
 
 def test_secret_values_key_blocks_and_build_paths_fail_the_scan_without_echoing_the_secret():

@@ -53,8 +53,9 @@ def test_new_client_writes_a_config_that_validates_and_refuses_to_overwrite(work
 
 
 def test_render_writes_exactly_what_the_pipeline_renders(workspace):
-    from psp_assets.core.config import load_fleet
-    from psp_assets.core.pipeline import Paths, render_plugin
+    from psp_assets.core.config.fleet import load_fleet
+    from psp_assets.core.lineage import render_plugin
+    from psp_assets.core.workspace import Paths
 
     out = workspace / "cli-out"
     result = psp(workspace, "render", "--client", "nordbank", "--platform", "woocommerce", "--out", str(out))

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from psp_assets.core.config import json_schema, load_client, load_fleet, parse_client, starter_config
+from psp_assets.core.config.fleet import load_fleet
+from psp_assets.core.config.model import json_schema, load_client, parse_client, starter_config
 from psp_assets.core.errors import ConfigError
 from tests.conftest import DEMO_CLIENTS, client_dict
 
@@ -168,9 +169,9 @@ def test_non_scalar_inputs_are_described_by_type_only():
 
 
 def test_a_derived_value_names_the_field_it_comes_from():
-    from psp_assets.core.render import _derived_field
+    from psp_assets.core.render.engine import derived_field
 
     app_url = "{{ client.api_base.split('/')[:3]|join('/') }}/apps/shopify/{{ ids.slug }}"
-    assert _derived_field("vars.app_url", app_url, "shopify") == (
+    assert derived_field("vars.app_url", app_url, "shopify") == (
         "vars.app_url (derived from api_base_url, platforms.shopify.slug)"
     )

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core.checks import CheckResult
-from psp_assets.core.config import load_client
-from psp_assets.core.contract import run_contract_tests, run_value_roundtrip
-from psp_assets.core.contract_bridge import contract_target
-from psp_assets.core.php import NativePhp
-from psp_assets.core.pipeline import catalog_for
-from psp_assets.core.render import render, render_context, write_tree
-from psp_assets.core.templates import load_template
+from psp_assets.core.config.model import load_client
+from psp_assets.core.render.engine import render, render_context, write_tree
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import load_template
+from psp_assets.core.verify.checks import CheckResult
+from psp_assets.core.verify.contract.bridge import contract_target
+from psp_assets.core.verify.contract.cases import run_contract_tests, run_value_roundtrip
+from psp_assets.core.workspace import catalog_for
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
 
@@ -104,8 +104,8 @@ def test_rendered_core_passes_every_contract_vector(client_id: str, php: NativeP
         "Signature::verify: timestamp in the future rejected",
         "Signature::verify compares MACs with hash_equals (valid)",
         "StatusMap::toPlatform(chargeback) is the template's 'on-hold'",
-        "StatusMap::canTransition from 'paid' matches statuses.py",
-        "StatusMap::canTransition from no status yet matches statuses.py",
+        "StatusMap::canTransition from 'paid' matches payments/statuses.py",
+        "StatusMap::canTransition from no status yet matches payments/statuses.py",
         "WebhookProcessor: late pending never downgrades a paid order",
         "WebhookProcessor: the same event twice is applied once",
         "WebhookProcessor: the payload status is a hint: the re-fetched PSP status is applied",
@@ -185,7 +185,10 @@ def test_widened_transition_table_lets_late_pending_through_and_fails(tamper, no
         "'paid' => ['partially_refunded', 'refunded', 'chargeback', 'pending'],",
     )
     failures = failed(nordbank.contract(php, root))
-    assert "'pending': True (expected False)" in failures["StatusMap::canTransition from 'paid' matches statuses.py"]
+    assert (
+        "'pending': True (expected False)"
+        in failures["StatusMap::canTransition from 'paid' matches payments/statuses.py"]
+    )
     assert "'result': 'applied'" in failures["WebhookProcessor: late pending never downgrades a paid order"]
 
 

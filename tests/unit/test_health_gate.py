@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from psp_assets.core.health import GateSettings, check_round, fetch, http_gate
+from psp_assets.core.deploy.health import GateSettings, check_round, fetch, http_gate
 
 GATE = GateSettings("http://shop/", "http://shop/health", count=3, interval_seconds=0, failure_limit=0)
 OK = (200, '{"version": "1.0.0", "build": "abcdefabcdef"}')

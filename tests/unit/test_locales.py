@@ -22,14 +22,23 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import checks, pipeline
-from psp_assets.core.config import PLATFORMS, ClientConfig, parse_client
+from psp_assets.core import lineage
+from psp_assets.core.config.model import PLATFORMS, ClientConfig, parse_client
 from psp_assets.core.errors import PspError
-from psp_assets.core.i18n import load_catalog, parse_po, placeholders, placeholders_match, read_locales, shipped_locales
-from psp_assets.core.php import NativePhp
-from psp_assets.core.pipeline import Paths, build_plugin, render_plugin
-from psp_assets.core.render import render, render_context, render_string
-from psp_assets.core.templates import SHARED_DIR, load_template
+from psp_assets.core.i18n import (
+    load_catalog,
+    parse_po,
+    placeholders,
+    placeholders_match,
+    read_locales,
+    shipped_locales,
+)
+from psp_assets.core.lineage import build_plugin, render_plugin
+from psp_assets.core.render.engine import render, render_context, render_string
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import SHARED_DIR, load_template
+from psp_assets.core.verify import checks
+from psp_assets.core.workspace import Paths
 from tests.conftest import TEMPLATES
 from tests.unit.test_side_by_side import client_for
 
@@ -134,7 +143,7 @@ def test_a_translation_with_other_placeholders_renders_empty_and_fails_the_test_
     ]
     source = render_plugin(paths, config, "woocommerce")
     assert parse_po(source.tree.files["languages/nordbank-payments-fi.po"].decode())[IBAN_LENGTH] == ""
-    report = pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    report = lineage.test_plugin(paths, config, source.tree, source.path, php)
     failed = {r.name: r.detail for r in report.failures()}
     assert failed == {
         "fi_FI: translation placeholders": (

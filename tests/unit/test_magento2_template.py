@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import checks
-from psp_assets.core.config import load_client
-from psp_assets.core.contract_bridge import contract_results
+from psp_assets.core.config.model import load_client
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.php import NativePhp
-from psp_assets.core.render import RenderedTree, render, render_context, render_string, write_tree
-from psp_assets.core.statuses import CANONICAL_STATUSES
-from psp_assets.core.templates import SHARED_DIR, Template, load_template
+from psp_assets.core.payments.statuses import CANONICAL_STATUSES
+from psp_assets.core.render.engine import RenderedTree, render, render_context, render_string, write_tree
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import SHARED_DIR, Template, load_template
+from psp_assets.core.verify import checks
+from psp_assets.core.verify.contract.bridge import contract_results
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
 
 CLIENTS = ("nordbank", "alpenkasse")

@@ -1,6 +1,6 @@
 """The PSP API contract (psp_assets/contract/psp-api.openapi.yaml) and the checks it drives.
 
-The contract is valid OpenAPI 3.1, its status enum is statuses.py's, and every generated plugin's core
+The contract is valid OpenAPI 3.1, its status enum is payments/statuses.py's, and every generated plugin's core
 (rendered for a demo client, executed by the real PHP and Node) speaks it. A contract change that
 breaks the plugins turns every platform's test report red with a message naming the field; a change
 that does not (a new optional field, a wording edit, a new endpoint) keeps them green.
@@ -19,14 +19,16 @@ from typing import Any
 import pytest
 import yaml
 
-from psp_assets.core import contract as contract_tests
-from psp_assets.core import pipeline
-from psp_assets.core.config import PLATFORMS, load_client
-from psp_assets.core.contract_api import WITHOUT, Shapes, camel, leaf_fields
-from psp_assets.core.openapi import DEFAULT_CONTRACT_FILE, Contract, contract_file
-from psp_assets.core.php import NativePhp
-from psp_assets.core.statuses import CANONICAL_STATUSES
-from psp_assets.core.templates import load_template
+from psp_assets.core import lineage
+from psp_assets.core.config.model import PLATFORMS, load_client
+from psp_assets.core.lineage import render_plugin
+from psp_assets.core.payments.openapi import DEFAULT_CONTRACT_FILE, Contract, contract_file
+from psp_assets.core.payments.statuses import CANONICAL_STATUSES
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import load_template
+from psp_assets.core.verify.contract import cases as contract_tests
+from psp_assets.core.verify.contract.api import WITHOUT, Shapes, camel, leaf_fields
+from psp_assets.core.workspace import Paths, catalog_for
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 
 # One demo client per platform: together they build every platform.
@@ -117,19 +119,19 @@ def unrelated_changes(doc: dict[str, Any]) -> None:
     }
 
 
-def test_report(paths: pipeline.Paths, platform: str, php: NativePhp):
+def test_report(paths: Paths, platform: str, php: NativePhp):
     """The real test_report of a demo client's plugin, rendered and tested with `paths` (its contract)."""
     config = load_client(DEMO_CLIENTS / f"{DEMO[platform]}.yaml")
-    source = pipeline.render_plugin(paths, config, platform)
-    return pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    source = render_plugin(paths, config, platform)
+    return lineage.test_plugin(paths, config, source.tree, source.path, php)
 
 
 test_report.__test__ = False  # a helper, not a test
 
 
-def workspace(tmp_path: Path, contract: Path | None = None) -> pipeline.Paths:
+def workspace(tmp_path: Path, contract: Path | None = None) -> Paths:
     extra = {"contract_file": contract} if contract else {}
-    return pipeline.Paths(
+    return Paths(
         configs_dir=DEMO_CLIENTS,
         templates_dir=TEMPLATES,
         data_dir=tmp_path / "data",
@@ -198,7 +200,7 @@ def test_status_enum_is_statuses_py_canonical_list(tmp_path: Path) -> None:
 
     changed = Contract.load(write_contract(tmp_path / "statuses.yaml", drop_chargeback))
     [problem] = changed.status_problems()
-    assert "components.schemas.PaymentStatus.enum" in problem and "statuses.py" in problem
+    assert "components.schemas.PaymentStatus.enum" in problem and "payments/statuses.py" in problem
 
 
 def test_requests_are_matched_to_operations_and_checked_against_their_schemas() -> None:
@@ -270,7 +272,7 @@ def test_a_contract_change_changes_every_template_hash_a_wording_edit_none(tmp_p
 def test_contract_path_comes_from_psp_contract_file(tmp_path: Path) -> None:
     assert contract_file({}) == DEFAULT_CONTRACT_FILE
     assert contract_file({"PSP_CONTRACT_FILE": str(tmp_path / "c.yaml")}) == tmp_path / "c.yaml"
-    paths = pipeline.Paths.from_env({"PSP_CONTRACT_FILE": str(tmp_path / "c.yaml")})
+    paths = Paths.from_env({"PSP_CONTRACT_FILE": str(tmp_path / "c.yaml")})
     assert paths.contract_file == tmp_path / "c.yaml"
 
 
@@ -419,7 +421,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         tmp = tmp_path_factory.mktemp(platform)
         paths = workspace(tmp)
         config = load_client(DEMO_CLIENTS / "nordbank.yaml")
-        out[platform] = (paths, config, pipeline.render_plugin(paths, config, platform))
+        out[platform] = (paths, config, render_plugin(paths, config, platform))
     return out
 
 
@@ -434,11 +436,11 @@ def contract_failures(
     text = path.read_text()
     assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {file}"
     path.write_text(text.replace(old, new))
-    from psp_assets.core.contract_bridge import contract_results
-    from psp_assets.core.render import render_context
+    from psp_assets.core.render.engine import render_context
+    from psp_assets.core.verify.contract.bridge import contract_results
 
     template = load_template(paths.templates_dir, platform, paths.contract_file)
-    context = render_context(template, config, pipeline.catalog_for(template, config))
+    context = render_context(template, config, catalog_for(template, config))
     return {r.name: r.detail for r in contract_results(root, template, context, php) if not r.passed}
 
 
@@ -575,7 +577,7 @@ def test_every_php_platform_builds_the_create_payment_body_with_the_core(tmp_pat
     paths = workspace(tmp_path)
     for platform in ("woocommerce", "magento2", "prestashop", "opencart"):
         config = load_client(DEMO_CLIENTS / f"{DEMO[platform]}.yaml")
-        source = pipeline.render_plugin(paths, config, platform)
+        source = render_plugin(paths, config, platform)
         php_files = {p.relative_to(source.path).as_posix(): p.read_text() for p in source.path.rglob("*.php")}
         core = {f"{name}.php" for name in contract_tests.CORE_CLASSES}
         builders = [name for name, text in php_files.items() if "'order_reference' =>" in text]
@@ -638,8 +640,8 @@ def test_shapes_copy_the_examples_and_never_add_fields() -> None:
 
 
 def test_every_debtor_the_plugins_accept_is_a_contract_debtor() -> None:
-    """BankAccount::checkDebtor's accepted accounts (core/iban.py is its reference) fit createPayment."""
-    from psp_assets.core import iban
+    """BankAccount::checkDebtor's accepted accounts (core/payments/iban.py is its reference) fit createPayment."""
+    from psp_assets.core.payments import iban
 
     contract = Contract.load()
     accepted = [iban.check_debtor(i, b, r)["debtor"] for _, i, b, r in contract_tests.DEBTOR_CASES]

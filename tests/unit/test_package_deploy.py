@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core.deploy import (
+from psp_assets.core.deploy.release import (
     HealthResult,
     LocalFS,
     bad_mark,
@@ -22,7 +22,7 @@ from psp_assets.core.deploy import (
 )
 from psp_assets.core.errors import DeployError, PackageError
 from psp_assets.core.package import load_artifact, package
-from psp_assets.core.render import RenderedTree
+from psp_assets.core.render.engine import RenderedTree
 
 LIVE = "shop/wp-content/plugins/acme-pay"
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from psp_assets.core.config import ClientConfig, load_client
-from psp_assets.core.templates import SHARED_DIR
+from psp_assets.core.config.model import ClientConfig, load_client
+from psp_assets.core.templates.spec import SHARED_DIR
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
 from tests.unit.rendered import RenderedPlugin, render_to
 

@@ -24,15 +24,15 @@ from typing import Any
 import pytest
 import yaml
 
-from psp_assets.core import checks
-from psp_assets.core.config import ClientConfig, load_client, parse_client
-from psp_assets.core.contract import sign
-from psp_assets.core.contract_bridge import contract_results
+from psp_assets.core.config.model import ClientConfig, load_client, parse_client
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.package import package
-from psp_assets.core.php import NativePhp
-from psp_assets.core.render import render_string
-from psp_assets.core.templates import SHARED_DIR
+from psp_assets.core.render.engine import render_string
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import SHARED_DIR
+from psp_assets.core.verify import checks
+from psp_assets.core.verify.contract.bridge import contract_results
+from psp_assets.core.verify.contract.cases import sign
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
 from tests.unit.psp_standin import StandInServer
 from tests.unit.rendered import RenderedPlugin, render_to

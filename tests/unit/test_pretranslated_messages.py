@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import pipeline
-from psp_assets.core.config import PLATFORMS
+from psp_assets.core import lineage
+from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.errors import PspError, RenderError
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.php import NativePhp
-from psp_assets.core.pipeline import Paths, build_plugin, render_plugin
-from psp_assets.core.templates import SHARED_DIR
+from psp_assets.core.lineage import build_plugin, render_plugin
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import SHARED_DIR
+from psp_assets.core.workspace import Paths
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 from tests.unit.test_side_by_side import client_for
 
@@ -55,7 +56,7 @@ def test_a_deleted_translation_fails_the_test_report_naming_each_locale_and_mess
     config = client_for("alpenkasse", platform)
     assert config.locales == ["de_DE", "fr_FR"]
     source = render_plugin(paths, config, platform)  # renders: the gate is the test report
-    report = pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    report = lineage.test_plugin(paths, config, source.tree, source.path, php)
 
     assert not report.passed
     catalog = {r.name: r for r in report.results if r.name.endswith(": translation catalog")}
@@ -77,7 +78,7 @@ def test_the_complete_catalog_passes_for_every_locale_a_client_lists(php: Native
     paths = Paths(tmp_path / "configs", TEMPLATES, tmp_path / "data", tmp_path / "stores")
     config = client_for("baltic-credit", "woocommerce")
     source = render_plugin(paths, config, "woocommerce")
-    report = pipeline.test_plugin(paths, config, source.tree, source.path, php)
+    report = lineage.test_plugin(paths, config, source.tree, source.path, php)
     catalog = [r for r in report.results if r.name.endswith(": translation catalog")]
     assert [(r.name, r.passed) for r in catalog] == [
         ("lt_LT: translation catalog", True),

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import escape
 from psp_assets.core.errors import RenderError
 from psp_assets.core.i18n import compile_mo, parse_po
-from psp_assets.core.render import render, write_tree
-from psp_assets.core.templates import load_template
+from psp_assets.core.render import escape
+from psp_assets.core.render.engine import render, write_tree
+from psp_assets.core.templates.spec import load_template
 from tests.conftest import TEMPLATES, make_client
 
 HOSTILE = [

@@ -1,6 +1,6 @@
 import pytest
 
-from psp_assets.core.rollout import StoreVersion, WavePolicy, plan_waves, roll_out, versions_markdown
+from psp_assets.core.rollout.waves import StoreVersion, WavePolicy, plan_waves, roll_out, versions_markdown
 
 STORES = [f"s{i:02d}" for i in range(20)]
 

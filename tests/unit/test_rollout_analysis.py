@@ -1,4 +1,4 @@
-"""The payment analysis of rollout waves (core/rollout_analysis.py): a seeded slice of the simulation in
+"""The payment analysis of rollout waves (core/rollout/analysis.py): a seeded slice of the simulation in
 bench/rollout_analysis.py, the same judgement read back from a real ledger, and the rules around it
 (minimum sample, the control, multiple comparisons, planned looks, hold or promote)."""
 
@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from bench.rollout_analysis import EPOCH, Profile, generate, ledger_rows, simulate_release
-from psp_assets.core.config import RolloutAnalysis
-from psp_assets.core.ledger import MIGRATIONS, Ledger, metadata, migrations_table, sqlite_url
-from psp_assets.core.rollout_analysis import (
+from psp_assets.core.config.model import RolloutAnalysis
+from psp_assets.core.reconciliation.ledger import MIGRATIONS, Ledger, metadata, migrations_table, sqlite_url
+from psp_assets.core.rollout.analysis import (
     StoreVerdict,
     Switch,
     Traffic,
@@ -116,7 +116,7 @@ def test_too_little_traffic_is_inconclusive_and_hold_or_promote_decides_the_wave
     now = switched + timedelta(minutes=SETTINGS.window_minutes)
     small = Traffic(attempts=40, approved=10, errors=0, declines={"do_not_honor": 30})
     big = Traffic(attempts=5000, approved=4250, errors=100, declines={"do_not_honor": 650})
-    from psp_assets.core.rollout_analysis import judge
+    from psp_assets.core.rollout.analysis import judge
 
     verdict = judge(("bank-a", "woocommerce", "production"), switched, now, big, small, big, big, 3, SETTINGS, 5)
     assert verdict.verdict == "inconclusive" and "40 payments after the switch" in verdict.reason

@@ -1,4 +1,4 @@
-"""A rollback ordered by the payment analysis (core/rollout_gate.py) keeps the deploy's invariants: the
+"""A rollback ordered by the payment analysis (core/rollout/gate.py) keeps the deploy's invariants: the
 store ends on a complete previous release or is left alone, the lock is honoured, the previous release is
 re-verified, the target comes from the store's release history, and the bad release is marked (in that
 history, with the KPI evidence) only when the store is healthy again."""
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from psp_assets.core.deploy import (
+from psp_assets.core.deploy.release import (
     HealthResult,
     LocalFS,
     acquire_lease,
@@ -22,8 +22,8 @@ from psp_assets.core.deploy import (
 )
 from psp_assets.core.errors import DeployError
 from psp_assets.core.package import package
-from psp_assets.core.rollout_analysis import StoreVerdict
-from psp_assets.core.rollout_gate import RolloutState, restore_previous_release, state_path
+from psp_assets.core.rollout.analysis import StoreVerdict
+from psp_assets.core.rollout.gate import RolloutState, restore_previous_release, state_path
 from tests.unit.test_package_deploy import LIVE, healthy, tree
 
 EVIDENCE = StoreVerdict(
@@ -32,7 +32,7 @@ EVIDENCE = StoreVerdict(
 )  # fmt: skip
 
 
-def _two_releases(tmp_path) -> LocalFS:
+def two_releases(tmp_path) -> LocalFS:
     fs = LocalFS(tmp_path / "store")
     for build in ("b1", "b2"):
         deploy(package(tree(build=build), "acme-pay", "a.zip", tmp_path / f"art-{build}"), fs, LIVE, "prod", healthy)
@@ -40,7 +40,7 @@ def _two_releases(tmp_path) -> LocalFS:
 
 
 def test_the_store_goes_back_to_the_complete_previous_release_and_the_bad_one_is_marked(tmp_path):
-    fs = _two_releases(tmp_path)
+    fs = two_releases(tmp_path)
     seen = []
 
     def health(live: str, release: str, manifest):
@@ -58,7 +58,7 @@ def test_the_store_goes_back_to_the_complete_previous_release_and_the_bad_one_is
 
 
 def test_an_incomplete_previous_release_is_never_switched_to(tmp_path):
-    fs = _two_releases(tmp_path)
+    fs = two_releases(tmp_path)
     os.remove(tmp_path / "store" / releases_dir_for(LIVE) / "1.0.0-b1" / "includes" / "core" / "a.php")
     result = restore_previous_release(fs, LIVE, "prod", "1.0.0-b2", EVIDENCE, healthy)
     assert not result.rolled_back and "not complete" in result.error
@@ -66,14 +66,14 @@ def test_an_incomplete_previous_release_is_never_switched_to(tmp_path):
 
 
 def test_a_store_already_moved_on_is_left_alone(tmp_path):
-    fs = _two_releases(tmp_path)
+    fs = two_releases(tmp_path)
     result = restore_previous_release(fs, LIVE, "prod", "1.0.0-b1", EVIDENCE, healthy)
     assert not result.rolled_back and "serves 1.0.0-b2, not 1.0.0-b1" in result.error
     assert current_release(fs, LIVE) == "1.0.0-b2"
 
 
 def test_a_deploy_holding_the_lock_blocks_the_rollback(tmp_path):
-    fs = _two_releases(tmp_path)
+    fs = two_releases(tmp_path)
     acquire_lease(fs, releases_dir_for(LIVE), "run elsewhere", "deploy of 1.0.0-b3")
     result = restore_previous_release(fs, LIVE, "prod", "1.0.0-b2", EVIDENCE, healthy, holder="run gate")
     assert not result.rolled_back and "another deploy holds" in result.error
@@ -89,7 +89,7 @@ def test_a_store_whose_history_names_no_earlier_release_is_left_on_it(tmp_path):
 
 
 def test_an_unhealthy_previous_release_is_reported_and_nothing_is_marked(tmp_path):
-    fs = _two_releases(tmp_path)
+    fs = two_releases(tmp_path)
     result = restore_previous_release(
         fs, LIVE, "prod", "1.0.0-b2", EVIDENCE, lambda *_: HealthResult(False, "storefront 500")
     )

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from psp_assets.cli import SCHEMA_PATH, client_problems
-from psp_assets.core.config import CODE_ONLY_RULES, json_schema, parse_client, shipped_locales
+from psp_assets.core.config.model import CODE_ONLY_RULES, json_schema, parse_client, shipped_locales
 from psp_assets.core.errors import ConfigError
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 

@@ -1,12 +1,12 @@
 # ruff: noqa: E501  (PHP scenarios in strings)
 """IBAN and BIC at the edge: a SEPA Direct Debit client's checkout collects the debtor's account, refuses
-what psp_assets/core/iban.py refuses (with the platform's translated message, and no payment is created)
+what psp_assets/core/payments/iban.py refuses (with the platform's translated message, and no payment is created)
 and sends the normalised account as `debtor` in the createPayment body; clients without SEPA Direct Debit
 get no fields at all.
 
 The platform code runs in the stand-in platforms the template tests already use (WordPress/WooCommerce,
 PrestaShop), which imitate only the API the plugin calls: the platforms cannot be installed here.
-Everything else is real: the rendered plugin, PHP, the shared core, and core/iban.py as the oracle.
+Everything else is real: the rendered plugin, PHP, the shared core, and core/payments/iban.py as the oracle.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from psp_assets.core import iban
-from psp_assets.core.config import load_client
-from psp_assets.core.contract import bank_id_vectors
-from psp_assets.core.i18n import parse_po
-from psp_assets.core.php import NativePhp
-from psp_assets.core.render import render, render_context, write_tree
-from psp_assets.core.templates import load_template
+from psp_assets.core.config.model import load_client
+from psp_assets.core.i18n import load_catalog, parse_po
+from psp_assets.core.payments import iban
+from psp_assets.core.render.engine import render, render_context, write_tree
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import SHARED_DIR, load_template
+from psp_assets.core.verify.contract.cases import bank_id_vectors
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
 from tests.unit import test_woocommerce_template as woo
 
@@ -392,13 +392,19 @@ def run_magento(
 
 @pytest.fixture(scope="module")
 def magento_alpenkasse(tmp_path_factory: pytest.TempPathFactory):
-    from tests.unit.test_magento2_template import Rendered, _catalog
+    from tests.unit.test_magento2_template import Rendered
 
     template = load_template(TEMPLATES, "magento2")
     config = load_client(DEMO_CLIENTS / "alpenkasse.yaml")
     tree = render(template, config)
     root = write_tree(tree, tmp_path_factory.mktemp("m2-sepa") / "alpenkasse")
-    return Rendered("alpenkasse", template, tree, root, render_context(template, config, _catalog(config.locales)))
+    return Rendered(
+        "alpenkasse",
+        template,
+        tree,
+        root,
+        render_context(template, config, load_catalog(TEMPLATES / SHARED_DIR / "i18n", list(config.locales))),
+    )
 
 
 def test_magento_places_no_order_for_an_account_core_iban_refuses(
@@ -503,7 +509,7 @@ def ps_standin(tmp_path_factory: pytest.TempPathFactory):
 def ps_module(ps_standin, tmp_path_factory: pytest.TempPathFactory):
     import yaml
 
-    from psp_assets.core.config import parse_client
+    from psp_assets.core.config.model import parse_client
     from tests.unit.test_prestashop_template import render_module
 
     data = yaml.safe_load((DEMO_CLIENTS / "alpenkasse.yaml").read_text())

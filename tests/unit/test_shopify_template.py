@@ -23,17 +23,17 @@ from typing import Any
 
 import pytest
 
-from psp_assets.core import checks
-from psp_assets.core.config import ClientConfig, load_client
-from psp_assets.core.contract_bridge import contract_results
-from psp_assets.core.contract_node import run_node_contract_tests, run_node_value_roundtrip
+from psp_assets.core.config.model import ClientConfig, load_client
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.node import NodeRuntime
-from psp_assets.core.openapi import Contract
 from psp_assets.core.package import package
-from psp_assets.core.php import NativePhp
-from psp_assets.core.render import render_string
-from psp_assets.core.templates import SHARED_DIR
+from psp_assets.core.payments.openapi import Contract
+from psp_assets.core.render.engine import render_string
+from psp_assets.core.runtimes.node import NodeRuntime
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import SHARED_DIR
+from psp_assets.core.verify import checks
+from psp_assets.core.verify.contract.bridge import contract_results
+from psp_assets.core.verify.contract.node import run_node_contract_tests, run_node_value_roundtrip
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
 from tests.unit.psp_standin import REDIRECTS, StandInServer
 from tests.unit.rendered import RenderedPlugin, render_to
@@ -229,7 +229,7 @@ def test_contract_fails_a_core_that_lets_a_late_pending_downgrade_a_payment(
         if not r.passed
     }
     assert "WebhookProcessor: late pending never downgrades a paid order" in failed
-    assert "StatusMap::canTransition from 'paid' matches statuses.py" in failed
+    assert "StatusMap::canTransition from 'paid' matches payments/statuses.py" in failed
 
 
 HOSTILE_TITLE = 'It\'s "quoted" \\ </script><script>alert(1)</script> ${x} `tick` \u2028 東京 {{ ids.slug }}'

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.synthetic import synthetic_client, write_fleet
-from psp_assets.core.config import PLATFORMS, LocalTarget, load_fleet
-from psp_assets.core.render import render
-from psp_assets.core.templates import load_template
+from psp_assets.core.config.fleet import load_fleet
+from psp_assets.core.config.model import PLATFORMS, LocalTarget
+from psp_assets.core.render.engine import render
+from psp_assets.core.templates.spec import load_template
 from tests.conftest import TEMPLATES
 
 

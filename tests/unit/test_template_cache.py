@@ -7,20 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import pipeline
 from psp_assets.core.errors import TemplateError
-from psp_assets.core.template_cache import TemplateCache
+from psp_assets.core.lineage import render_plugin
+from psp_assets.core.templates.cache import TemplateCache
+from psp_assets.core.workspace import Paths
 from tests.conftest import TEMPLATES
 
 
-def test_a_fleet_of_plugins_loads_each_template_once_and_renders_the_same_trees(paths: pipeline.Paths, tmp_path):
+def test_a_fleet_of_plugins_loads_each_template_once_and_renders_the_same_trees(paths: Paths, tmp_path):
     fleet = paths.fleet()
     keys = [(c, p) for c in sorted(fleet.clients) for p in fleet.clients[c].config.enabled_platforms()]
     cache = TemplateCache()
     for client, platform in keys:
         config = fleet.client(client)
-        cached = pipeline.render_plugin(paths, config, platform, tmp_path / "cached" / client / platform, cache=cache)
-        plain = pipeline.render_plugin(paths, config, platform, tmp_path / "plain" / client / platform)
+        cached = render_plugin(paths, config, platform, tmp_path / "cached" / client / platform, cache=cache)
+        plain = render_plugin(paths, config, platform, tmp_path / "plain" / client / platform)
         assert cached.tree.files == plain.tree.files and cached.template_hash == plain.template_hash
     assert cache.loads == len({p for _, p in keys}) < len(keys)
     template = cache.template(paths.templates_dir, "woocommerce", paths.contract_file)

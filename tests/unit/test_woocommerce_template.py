@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from psp_assets.core import checks
-from psp_assets.core.config import ClientConfig, load_client
-from psp_assets.core.contract import run_value_roundtrip
-from psp_assets.core.contract_bridge import contract_results
+from psp_assets.core.config.model import ClientConfig, load_client
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.php import NativePhp
-from psp_assets.core.render import RenderedTree, render, render_context, render_string, write_tree
-from psp_assets.core.templates import load_template
+from psp_assets.core.render.engine import RenderedTree, render, render_context, render_string, write_tree
+from psp_assets.core.runtimes.php import NativePhp
+from psp_assets.core.templates.spec import load_template
+from psp_assets.core.verify import checks
+from psp_assets.core.verify.contract.bridge import contract_results
+from psp_assets.core.verify.contract.cases import run_value_roundtrip
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
 
 WP_STANDIN = r"""<?php

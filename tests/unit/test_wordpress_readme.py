@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from psp_assets.core import checks
-from psp_assets.core.config import ConfigError, parse_client
+from psp_assets.core.config.model import ConfigError, parse_client
 from psp_assets.core.i18n import load_catalog
-from psp_assets.core.render import render, render_context, render_string
-from psp_assets.core.templates import SHARED_DIR, load_template
+from psp_assets.core.render.engine import render, render_context, render_string
+from psp_assets.core.templates.spec import SHARED_DIR, load_template
+from psp_assets.core.verify import checks
 from tests.conftest import TEMPLATES, client_dict
 
 HEADER = "nordbank-payments.php"

@@ -8,7 +8,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from psp_assets.core.alerts import Alert, Channel, Delivery, EmailChannel, SlackChannel, deliver
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.workspace import Paths
 
 
 class SlackAlertResource(SlackResource):

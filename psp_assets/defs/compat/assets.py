@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from psp_assets.core import compat
-from psp_assets.core.php import BOOTS
+from psp_assets.core.runtimes.php import BOOTS
 from psp_assets.defs.resources import PhpResource, PspWorkspace
 
 GROUP = "compat"

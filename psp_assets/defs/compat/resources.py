@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from psp_assets.core.compat import load_matrix, save_matrix
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.workspace import Paths
 
 KEEP = 60  # nights of history kept on disk; the asset check compares with the previous one
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import dagster as dg
 
-from psp_assets.core import client_repo, pipeline
-from psp_assets.core.config import parse_client
+from psp_assets.core.config.model import parse_client
 from psp_assets.core.errors import PspError
+from psp_assets.core.github import client_repo
+from psp_assets.core.lineage import load_rendered, report_from_path
 from psp_assets.core.package import load_artifact
+from psp_assets.core.workspace import catalog_for, template_for
 from psp_assets.defs import ranges
 from psp_assets.defs.github.resources import PUBLISH_ENV, GitHubPublisher
 from psp_assets.defs.partitions import plugin_partitions, split_key
@@ -184,10 +186,10 @@ def _publish_source(
 
     paths = lineage_paths(workspace, rendered)
     try:
-        tree = pipeline.load_rendered(rendered)
-        report = pipeline.report_from_path(pipeline.Path(test_report["report_path"]))
-        template = pipeline.template_for(paths, platform)
-        catalog = pipeline.catalog_for(template, config)
+        tree = load_rendered(rendered)
+        report = report_from_path(Path(test_report["report_path"]))
+        template = template_for(paths, platform)
+        catalog = catalog_for(template, config)
         plan = client_repo.plan_for(template, config, tree, catalog, lineage, report.counts())
         result = github.publish_source(plan, settings, lambda m: context.log.info(log_prefix + m))
     except PspError as exc:

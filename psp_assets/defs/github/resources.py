@@ -4,10 +4,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from psp_assets.core.client_repo import SourcePlan, SourceResult, publish_source, source_target_for
-from psp_assets.core.config import GitHubSettings
+from psp_assets.core.config.model import GitHubSettings
 from psp_assets.core.errors import PublishError
-from psp_assets.core.github_release import PublishResult, RetryPolicy, publish_artifact
+from psp_assets.core.github.client_repo import SourcePlan, SourceResult, publish_source, source_target_for
+from psp_assets.core.github.releases import PublishResult, publish_artifact
+from psp_assets.core.github.session import RetryPolicy
 from psp_assets.core.package import Artifact
 
 PUBLISH_ENV = "PSP_GITHUB_PUBLISH"

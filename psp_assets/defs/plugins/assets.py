@@ -3,18 +3,28 @@
 import warnings
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from psp_assets.core import pipeline
-from psp_assets.core.config import PLATFORMS, ClientConfig, parse_client
-from psp_assets.core.deploy import Deployment
+from psp_assets.core.config.model import PLATFORMS, ClientConfig, parse_client
+from psp_assets.core.deploy.release import Deployment
+from psp_assets.core.deploy.sftp import SftpPool
+from psp_assets.core.deploy.stores import deploy_plugin
 from psp_assets.core.errors import PspError
+from psp_assets.core.lineage import (
+    artifact_from_handle,
+    build_plugin,
+    load_rendered,
+    render_plugin,
+    report_from_path,
+    test_plugin,
+)
 from psp_assets.core.package import Artifact
-from psp_assets.core.sftp import SftpPool
-from psp_assets.core.template_cache import TemplateCache
-from psp_assets.core.templates import available_platforms, load_template
+from psp_assets.core.templates.cache import TemplateCache
+from psp_assets.core.templates.spec import available_platforms, load_template
+from psp_assets.core.workspace import Paths
 from psp_assets.defs import ranges
 from psp_assets.defs.partitions import client_partitions, platform_partitions, plugin_partitions, split_key
 from psp_assets.defs.resources import PhpResource, PspWorkspace
@@ -56,11 +66,11 @@ def _fail(exc: PspError, **metadata: Any) -> dg.Failure:
     return dg.Failure(description=str(exc), metadata=metadata, allow_retries=False)
 
 
-def lineage_paths(workspace: PspWorkspace, handle: dict[str, Any]) -> pipeline.Paths:
+def lineage_paths(workspace: PspWorkspace, handle: dict[str, Any]) -> Paths:
     """The workspace, with the templates directory the lineage recorded: a plugin is rendered, tested,
     built and deployed from the template plugin_template recorded (a GitHub checkout, or the local one)."""
     recorded = handle.get("templates_dir")
-    return replace(workspace.paths, templates_dir=pipeline.Path(recorded)) if recorded else workspace.paths
+    return replace(workspace.paths, templates_dir=Path(recorded)) if recorded else workspace.paths
 
 
 def _template_source(context: dg.AssetExecutionContext, templates_dir: str) -> dict[str, Any]:
@@ -216,7 +226,7 @@ def _render(
     paths = lineage_paths(workspace, plugin_template)
     config = parse_client(client_config["config"], client_config["path"])
     try:
-        source = pipeline.render_plugin(paths, config, platform, cache=cache)
+        source = render_plugin(paths, config, platform, cache=cache)
     except PspError as exc:
         return ranges.Failed(str(exc))
     if source.template_hash != plugin_template["template_hash"]:
@@ -291,13 +301,13 @@ def _test(
 ) -> ranges.Outcome:
     paths = lineage_paths(workspace, rendered_source)
     try:
-        tree = pipeline.load_rendered(rendered_source)
+        tree = load_rendered(rendered_source)
     except PspError as exc:
         return ranges.Failed(str(exc))
     config = _config(rendered_source)
     runtimes = php.runtimes if php.matrix else None  # one boot per PHP version, shared by every partition
-    root = pipeline.Path(rendered_source["path"])
-    report = pipeline.test_plugin(paths, config, tree, root, php.runtime, runtimes, cache=cache)
+    root = Path(rendered_source["path"])
+    report = test_plugin(paths, config, tree, root, php.runtime, runtimes, cache=cache)
     failures = report.failures()
     for failure in failures[:20]:
         on = f" [PHP {failure.php_version}]" if failure.php_version else ""
@@ -382,10 +392,10 @@ def _build(workspace: PspWorkspace, test_report: dict[str, Any], cache: Template
     rendered = test_report["rendered"]
     paths = lineage_paths(workspace, rendered)
     try:
-        report = pipeline.report_from_path(pipeline.Path(test_report["report_path"]))
-        tree = pipeline.load_rendered(rendered)
+        report = report_from_path(Path(test_report["report_path"]))
+        tree = load_rendered(rendered)
         config = _config(rendered)
-        artifact = pipeline.build_plugin(paths, config, tree, report, cache=cache)
+        artifact = build_plugin(paths, config, tree, report, cache=cache)
     except PspError as exc:
         return ranges.Failed(str(exc))
     handle = {
@@ -416,7 +426,7 @@ def _build(workspace: PspWorkspace, test_report: dict[str, Any], cache: Template
 
 def run_deploy(
     context: dg.AssetExecutionContext,
-    paths: pipeline.Paths,
+    paths: Paths,
     config: ClientConfig,
     platform: str,
     artifact: Artifact,
@@ -428,7 +438,7 @@ def run_deploy(
     """Deploy `artifact` to the platform's targets in `config` (what deployed_store and fleet_rollout do),
     logging every step of every target."""
     # SSH keys are read only here, through Dagster's EnvVar, by the names the config gives; never logged
-    deployments = pipeline.deploy_plugin(
+    deployments = deploy_plugin(
         paths,
         config,
         platform,
@@ -516,7 +526,7 @@ def _deploy(
     client_id, platform = split_key(key)
     config = _config(built_artifact)  # deploy where the config that produced this artifact says
     try:
-        artifact = pipeline.artifact_from_handle(built_artifact)
+        artifact = artifact_from_handle(built_artifact)
     except PspError as exc:
         return ranges.Failed(str(exc))
     deployments = run_deploy(context, paths, config, platform, artifact, php, cache, connections, log_prefix=log_prefix)

@@ -4,9 +4,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from psp_assets.core.github_release import DEFAULT_BASE_URL
-from psp_assets.core.pipeline import Paths
-from psp_assets.core.template_source import TemplateRepo, TemplateRepoClient
+from psp_assets.core.github.session import DEFAULT_BASE_URL
+from psp_assets.core.github.template_repo import TemplateRepo, TemplateRepoClient
+from psp_assets.core.workspace import Paths
 
 
 class TemplateRepository(dg.ConfigurableResource):

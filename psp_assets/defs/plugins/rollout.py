@@ -1,9 +1,9 @@
 """The fleet rollout: after a template change was built for every client of a platform, the new
-releases go out wave by wave (core/rollout.py): a canary first, then growing waves, stopping as soon as
+releases go out wave by wave (core/rollout/waves.py): a canary first, then growing waves, stopping as soon as
 a wave's share of failed health checks passes the limit. What was not reached keeps its release.
 
 With payment analysis on for a wave's clients (rollout_analysis in the client config), the run ends after
-the wave's health gate and the rollout holds (core/rollout_gate.py): rollout_payment_gate_sensor judges
+the wave's health gate and the rollout holds (core/rollout/gate.py): rollout_payment_gate_sensor judges
 the wave's payments from the ledger and starts the rollout again, to deploy the next wave or to roll the
 failing stores back and stop."""
 
@@ -15,14 +15,14 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from psp_assets.core import pipeline
-from psp_assets.core.config import parse_client
+from psp_assets.core.config.model import parse_client
+from psp_assets.core.deploy.sftp import SftpPool
 from psp_assets.core.errors import PspError
-from psp_assets.core.rollout import StoreVersion, WavePolicy, plan_waves, roll_out, versions_markdown
-from psp_assets.core.rollout_analysis import StoreVerdict, Switch, WaveDecision
-from psp_assets.core.rollout_gate import RolloutState, evaluate, roll_back_target, rollback_alert, state_path
-from psp_assets.core.sftp import SftpPool
-from psp_assets.core.template_cache import TemplateCache
+from psp_assets.core.lineage import artifact_from_handle
+from psp_assets.core.rollout.analysis import StoreVerdict, Switch, WaveDecision
+from psp_assets.core.rollout.gate import RolloutState, evaluate, roll_back_target, rollback_alert, state_path
+from psp_assets.core.rollout.waves import StoreVersion, WavePolicy, plan_waves, roll_out, versions_markdown
+from psp_assets.core.templates.cache import TemplateCache
 from psp_assets.defs.partitions import platform_partitions
 from psp_assets.defs.plugins.assets import DEPLOY_POOL, GROUP, deploy_record, lineage_paths, run_deploy
 from psp_assets.defs.plugins.rollout_gate import PAYMENT_GATE, RESUME_TAG, gate_check, verdict_table
@@ -147,7 +147,7 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
     def deploy(key: str) -> tuple[bool, str]:
         handle = built[key]
         try:
-            artifact = pipeline.artifact_from_handle(handle)
+            artifact = artifact_from_handle(handle)
             client_config = parse_client(handle["config"], handle["config_path"])
         except PspError as exc:
             rows[key] = [StoreVersion(key, wave_of[key], "failed", "", detail=str(exc))]

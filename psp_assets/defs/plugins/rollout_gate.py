@@ -1,14 +1,14 @@
 """The payment gate of fleet rollouts in Dagster: the check that records each wave's verdicts, their table,
-and the sensor that decides, look after look, when a held rollout goes on (core/rollout_gate.py)."""
+and the sensor that decides, look after look, when a held rollout goes on (core/rollout/gate.py)."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from psp_assets.core.config import PLATFORMS
-from psp_assets.core.rollout_analysis import TABLE_COLUMNS, StoreVerdict, WaveDecision
-from psp_assets.core.rollout_gate import RolloutState, evaluate, state_path
+from psp_assets.core.config.model import PLATFORMS
+from psp_assets.core.rollout.analysis import TABLE_COLUMNS, StoreVerdict, WaveDecision
+from psp_assets.core.rollout.gate import RolloutState, evaluate, state_path
 from psp_assets.defs.plugins.jobs import fleet_rollout_job
 from psp_assets.defs.reconciliation.resources import LedgerResource
 from psp_assets.defs.resources import PspWorkspace

@@ -6,9 +6,9 @@ import json
 
 import dagster as dg
 
-from psp_assets.core.config import PLATFORMS
+from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.errors import PspError
-from psp_assets.core.templates import available_platforms, load_template
+from psp_assets.core.templates.spec import available_platforms, load_template
 from psp_assets.defs.partitions import client_partitions, platform_partitions
 from psp_assets.defs.plugins.jobs import (
     client_config_job,

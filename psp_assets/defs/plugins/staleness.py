@@ -15,7 +15,8 @@ from typing import Any
 
 import dagster as dg
 
-from psp_assets.core.config import PLATFORMS, Fleet
+from psp_assets.core.config.fleet import Fleet
+from psp_assets.core.config.model import PLATFORMS
 
 PAGE = 1000
 

@@ -5,12 +5,11 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from psp_assets.core.config import Fleet, config_files, load_fleet
-from psp_assets.core.demo_data import seed_demo
+from psp_assets.core.config.fleet import Fleet, config_files, load_fleet
 from psp_assets.core.errors import ReconciliationError
-from psp_assets.core.kpis import Thresholds, breaches, compute_kpis, decline_reasons
-from psp_assets.core.pipeline import Paths
-from psp_assets.core.reconciliation import (
+from psp_assets.core.reconciliation.demo import seed_demo
+from psp_assets.core.reconciliation.kpis import Thresholds, breaches, compute_kpis, decline_reasons
+from psp_assets.core.reconciliation.reconcile import (
     BAD_ROW_COLUMNS,
     ClientLimits,
     StatusRules,
@@ -25,7 +24,8 @@ from psp_assets.core.reconciliation import (
     with_first_seen,
     write_parquet,
 )
-from psp_assets.core.store_orders import FileOrderSource, StoreRef, sources_for
+from psp_assets.core.reconciliation.store_orders import FileOrderSource, StoreRef, sources_for
+from psp_assets.core.workspace import Paths
 from psp_assets.defs.reconciliation.checks import (
     DIVERGENCES_WITHIN_LIMIT,
     KPIS_WITHIN_LIMITS,

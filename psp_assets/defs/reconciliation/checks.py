@@ -7,8 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from psp_assets.core.alerts import kpi_alerts
-from psp_assets.core.kpis import Breach
-from psp_assets.core.reconciliation import markdown_table
+from psp_assets.core.reconciliation.kpis import Breach
+from psp_assets.core.reconciliation.reconcile import markdown_table
 
 DIVERGENCES_WITHIN_LIMIT = dg.AssetCheckSpec(
     "divergences_within_age_limit",

@@ -2,12 +2,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from psp_assets.core.ledger import Ledger, sqlite_url
-from psp_assets.core.pipeline import Paths
+from psp_assets.core.reconciliation.ledger import Ledger, sqlite_url
+from psp_assets.core.workspace import Paths
 
 
 class LedgerResource(dg.ConfigurableResource):
-    """The PSP payment ledger (core/ledger.py). `url` is a SQLAlchemy URL (PostgreSQL in production:
+    """The PSP payment ledger (core/reconciliation/ledger.py). `url` is a SQLAlchemy URL (PostgreSQL in production:
     postgresql+psycopg2://user:password@host/db, filled from dg.EnvVar("PSP_LEDGER_URL")). Empty: the
     embedded SQLite ledger under PSP_DATA_DIR/ledger/, seeded with demo data on first use."""
 

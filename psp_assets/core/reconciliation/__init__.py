@@ -1,0 +1,2 @@
+"""Reconciling merchants' orders with the PSP's payments: the classification (reconcile), the payment ledger
+(ledger), the store order sources (store_orders), the payment KPIs (kpis), and the seeded demo data (demo)."""
