@@ -8,7 +8,7 @@ export DAGSTER_HOME
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: setup demo fleet ui prod-ui test lint bench clean
+.PHONY: setup demo fleet ui prod-ui test lint layout bench clean
 
 setup:
 	@scripts/setup.sh
@@ -49,6 +49,10 @@ test:
 lint: setup
 	.venv/bin/ruff check psp_assets tests
 	.venv/bin/ruff format --check psp_assets tests
+
+# README.md's layout block, generated from the package docstrings (a test fails when it is stale)
+layout: setup
+	.venv/bin/python -m tests.architecture.layout --write
 
 clean:
 	rm -rf var

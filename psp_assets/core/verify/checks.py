@@ -1,6 +1,6 @@
 """The test report: real checks on a rendered plugin tree.
 
-Each check returns `CheckResult`s; `run_checks` collects them into a `TestReport`. The report is the
+Each check returns `CheckResult`s; the lineage's test step (lineage.py) collects them into a `TestReport`. The report is the
 gate in front of `built_artifact`: a failing check means no artifact for that partition.
 """
 
