@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from psp_assets.core.lineage import render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.workspace import Paths, catalog_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def main() -> None:
     try:
         for platform, client in DEMO.items():
             config = load_client(REPO / "client_configs" / f"{client}.yaml")
-            source = render_plugin(paths, config, platform)
+            source = render_plugin(plan_plugin(paths, config, platform))
             template = load_template(paths.templates_dir, platform)
             target = contract_target(template, render_context(template, config, catalog_for(template, config)))
             runtimes = [("node", node)] if template.spec.contract.runtime == "node" else [

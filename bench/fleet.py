@@ -58,6 +58,7 @@ from typing import Any
 
 from psp_assets.core import lineage
 from psp_assets.core.lineage import build_plugin, render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.workspace import catalog_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -233,7 +234,7 @@ def work_render_ours(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     keys = _keys(root)
     started, cpu = time.perf_counter(), CpuClock()
     for cid, platform in keys:
-        render_plugin(paths, fleet.client(cid), platform, root / "render-ours" / cid / platform)
+        render_plugin(plan_plugin(paths, fleet.client(cid), platform), root / "render-ours" / cid / platform)
     return {"s": time.perf_counter() - started, **cpu.figures(), "plugins": len(keys)}
 
 
@@ -356,12 +357,14 @@ def work_plain_fleet(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     with PhpRuntimes() as runtimes:
         for cid, platform in keys:
             config = fleet.client(cid)
-            source = render_plugin(paths, config, platform)
-            report = lineage.test_plugin(paths, config, source.tree, source.path, php, runtimes)
+            source = render_plugin(plan_plugin(paths, config, platform))
+            report = lineage.test_plugin(
+                plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php, runtimes
+            )
             if not report.passed:
                 failed.append(f"{cid}|{platform}")
                 continue
-            build_plugin(paths, config, source.tree, report)
+            build_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, report)
         seconds = time.perf_counter() - started
         boots = runtime_boots(runtimes)
     if failed:

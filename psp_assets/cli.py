@@ -26,6 +26,7 @@ from psp_assets.core.deploy.stores import clear_bad_mark
 from psp_assets.core.errors import ConfigError, PspError
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.lineage import render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.templates.spec import SHARED_DIR, available_platforms
 from psp_assets.core.workspace import REPO_ROOT, Paths
 
@@ -117,7 +118,7 @@ def cmd_render(args: argparse.Namespace, paths: Paths) -> int:
     if problem:
         _err(problem)
         return 1
-    source = render_plugin(paths, config, args.platform, out)
+    source = render_plugin(plan_plugin(paths, config, args.platform), out)
     tree = source.tree
     marker = {"client": args.client, "platform": args.platform, "build": tree.build}
     _create(source.path / RENDER_MARKER, json.dumps(marker, sort_keys=True) + "\n")

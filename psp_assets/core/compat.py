@@ -28,12 +28,14 @@ import pandas as pd
 from psp_assets.core.config.fleet import Fleet
 from psp_assets.core.config.model import ClientConfig, parse_client
 from psp_assets.core.errors import CompatError, PspError
-from psp_assets.core.render.engine import render, render_context, write_tree
+from psp_assets.core.lineage import render_plugin
+from psp_assets.core.plan import plan_for
 from psp_assets.core.runtimes.php import PhpRuntime
 from psp_assets.core.templates.spec import PHP_VERSIONS, Template, available_platforms, load_template
 from psp_assets.core.verify.checks import CheckResult, check_lint
 from psp_assets.core.verify.contract.bridge import contract_results
 from psp_assets.core.verify.platform_api import run_api_checks
+from psp_assets.core.workspace import Paths
 
 PASS, FAIL, NOT_DECLARED, NO_PLUGIN = "pass", "fail", "not declared", "no plugin"
 COLUMNS = [
@@ -102,8 +104,6 @@ def php_templates(templates_dir: Path) -> tuple[list[Template], dict[str, str]]:
 def render_plugins(fleet: Fleet, templates: Iterable[Template], work_dir: Path) -> list[MatrixPlugin]:
     """Render every client's plugin for every template it enables into `work_dir`. A template no client
     enables is rendered for the first client, so its cells are still real runs (marked `reference`)."""
-    from psp_assets.core.workspace import catalog_for
-
     clients = [fleet.clients[cid].config for cid in sorted(fleet.clients)]
     if not clients:
         raise CompatError("the compatibility matrix needs at least one valid client config to render plugins for")
@@ -112,19 +112,18 @@ def render_plugins(fleet: Fleet, templates: Iterable[Template], work_dir: Path) 
         users: list[tuple[ClientConfig, bool]] = [
             (c, False) for c in clients if template.platform in c.enabled_platforms()
         ] or [(reference_config(clients[0], template.platform), True)]
+        paths = Paths(work_dir, template.templates_dir, work_dir, work_dir, contract_file=template.contract_file)
         for config, reference in users:
             root = work_dir / config.id / template.platform
             try:
-                catalog = catalog_for(template, config)
-                tree = render(template, config, catalog)
-                write_tree(tree, root)
-                context = render_context(template, config, catalog)
+                plan = plan_for(paths, config, template)
+                tree = render_plugin(plan, root).tree
             except PspError as exc:
                 plugins.append(MatrixPlugin(config.id, template.platform, template, {}, root, {}, reference, str(exc)))
                 continue
-            plugins.append(
-                MatrixPlugin(config.id, template.platform, template, context, root, dict(tree.files), reference)
-            )
+            files = dict(tree.files)
+            context = dict(plan.context)
+            plugins.append(MatrixPlugin(config.id, template.platform, template, context, root, files, reference))
     return plugins
 
 

@@ -1,5 +1,6 @@
 """The plugin lineage as plain functions: render -> test -> build, for one partition (the deploy is
-deploy/stores.py).
+deploy/stores.py). Each stage takes the plugin's plan (plan.py: template, catalog, identity, render
+context, build id, made once by `plan_plugin`) rather than loading the template again.
 
 The Dagster assets and the `psp` CLI both call these, so `psp render` writes exactly what
 `rendered_source` does. Outputs are content-addressed by build id under PSP_DATA_DIR, so a run never
@@ -11,22 +12,22 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from psp_assets.core.config.model import ClientConfig
 from psp_assets.core.errors import PspError, RenderError
-from psp_assets.core.package import Artifact, load_artifact, package
-from psp_assets.core.render.engine import RenderedTree, read_tree, render, render_context, render_string, write_tree
+from psp_assets.core.handles import RenderedHandle
+from psp_assets.core.package import Artifact, DeployFacts, package
+from psp_assets.core.plan import PluginPlan
+from psp_assets.core.render.engine import RenderedTree, read_tree, render, render_string, write_tree
 from psp_assets.core.runtimes import check_cache
 from psp_assets.core.runtimes.php import CachedPhp, PhpRuntime, cached_runtimes
-from psp_assets.core.templates.cache import TemplateCache
 from psp_assets.core.templates.spec import Template
 from psp_assets.core.verify import checks
 from psp_assets.core.verify.contract.bridge import contract_results
 from psp_assets.core.verify.platform_api import run_api_checks
-from psp_assets.core.workspace import REPO_ROOT, Paths, catalog_for, secret_values, template_for
+from psp_assets.core.workspace import REPO_ROOT, secret_values
 
 
 @dataclass(frozen=True)
@@ -36,59 +37,42 @@ class RenderedSource:
     template_hash: str
     config_hash: str
 
-    def handle(self) -> dict[str, Any]:
-        return {
-            "client": self.tree.client_id,
-            "platform": self.tree.platform,
-            "path": str(self.path),
-            "plugin_version": self.tree.plugin_version,
-            "build": self.tree.build,
-            "release_id": self.tree.release_id,
-            "template_hash": self.template_hash,
-            "config_hash": self.config_hash,
-            "tree_sha256": self.tree.digest(),
-            "file_count": len(self.tree.files),
-        }
 
-
-def render_plugin(
-    paths: Paths, config: ClientConfig, platform: str, out_dir: Path | None = None, cache: TemplateCache | None = None
-) -> RenderedSource:
-    """Render one client's plugin for one platform and write it (atomically) to `out_dir`."""
-    template = template_for(paths, platform, cache)
-    tree = render(template, config, catalog_for(template, config, cache))
-    target = out_dir or paths.rendered_dir(config.id, platform, tree.build)
+def render_plugin(plan: PluginPlan, out_dir: Path | None = None) -> RenderedSource:
+    """Render the planned plugin and write it (atomically) to `out_dir` (default: under PSP_DATA_DIR by build)."""
+    tree = render(plan.template, plan.config, plan.catalog, plan.context)
+    target = out_dir or plan.paths.rendered_dir(plan.client_id, plan.platform, tree.build)
     write_tree(tree, target)
-    return RenderedSource(tree, target, template.content_hash, config.config_hash())
+    return RenderedSource(tree, target, plan.template_hash, plan.config_hash)
 
 
-def load_rendered(handle: dict[str, Any]) -> RenderedTree:
-    root = Path(handle["path"])
+def load_rendered(handle: RenderedHandle) -> RenderedTree:
+    """The rendered tree a handle names, refused when its files are gone or changed since."""
+    root = Path(handle.tree.path)
     if not root.is_dir():
         raise RenderError(f"{root}: rendered source is gone; re-materialize rendered_source")
-    tree = read_tree(root, handle["client"], handle["platform"], handle["plugin_version"], handle["build"])
-    if tree.digest() != handle["tree_sha256"]:
+    lineage = handle.lineage
+    tree = read_tree(root, handle.client, handle.platform, str(lineage.plugin_version), str(lineage.build))
+    if tree.digest() != handle.tree.tree_sha256:
         raise RenderError(f"{root}: rendered files changed since they were rendered; re-materialize rendered_source")
     return tree
 
 
 def test_plugin(
-    paths: Paths,
-    config: ClientConfig,
+    plan: PluginPlan,
     tree: RenderedTree,
     root: Path,
     php: PhpRuntime,
     runtimes: Callable[[str], PhpRuntime] | None = None,
-    cache: TemplateCache | None = None,
 ) -> checks.TestReport:
-    """Run every check on a rendered tree and write the report next to the others.
+    """Run every check on the planned plugin's rendered tree (written at `root`) and write the report
+    next to the others.
 
     With `runtimes` (PHP version -> booted runtime, e.g. a `PhpRuntimes` pool), lint and the contract
     tests run on every PHP version the template declares, each result carrying its `php_version`;
     without it they run on `php` alone."""
-    template = template_for(paths, tree.platform, cache)
-    catalog = catalog_for(template, config, cache)
-    context = render_context(template, config, catalog)
+    paths, config, template, catalog = plan.paths, plan.config, plan.template, plan.catalog
+    context = dict(plan.context)
     report = checks.TestReport(tree.client_id, tree.platform, tree.plugin_version, tree.build)
     # results remembered by content (check_cache): same bytes, same PHP, same harness and contract
     cache = check_cache.at(paths.data_dir)
@@ -163,26 +147,30 @@ def _locale_renderer(context: dict[str, Any]) -> Callable[[str, str], str]:
     return lambda text, locale: render_string(text, {**context, "locale": locale})
 
 
-def build_plugin(
-    paths: Paths,
-    config: ClientConfig,
-    tree: RenderedTree,
-    report: checks.TestReport,
-    cache: TemplateCache | None = None,
-) -> Artifact:
-    """Package a tested tree. Refuses a tree whose report failed, whatever asked for it."""
+def build_plugin(plan: PluginPlan, tree: RenderedTree, report: checks.TestReport) -> Artifact:
+    """Package the planned plugin's tested tree, its manifest carrying the plan's deploy facts. Refuses a
+    tree whose report failed, whatever asked for it."""
     if not report.passed or report.build != tree.build:
         failed = ", ".join(f"{r.check}:{r.name}" for r in report.failures()[:5]) or "report is for another build"
         raise PspError(f"{tree.client_id}|{tree.platform}: test report failed ({failed}); no artifact is built")
-    template = template_for(paths, tree.platform, cache)
-    context = render_context(template, config, catalog_for(template, config, cache))
-    root = render_string(template.spec.packaging.root, context)
-    name = render_string(template.spec.packaging.artifact, context)
-    return package(tree, root, name, paths.artifact_dir(tree.client_id, tree.platform, tree.release_id))
+    packaging = plan.template.spec.packaging
+    root = plan.render_value(packaging.root)
+    name = plan.render_value(packaging.artifact)
+    out_dir = plan.paths.artifact_dir(tree.client_id, tree.platform, tree.release_id)
+    return package(tree, root, name, out_dir, plan.deploy_facts())
 
 
-def artifact_from_handle(handle: dict[str, Any]) -> Artifact:
-    return load_artifact(Path(handle["artifact_path"]))
+def deploy_facts_of(artifact: Artifact, plan: Callable[[], PluginPlan]) -> tuple[Artifact, str | None]:
+    """`artifact` with its deploy facts. An artifact built before the manifest carried them gets them from
+    its plugin's plan (`plan`, called only then), and the second value says so, for the deploy's log."""
+    if artifact.deploy is not None:
+        return artifact, None
+    facts: DeployFacts = plan().deploy_facts()
+    note = (
+        f"{artifact.manifest_path}: the manifest predates deploy facts (health route, lint globs, install path); "
+        "they are taken from the template the lineage recorded. Rebuild built_artifact to carry them."
+    )
+    return replace(artifact, deploy=facts), note
 
 
 def report_from_path(path: Path) -> checks.TestReport:

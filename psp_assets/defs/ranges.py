@@ -31,6 +31,8 @@ from typing import Any
 
 import dagster as dg
 
+from psp_assets.core.handles import Handle
+
 # What the lineage assets use from Dagster that 1.13 still marks beta (backfill policies) or preview
 # (a partitioned asset check: plugin_checks_pass has one result per partition); the tests pin both.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
@@ -74,7 +76,7 @@ class CheckOutcome:
 
 @dataclass(frozen=True)
 class Produced:
-    handle: dict[str, Any]
+    handle: Handle
     metadata: Mapping[str, Any]
     data_version: str | None = None
     check: CheckOutcome | None = None
@@ -103,11 +105,11 @@ def per_partition(context: dg.AssetExecutionContext) -> bool:
     return context.run.tags.get(PER_PARTITION_TAG) == "true"
 
 
-def written_by_this_run(context: dg.AssetExecutionContext, handle: dict[str, Any]) -> bool:
+def written_by_this_run(context: dg.AssetExecutionContext, handle: Handle) -> bool:
     """Whether an upstream handle was produced by this run (or the run it re-executes): the IO manager
-    stamps every handle with the run that wrote it (defs/resources.py RUN_ID)."""
+    stamps every handle with the run that wrote it (core/handles.py Handle.run_id)."""
     run = context.run
-    return handle.get("run_id") in {run.run_id, run.parent_run_id, run.root_run_id} - {None}
+    return handle.run_id in {run.run_id, run.parent_run_id, run.root_run_id} - {None}
 
 
 def upstream(context: dg.AssetExecutionContext, input_name: str, value: Any) -> dict[str, Any]:
@@ -187,7 +189,7 @@ def _per_partition(
     context: dg.AssetExecutionContext, outcomes: Mapping[str, Outcome], check_name: str | None
 ) -> Iterator[Any]:
     check = _check_key(context, check_name)
-    produced: dict[str, dict[str, Any]] = {}
+    produced: dict[str, Handle] = {}
     failures: list[str] = []
     for key, outcome in outcomes.items():
         if isinstance(outcome, Skipped):

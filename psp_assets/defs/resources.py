@@ -1,10 +1,12 @@
 import json
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from psp_assets.core.handles import RUN_ID, Handle, HandleError, Sourced, TemplateHandle, load_handle
 from psp_assets.core.runtimes import php_service
 from psp_assets.core.runtimes.php import NativePhp, PhpRuntime, PhpRuntimes
 from psp_assets.core.runtimes.php_service import shared_runtimes
@@ -31,6 +33,12 @@ class PspWorkspace(dg.ConfigurableResource):
             stores_dir=Path(self.stores_dir).resolve() if self.stores_dir else base.stores_dir,
             contract_file=Path(self.contract_file).resolve() if self.contract_file else base.contract_file,
         )
+
+    def lineage_paths(self, handle: TemplateHandle | Sourced) -> Paths:
+        """The workspace, with the templates directory the lineage recorded: a plugin is rendered, tested,
+        built and deployed from the template plugin_template recorded (a GitHub checkout, or the local one)."""
+        recorded = handle.templates_dir
+        return replace(self.paths, templates_dir=Path(recorded)) if recorded else self.paths
 
 
 class PhpResource(dg.ConfigurableResource):
@@ -64,14 +72,14 @@ class PhpResource(dg.ConfigurableResource):
             self.runtimes.close()
 
 
-RUN_ID = "run_id"  # in every stored handle: the run that wrote it
-
-
 class JsonHandleIOManager(dg.ConfigurableIOManager):
     """Stores each asset partition's small JSON handle (paths, hashes, versions) under PSP_DATA_DIR.
 
-    The heavy outputs (trees, reports, archives) are files the core writes itself; what passes between
-    assets is the handle that names them, readable by a person after an incident. A multi-partition
+    The plugin assets' handles are typed (core/handles.py): they are written through their model and read
+    back into it (a handle an older version stored is read into the current shape, or refused with a
+    message saying what to re-materialize); other assets' values are stored as plain JSON. The heavy
+    outputs (trees, reports, archives) are files the core writes itself; what passes between assets is
+    the handle that names them, readable by a person after an incident. A multi-partition
     run stores one handle per partition it produced, each stamped with the run that wrote it; loading a
     range leaves out the partitions that have none (and, from a step of the same run, the ones that run
     did not produce: an older handle is not this run's result).
@@ -87,12 +95,13 @@ class JsonHandleIOManager(dg.ConfigurableIOManager):
     def _file(directory: Path, partition: str) -> Path:
         return directory / (partition.replace("|", "__") + ".json")
 
-    def read(self, asset: str, partition: str) -> dict[str, Any] | None:
+    def read(self, asset: str, partition: str) -> Any:
         """One partition's handle as last stored, None when it was never materialized: for code that
-        reads many partitions itself (the fleet rollout) rather than through an input."""
+        reads many partitions itself (the fleet rollout) rather than through an input. Raises HandleError
+        when it was stored by a version whose handle cannot be read."""
         base = Path(self.base_dir) if self.base_dir else Paths.from_env().data_dir / "handles"
         path = self._file(base / asset, partition)
-        return json.loads(path.read_text()) if path.is_file() else None
+        return _load(asset, partition, path) if path.is_file() else None
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
@@ -104,7 +113,10 @@ class JsonHandleIOManager(dg.ConfigurableIOManager):
         for key, value in items:
             path = self._file(directory, str(key))
             tmp = path.with_suffix(".tmp")
-            stamped = {**value, RUN_ID: context.run_id} if isinstance(value, dict) else value
+            if isinstance(value, Handle):
+                stamped: Any = value.model_copy(update={RUN_ID: context.run_id}).to_json()
+            else:
+                stamped = {**value, RUN_ID: context.run_id} if isinstance(value, dict) else value
             tmp.write_text(json.dumps(stamped, indent=2, sort_keys=True, default=str))
             tmp.replace(path)
 
@@ -124,7 +136,14 @@ class JsonHandleIOManager(dg.ConfigurableIOManager):
                 metadata={"missing_upstream": f"{asset}[{keys[0]}]", "expected_at": str(path)},
                 allow_retries=False,
             )
-        return json.loads(path.read_text())
+        return self._load_one(context, str(keys[0]), path)
+
+    def _load_one(self, context: dg.InputContext, key: str, path: Path) -> Any:
+        asset = "/".join(context.asset_key.path)
+        try:
+            return _load(asset, key, path)
+        except HandleError as exc:
+            raise dg.Failure(str(exc), metadata={"stored_at": str(path)}, allow_retries=False) from None
 
     def _load_range(self, context: dg.InputContext, directory: Path, keys: list[str]) -> dict[str, Any]:
         # the run whose step wrote this input: this run, or the run it re-executes; none (or a
@@ -141,7 +160,17 @@ class JsonHandleIOManager(dg.ConfigurableIOManager):
         for key in keys:
             path = self._file(directory, key)
             if path.is_file():
-                handle = json.loads(path.read_text())
-                if source_run is None or handle.get(RUN_ID) == source_run:
+                handle = self._load_one(context, key, path)
+                stamped = handle.run_id if isinstance(handle, Handle) else handle.get(RUN_ID)
+                if source_run is None or stamped == source_run:
                     loaded[key] = handle
         return loaded
+
+
+def _load(asset: str, partition: str, path: Path) -> Any:
+    """A stored value: the asset's handle model when it has one (core/handles.py), else the JSON as stored."""
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise HandleError(f"{path}: the stored {asset}[{partition}] is not JSON ({exc}); re-materialize it") from None
+    return load_handle(asset, partition, data, str(path))

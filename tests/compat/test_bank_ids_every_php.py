@@ -11,6 +11,7 @@ import pytest
 from psp_assets.core import lineage
 from psp_assets.core.config.model import load_client
 from psp_assets.core.lineage import render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.runtimes.php import NativePhp, PhpRuntimes
 from psp_assets.core.templates.spec import load_template
 from psp_assets.core.verify.contract.cases import bank_id_vectors
@@ -26,8 +27,10 @@ def test_bank_vectors_agree_with_core_iban_on_every_declared_php_version(
 ) -> None:
     paths = Paths(DEMO_CLIENTS, TEMPLATES, tmp_path / "data", tmp_path / "stores")
     config = load_client(DEMO_CLIENTS / f"{client}.yaml")
-    source = render_plugin(paths, config, platform)
-    report = lineage.test_plugin(paths, config, source.tree, source.path, php, runtimes)
+    source = render_plugin(plan_plugin(paths, config, platform))
+    report = lineage.test_plugin(
+        plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php, runtimes
+    )
     bank = [r for r in report.results if r.name.startswith("BankAccount")]
     vectors = bank_id_vectors()
     per_version = len(vectors["iban"]) + len(vectors["bic"]) + len(vectors["debtor"])

@@ -12,6 +12,7 @@ from psp_assets.core import compat, lineage
 from psp_assets.core.config.fleet import Fleet
 from psp_assets.core.errors import PspError
 from psp_assets.core.lineage import build_plugin, render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.runtimes.php import BOOTS, NativePhp, PhpRuntimes
 from psp_assets.core.templates.spec import PHP_VERSIONS
 from psp_assets.core.workspace import Paths
@@ -65,8 +66,10 @@ def test_a_template_using_readonly_fails_its_test_report_on_old_php_before_anyth
     add_file(templates_dir, "woocommerce", "includes/policy-probe.php", READONLY_FILE)
     paths = Paths(DEMO_CLIENTS, templates_dir, tmp_path / "data", tmp_path / "stores")
     config = paths.fleet().client("nordbank")
-    source = render_plugin(paths, config, "woocommerce")
-    report = lineage.test_plugin(paths, config, source.tree, source.path, php, runtimes)
+    source = render_plugin(plan_plugin(paths, config, "woocommerce"))
+    report = lineage.test_plugin(
+        plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php, runtimes
+    )
     by_php = report.by_php_version()
     assert list(by_php) == list(PHP_VERSIONS)  # the report shows every declared version
     assert {v: row["passed"] for v, row in by_php.items()} == {v: v not in ("7.4", "8.0") for v in PHP_VERSIONS}
@@ -76,14 +79,14 @@ def test_a_template_using_readonly_fails_its_test_report_on_old_php_before_anyth
         ("lint", "includes/policy-probe.php", "8.0"),
     }
     with pytest.raises(PspError, match=r"nordbank\|woocommerce: test report failed \(lint:includes/policy-probe.php"):
-        build_plugin(paths, config, source.tree, report)
+        build_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, report)
 
 
 def test_without_runtimes_the_report_runs_on_the_given_php_only(templates_dir, php: NativePhp, tmp_path: Path):
     paths = Paths(DEMO_CLIENTS, templates_dir, tmp_path / "data", tmp_path / "stores")
     config = paths.fleet().client("nordbank")
-    source = render_plugin(paths, config, "woocommerce")
-    report = lineage.test_plugin(paths, config, source.tree, source.path, php)
+    source = render_plugin(plan_plugin(paths, config, "woocommerce"))
+    report = lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
     assert report.passed and list(report.by_php_version()) == [php.version]
 
 

@@ -14,6 +14,7 @@ from psp_assets.core import lineage
 from psp_assets.core.config.model import load_client
 from psp_assets.core.lineage import render_plugin
 from psp_assets.core.payments.openapi import Contract
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.runtimes.php import NativePhp, PhpRuntimes
 from psp_assets.core.templates.spec import load_template
 from psp_assets.core.verify.contract.api import Shapes
@@ -47,8 +48,10 @@ def test_a_signed_event_for_the_wrong_payment_amount_or_currency_never_marks_an_
 ) -> None:
     paths = Paths(DEMO_CLIENTS, TEMPLATES, tmp_path / "data", tmp_path / "stores")
     config = load_client(DEMO_CLIENTS / f"{client}.yaml")
-    source = render_plugin(paths, config, platform)
-    report = lineage.test_plugin(paths, config, source.tree, source.path, php, runtimes)
+    source = render_plugin(plan_plugin(paths, config, platform))
+    report = lineage.test_plugin(
+        plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php, runtimes
+    )
     integrity = [r for r in report.results if r.name in INTEGRITY]
     declared = load_template(TEMPLATES, platform).spec.php.versions()
     assert Counter(r.php_version for r in integrity) == {version: len(INTEGRITY) for version in declared}
@@ -59,8 +62,8 @@ def test_a_signed_event_for_the_wrong_payment_amount_or_currency_never_marks_an_
 def test_the_shopify_apps_js_core_passes_the_same_vectors_in_node(php: NativePhp, tmp_path: Path) -> None:
     paths = Paths(DEMO_CLIENTS, TEMPLATES, tmp_path / "data", tmp_path / "stores")
     config = load_client(DEMO_CLIENTS / "nordbank.yaml")
-    source = render_plugin(paths, config, "shopify")
-    report = lineage.test_plugin(paths, config, source.tree, source.path, php)
+    source = render_plugin(plan_plugin(paths, config, "shopify"))
+    report = lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
     integrity = [r for r in report.results if r.name in INTEGRITY]
     assert {r.name for r in integrity} == INTEGRITY
     assert [(r.name, r.detail) for r in integrity if not r.passed] == []

@@ -20,6 +20,7 @@ import pytest
 
 from psp_assets.core import lineage
 from psp_assets.core.lineage import render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.render.engine import read_tree
 from psp_assets.core.runtimes import check_cache, php_service
 from psp_assets.core.runtimes.php import NativePhp, PhpRuntimes, WasmPhp
@@ -51,7 +52,7 @@ def failing_plugin(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("svc")
     paths = Paths(DEMO_CLIENTS, TEMPLATES, root / "data", root / "stores")
     config = paths.fleet().client("nordbank")
-    source = render_plugin(paths, config, PLATFORM)
+    source = render_plugin(plan_plugin(paths, config, PLATFORM))
     (source.path / "includes" / "class-psp-readonly-probe.php").write_text(READONLY_FILE)
     signature = source.path / "includes" / "core" / "Signature.php"
     signature.write_bytes(signature.read_bytes().replace(b"hash_equals(", b"hash_equalz(", 1))
@@ -66,7 +67,7 @@ def verdict(report) -> list[tuple[str, str, bool, str | None]]:
 @pytest.fixture(scope="module")
 def expected(failing_plugin, in_process) -> list[tuple[str, str, bool, str | None]]:
     paths, config, tree, root = failing_plugin
-    report = lineage.test_plugin(paths, config, tree, root, NativePhp(), in_process)
+    report = lineage.test_plugin(plan_plugin(paths, config, tree.platform), tree, root, NativePhp(), in_process)
     failed = {(r.check, r.php_version) for r in report.failures()}
     assert {("lint", "7.4"), ("lint", "8.0"), ("contract", "8.5")} <= failed and ("lint", "8.5") not in failed
     return verdict(report)
@@ -100,7 +101,7 @@ def test_a_failing_plugin_fails_through_the_service_as_it_does_in_process(servic
     path, _pid = service
     paths, config, tree, root = failing_plugin
     with through(path) as pool:
-        report = lineage.test_plugin(paths, config, tree, root, NativePhp(), pool)
+        report = lineage.test_plugin(plan_plugin(paths, config, tree.platform), tree, root, NativePhp(), pool)
         used = [pool.get(v) for v in pool.versions]
         assert all(rt.served > 0 and rt.fallbacks == 0 for rt in used), [(rt.version, rt.last_error) for rt in used]
         assert sum(pool.boots().values()) == 0, "no runtime booted in this process"
@@ -116,7 +117,9 @@ def test_killing_the_service_mid_test_falls_back_and_gives_the_same_verdict(serv
     with through(path) as pool:
 
         def test() -> None:
-            done["report"] = lineage.test_plugin(paths, config, tree, root, NativePhp(), pool)
+            done["report"] = lineage.test_plugin(
+                plan_plugin(paths, config, tree.platform), tree, root, NativePhp(), pool
+            )
 
         worker = threading.Thread(target=test)
         worker.start()
@@ -203,7 +206,7 @@ def test_a_garbled_reply_falls_back_and_the_plugin_still_fails(
     paths, config, tree, root = failing_plugin
     try:
         with through(path, in_process.get) as pool:
-            report = lineage.test_plugin(paths, config, tree, root, NativePhp(), pool)
+            report = lineage.test_plugin(plan_plugin(paths, config, tree.platform), tree, root, NativePhp(), pool)
             used = [pool.get(v) for v in pool.versions]
             assert fake.requests > 0 and all(rt.fallbacks > 0 and rt.served == 0 for rt in used)
     finally:

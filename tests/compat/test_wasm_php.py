@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from psp_assets.core.lineage import render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.runtimes.php import NativePhp, PhpRuntimes, PhpUnavailable, WasmPhp
 from psp_assets.core.templates.spec import PHP_VERSIONS
 from psp_assets.core.workspace import Paths
@@ -143,7 +144,7 @@ def test_webassembly_and_native_php_agree_on_every_generated_file(runtimes: PhpR
     paths = Paths(DEMO_CLIENTS, TEMPLATES, tmp_path / "data", tmp_path / "stores")
     config = paths.fleet().client("nordbank")
     for platform in ("woocommerce", "magento2"):
-        source = render_plugin(paths, config, platform, tmp_path / platform)
+        source = render_plugin(plan_plugin(paths, config, platform), tmp_path / platform)
         files = [f for f in source.tree.files if f.endswith(".php")]
         wasm = runtimes.get(php.version) if php.version in PHP_VERSIONS else runtimes.get("8.2")
         assert [(r.path, r.ok) for r in wasm.lint(source.path, files)] == [

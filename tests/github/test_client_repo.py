@@ -13,13 +13,15 @@ from psp_assets.core.config.model import parse_client
 from psp_assets.core.errors import PublishError
 from psp_assets.core.github.client_repo import CHECKOUT, SETUP_PHP, SourcePlan, plan_for, publish_source, source_branch
 from psp_assets.core.github.session import ReleaseTarget, RetryPolicy, TokenCredentials
+from psp_assets.core.plan import plan_for as plugin_plan
 from psp_assets.core.render.engine import render
 from psp_assets.core.templates.spec import load_template
-from psp_assets.core.workspace import REPO_ROOT, catalog_for
+from psp_assets.core.workspace import REPO_ROOT, Paths
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 from tests.github.fake_github import FakeGitHub
 
 ORG, REPO, TOKEN = "nordbank-psp", "payment-plugins-source", "ghp_nordbankSourceSecret_7c1e93"
+WORKSPACE = Paths(DEMO_CLIENTS, TEMPLATES, REPO_ROOT / "var" / "data", REPO_ROOT / "var" / "data" / "stores")
 README = b"# Nord Bank payment plugins\n"
 
 
@@ -30,11 +32,10 @@ def make_plan(client: str = "nordbank", platform: str = "woocommerce", **changes
     doc["github"]["source"] = {"repository": REPO}
     doc.update(changes)
     config = parse_client(doc, f"{client}.yaml")
-    template = load_template(TEMPLATES, platform)
-    catalog = catalog_for(template, config)
-    tree = render(template, config, catalog)
-    lineage = {"template_version": template.spec.version, "config_hash": config.config_hash()}
-    return plan_for(template, config, tree, catalog, lineage, {"lint": {"passed": 28, "failed": 0}})
+    plugin = plugin_plan(WORKSPACE, config, load_template(TEMPLATES, platform))
+    tree = render(plugin.template, config, plugin.catalog, plugin.context)
+    lineage = {"template_version": plugin.plugin_version, "config_hash": config.config_hash()}
+    return plan_for(plugin, tree, lineage, {"lint": {"passed": 28, "failed": 0}})
 
 
 class Sleeps(list):
@@ -347,10 +348,9 @@ def test_the_plan_refuses_a_tree_whose_build_is_not_what_the_template_and_config
     doc = yaml.safe_load((DEMO_CLIENTS / "nordbank.yaml").read_text())
     doc["github"]["source"] = {"repository": REPO}
     config = parse_client(doc, "nordbank.yaml")
-    template = load_template(TEMPLATES, "woocommerce")
-    catalog = catalog_for(template, config)
-    tree = render(template, config, catalog)
+    plugin = plugin_plan(WORKSPACE, config, load_template(TEMPLATES, "woocommerce"))
+    tree = render(plugin.template, config, plugin.catalog, plugin.context)
     stale = type(tree)(tree.client_id, tree.platform, tree.plugin_version, "0123456789ab", tree.files)
 
     with pytest.raises(PublishError, match="re-materialize rendered_source"):
-        plan_for(template, config, stale, catalog)
+        plan_for(plugin, stale)

@@ -22,9 +22,9 @@ from psp_assets.core.deploy.sftp import SftpFS, SshEndpoint
 from psp_assets.core.deploy.stores import deploy_plugin
 from psp_assets.core.errors import DeployError
 from psp_assets.core.package import Artifact, package
-from psp_assets.core.render.engine import RenderedTree, render, render_context, render_string
-from psp_assets.core.templates.spec import load_template
-from psp_assets.core.workspace import Paths, catalog_for
+from psp_assets.core.plan import plan_plugin
+from psp_assets.core.render.engine import RenderedTree, render
+from psp_assets.core.workspace import Paths
 from tests.conftest import TEMPLATES, client_dict
 from tests.integration.conftest import Sshd, WordPressStore, chown_tree, keygen
 
@@ -58,16 +58,16 @@ def sftp_config(
 
 
 def build(config: ClientConfig, out: Path, edit=None, build_id: str | None = None) -> Artifact:
-    """The plugin as built_artifact makes it (render + package), optionally altered to fake a bad release."""
-    template = load_template(TEMPLATES, "woocommerce")
-    tree = render(template, config)
+    """The plugin as built_artifact makes it (render + package, the manifest carrying the plan's deploy
+    facts), optionally altered to fake a bad release."""
+    plan = plan_plugin(Paths(out, TEMPLATES, out, out), config, "woocommerce")
+    tree = render(plan.template, config, plan.catalog, plan.context)
     files = dict(tree.files)
     if edit:
         files = edit(files)
     tree = RenderedTree(tree.client_id, tree.platform, tree.plugin_version, build_id or tree.build, files)
-    context = render_context(template, config, catalog_for(template, config))
-    root = render_string(template.spec.packaging.root, context)
-    return package(tree, root, f"{PLUGIN}.zip", out / tree.release_id)
+    root = plan.render_value(plan.template.spec.packaging.root)
+    return package(tree, root, f"{PLUGIN}.zip", out / tree.release_id, plan.deploy_facts())
 
 
 def endpoint(sshd: Sshd, known_host: str | None = None) -> SshEndpoint:
@@ -396,8 +396,8 @@ def test_only_the_last_releases_are_kept_on_an_sftp_store(sshd, plain_store, tmp
 
 
 def test_targets_deploy_in_order_and_a_failure_stops_before_the_next(sshd, store_root, tmp_path, paths, php, secret):
-    staging = store_root / "staging" / PLUGIN
-    production = store_root / "production" / PLUGIN
+    staging = store_root / "staging" / "wp-content" / "plugins" / PLUGIN
+    production = store_root / "production" / "wp-content" / "plugins" / PLUGIN
     config = sftp_config(sshd, str(staging))
     data = config.model_dump(mode="json")
     first = data["platforms"]["woocommerce"]["targets"][0]

@@ -12,13 +12,13 @@ from psp_assets.core.config.model import parse_client
 from psp_assets.core.deploy.release import HealthResult, current_release, deploy
 from psp_assets.core.deploy.sftp import SftpFS, SftpPool
 from psp_assets.core.deploy.stores import deploy_plugin
-from psp_assets.core.templates.cache import TemplateCache
 from psp_assets.core.workspace import Paths
 from tests.conftest import TEMPLATES
 from tests.integration.conftest import chown_tree
 from tests.integration.test_sftp_deploy import KEY_ENV, PLUGIN, build, endpoint, sftp_config
 
 pytestmark = pytest.mark.integration
+WP_PLUGINS = "wp-content/plugins"  # where WordPress loads plugins from (template.yaml deploy.install_path)
 
 
 @pytest.fixture
@@ -28,39 +28,37 @@ def paths(tmp_path: Path) -> Paths:
 
 def two_targets(sshd, store_root: Path, client: str):
     """A client's plugin with a staging and a production target on the same SSH endpoint."""
-    config = sftp_config(sshd, str(store_root / client / "staging" / PLUGIN))
+    config = sftp_config(sshd, str(store_root / client / "staging" / WP_PLUGINS / PLUGIN))
     data = config.model_dump(mode="json")
     data["id"] = client
     first = data["platforms"]["woocommerce"]["targets"][0]
     data["platforms"]["woocommerce"]["targets"] = [
-        {**first, "name": "staging", "path": str(store_root / client / "staging" / PLUGIN)},
-        {**first, "name": "production", "path": str(store_root / client / "production" / PLUGIN)},
+        {**first, "name": "staging", "path": str(store_root / client / "staging" / WP_PLUGINS / PLUGIN)},
+        {**first, "name": "production", "path": str(store_root / client / "production" / WP_PLUGINS / PLUGIN)},
     ]
     return parse_client(data, f"{client}.yaml")
 
 
 def test_every_deploy_of_a_run_rides_one_ssh_connection_per_endpoint(sshd, store_root, paths, php, tmp_path):
     secret = {KEY_ENV: sshd.client_private}.get
-    cache = TemplateCache()
     released = {}
     with SftpPool() as pool:
         for client in ["nordbank", "zeta-bank"]:
             config = two_targets(sshd, store_root, client)
             artifact = build(config, tmp_path / client)
-            results = deploy_plugin(paths, config, "woocommerce", artifact, php, secret, cache=cache, connections=pool)
+            results = deploy_plugin(paths, config, "woocommerce", artifact, php, secret, connections=pool)
             assert [(r.target, r.ok, r.health) for r in results] == [
                 ("staging", True, "healthy"),
                 ("production", True, "healthy"),
             ]
             released[client] = artifact.release_id
-        # two plugins x two targets, one SSH handshake; one template load for both plugins
-        assert pool.connects == 1 and cache.loads == 1
+        assert pool.connects == 1  # two plugins x two targets, one SSH handshake
         [connection] = pool.open_connections
     assert not connection.alive()  # closed with the run
     with SftpFS(endpoint(sshd), target="check") as fs:
         for client, release in released.items():
             for target in ("staging", "production"):
-                assert current_release(fs, str(store_root / client / target / PLUGIN)) == release
+                assert current_release(fs, str(store_root / client / target / WP_PLUGINS / PLUGIN)) == release
 
 
 def test_a_pooled_connection_that_died_is_replaced_and_the_deploy_goes_through(sshd, store_root, paths, php, tmp_path):

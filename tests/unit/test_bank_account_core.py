@@ -16,6 +16,7 @@ import pytest
 from psp_assets.core import lineage
 from psp_assets.core.config.model import load_client
 from psp_assets.core.lineage import render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.render.engine import render, write_tree
 from psp_assets.core.runtimes.php import NativePhp
 from psp_assets.core.templates.spec import load_template
@@ -41,10 +42,10 @@ def nordbank_paths(tmp_path: Path) -> Paths:
 
 def report_for(paths: Paths, platform: str, php: NativePhp, edit=None):
     config = load_client(DEMO_CLIENTS / "nordbank.yaml")
-    source = render_plugin(paths, config, platform)
+    source = render_plugin(plan_plugin(paths, config, platform))
     if edit is not None:
         edit(source.path)
-    return lineage.test_plugin(paths, config, source.tree, source.path, php)
+    return lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
 
 
 def test_test_report_runs_every_bank_vector_through_the_php_core(nordbank_paths: Paths, php: NativePhp) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from psp_assets.core import lineage
 from psp_assets.core.lineage import RenderedSource, render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.render.engine import RenderedTree, read_tree
 from psp_assets.core.runtimes import check_cache
 from psp_assets.core.runtimes.php import CachedPhp, LintResult, NativePhp, RunResult
@@ -56,18 +57,18 @@ def verdicts(report) -> list[tuple[str, str, bool, str]]:
 
 def render(paths: Paths):
     config = paths.fleet().client("nordbank")
-    return config, render_plugin(paths, config, PLATFORM)
+    return config, render_plugin(plan_plugin(paths, config, PLATFORM))
 
 
 def test_the_same_bytes_are_answered_from_the_cache_without_php(paths: Paths):
     php = CountingPhp()
     config, source = render(paths)
-    first = lineage.test_plugin(paths, config, source.tree, source.path, php)
+    first = lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
     assert first.passed and php.runs >= 1 and php.linted
     ran, linted = php.runs, len(php.linted)
 
     check_cache.clear_memory()  # from disk, as a later run's process would find it
-    again = lineage.test_plugin(paths, config, source.tree, source.path, php)
+    again = lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
     assert verdicts(again) == verdicts(first)
     assert (php.runs, len(php.linted)) == (ran, linted), "nothing reached PHP the second time"
     assert list((paths.data_dir / "cache" / "checks").rglob("*.json")), "entries are in the data dir"
@@ -76,14 +77,14 @@ def test_the_same_bytes_are_answered_from_the_cache_without_php(paths: Paths):
 def test_one_changed_byte_in_a_rendered_file_is_tested_again_and_fails(paths: Paths):
     php = CountingPhp()
     config, source = render(paths)
-    assert lineage.test_plugin(paths, config, source.tree, source.path, php).passed
+    assert lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php).passed
     ran = php.runs
 
     # one byte: hash_equals -> hash_equalz still lints, and the contract's signature checks must fail
     path = source.path / SIGNATURE
     path.write_bytes(path.read_bytes().replace(b"hash_equals(", b"hash_equalz(", 1))
     tree = reread(source)
-    report = lineage.test_plugin(paths, config, tree, source.path, php)
+    report = lineage.test_plugin(plan_plugin(paths, config, tree.platform), tree, source.path, php)
     assert php.runs > ran, "the contract ran again"
     assert php.linted.count(SIGNATURE) == 2, "the changed file was linted again, and only it"
     failed = {r.check for r in report.failures()}
@@ -146,10 +147,10 @@ def test_one_changed_byte_in_the_contract_file_changes_what_test_plugin_keys_on(
     contract = tmp_path / "contract.yaml"
     contract.write_bytes(paths.contract_file.read_bytes() + b"\n# one more line\n")
     config, source = render(paths)
-    assert lineage.test_plugin(paths, config, source.tree, source.path, php).passed
+    assert lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php).passed
     ran = php.runs
     edited = Paths(**{**paths.__dict__, "contract_file": contract})
-    assert lineage.test_plugin(edited, config, source.tree, source.path, php).passed
+    assert lineage.test_plugin(plan_plugin(edited, config, source.tree.platform), source.tree, source.path, php).passed
     assert php.runs > ran, "a comment in the contract is a new contract to the cache"
 
 
@@ -224,9 +225,9 @@ def test_the_cache_switch_turns_every_entry_off(paths: Paths, monkeypatch: pytes
     monkeypatch.setenv(check_cache.CACHE_ENV, "0")
     php = CountingPhp()
     config, source = render(paths)
-    lineage.test_plugin(paths, config, source.tree, source.path, php)
+    lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
     ran, linted = php.runs, len(php.linted)
-    lineage.test_plugin(paths, config, source.tree, source.path, php)
+    lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
     assert (php.runs, len(php.linted)) == (2 * ran, 2 * linted)
 
 

@@ -55,6 +55,7 @@ def test_new_client_writes_a_config_that_validates_and_refuses_to_overwrite(work
 def test_render_writes_exactly_what_the_pipeline_renders(workspace):
     from psp_assets.core.config.fleet import load_fleet
     from psp_assets.core.lineage import render_plugin
+    from psp_assets.core.plan import plan_plugin
     from psp_assets.core.workspace import Paths
 
     out = workspace / "cli-out"
@@ -62,7 +63,7 @@ def test_render_writes_exactly_what_the_pipeline_renders(workspace):
     assert result.returncode == 0, result.stderr
     paths = Paths(workspace / "client_configs", TEMPLATES, workspace / "data", workspace / "stores")
     config = load_fleet(paths.configs_dir).clients["nordbank"].config
-    source = render_plugin(paths, config, "woocommerce")
+    source = render_plugin(plan_plugin(paths, config, "woocommerce"))
     cli_files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     marker = json.loads(cli_files.pop(RENDER_MARKER))  # the one file added: it lets a re-render replace the folder
     assert marker == {"client": "nordbank", "platform": "woocommerce", "build": source.tree.build}

@@ -34,6 +34,7 @@ from psp_assets.core.i18n import (
     shipped_locales,
 )
 from psp_assets.core.lineage import build_plugin, render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.render.engine import render, render_context, render_string
 from psp_assets.core.runtimes.php import NativePhp
 from psp_assets.core.templates.spec import SHARED_DIR, load_template
@@ -141,9 +142,9 @@ def test_a_translation_with_other_placeholders_renders_empty_and_fails_the_test_
     assert catalog.problems() == [
         f"fi_FI.yaml: message {IBAN_LENGTH!r}: placeholders differ in the fi_FI translation (the message has %1$s %2$s)"
     ]
-    source = render_plugin(paths, config, "woocommerce")
+    source = render_plugin(plan_plugin(paths, config, "woocommerce"))
     assert parse_po(source.tree.files["languages/nordbank-payments-fi.po"].decode())[IBAN_LENGTH] == ""
-    report = lineage.test_plugin(paths, config, source.tree, source.path, php)
+    report = lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
     failed = {r.name: r.detail for r in report.failures()}
     assert failed == {
         "fi_FI: translation placeholders": (
@@ -154,7 +155,7 @@ def test_a_translation_with_other_placeholders_renders_empty_and_fails_the_test_
         "fi_FI: languages/nordbank-payments-fi.po": f"fi_FI: untranslated message ids: {IBAN_LENGTH!r}",
     }
     with pytest.raises(PspError, match=r"test report failed \(translations:"):
-        build_plugin(paths, config, source.tree, report)
+        build_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, report)
 
 
 def test_a_shipped_file_whose_translation_lost_a_placeholder_fails_its_own_check() -> None:

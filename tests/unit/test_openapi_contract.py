@@ -24,6 +24,7 @@ from psp_assets.core.config.model import PLATFORMS, load_client
 from psp_assets.core.lineage import render_plugin
 from psp_assets.core.payments.openapi import DEFAULT_CONTRACT_FILE, Contract, contract_file
 from psp_assets.core.payments.statuses import CANONICAL_STATUSES
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.runtimes.php import NativePhp
 from psp_assets.core.templates.spec import load_template
 from psp_assets.core.verify.contract import cases as contract_tests
@@ -122,8 +123,8 @@ def unrelated_changes(doc: dict[str, Any]) -> None:
 def test_report(paths: Paths, platform: str, php: NativePhp):
     """The real test_report of a demo client's plugin, rendered and tested with `paths` (its contract)."""
     config = load_client(DEMO_CLIENTS / f"{DEMO[platform]}.yaml")
-    source = render_plugin(paths, config, platform)
-    return lineage.test_plugin(paths, config, source.tree, source.path, php)
+    source = render_plugin(plan_plugin(paths, config, platform))
+    return lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
 
 
 test_report.__test__ = False  # a helper, not a test
@@ -421,7 +422,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         tmp = tmp_path_factory.mktemp(platform)
         paths = workspace(tmp)
         config = load_client(DEMO_CLIENTS / "nordbank.yaml")
-        out[platform] = (paths, config, render_plugin(paths, config, platform))
+        out[platform] = (paths, config, render_plugin(plan_plugin(paths, config, platform)))
     return out
 
 
@@ -577,7 +578,7 @@ def test_every_php_platform_builds_the_create_payment_body_with_the_core(tmp_pat
     paths = workspace(tmp_path)
     for platform in ("woocommerce", "magento2", "prestashop", "opencart"):
         config = load_client(DEMO_CLIENTS / f"{DEMO[platform]}.yaml")
-        source = render_plugin(paths, config, platform)
+        source = render_plugin(plan_plugin(paths, config, platform))
         php_files = {p.relative_to(source.path).as_posix(): p.read_text() for p in source.path.rglob("*.php")}
         core = {f"{name}.php" for name in contract_tests.CORE_CLASSES}
         builders = [name for name, text in php_files.items() if "'order_reference' =>" in text]

@@ -21,6 +21,7 @@ from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.errors import PspError, RenderError
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.lineage import build_plugin, render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.runtimes.php import NativePhp
 from psp_assets.core.templates.spec import SHARED_DIR
 from psp_assets.core.workspace import Paths
@@ -55,8 +56,8 @@ def test_a_deleted_translation_fails_the_test_report_naming_each_locale_and_mess
     paths = Paths(tmp_path / "configs", templates, tmp_path / "data", tmp_path / "stores")
     config = client_for("alpenkasse", platform)
     assert config.locales == ["de_DE", "fr_FR"]
-    source = render_plugin(paths, config, platform)  # renders: the gate is the test report
-    report = lineage.test_plugin(paths, config, source.tree, source.path, php)
+    source = render_plugin(plan_plugin(paths, config, platform))  # renders: the gate is the test report
+    report = lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
 
     assert not report.passed
     catalog = {r.name: r for r in report.results if r.name.endswith(": translation catalog")}
@@ -71,14 +72,14 @@ def test_a_deleted_translation_fails_the_test_report_naming_each_locale_and_mess
     # nothing else is wrong with the plugin: lint, contract, packaging and the shipped files' other checks pass
     assert {r.check for r in report.failures()} == {"translations"}
     with pytest.raises(PspError, match=rf"alpenkasse\|{platform}: test report failed \(translations:"):
-        build_plugin(paths, config, source.tree, report)
+        build_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, report)
 
 
 def test_the_complete_catalog_passes_for_every_locale_a_client_lists(php: NativePhp, tmp_path: Path) -> None:
     paths = Paths(tmp_path / "configs", TEMPLATES, tmp_path / "data", tmp_path / "stores")
     config = client_for("baltic-credit", "woocommerce")
-    source = render_plugin(paths, config, "woocommerce")
-    report = lineage.test_plugin(paths, config, source.tree, source.path, php)
+    source = render_plugin(plan_plugin(paths, config, "woocommerce"))
+    report = lineage.test_plugin(plan_plugin(paths, config, source.tree.platform), source.tree, source.path, php)
     catalog = [r for r in report.results if r.name.endswith(": translation catalog")]
     assert [(r.name, r.passed) for r in catalog] == [
         ("lt_LT: translation catalog", True),

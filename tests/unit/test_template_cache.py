@@ -9,6 +9,7 @@ import pytest
 
 from psp_assets.core.errors import TemplateError
 from psp_assets.core.lineage import render_plugin
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.templates.cache import TemplateCache
 from psp_assets.core.workspace import Paths
 from tests.conftest import TEMPLATES
@@ -20,8 +21,10 @@ def test_a_fleet_of_plugins_loads_each_template_once_and_renders_the_same_trees(
     cache = TemplateCache()
     for client, platform in keys:
         config = fleet.client(client)
-        cached = render_plugin(paths, config, platform, tmp_path / "cached" / client / platform, cache=cache)
-        plain = render_plugin(paths, config, platform, tmp_path / "plain" / client / platform)
+        cached = render_plugin(
+            plan_plugin(paths, config, platform, cache=cache), tmp_path / "cached" / client / platform
+        )
+        plain = render_plugin(plan_plugin(paths, config, platform), tmp_path / "plain" / client / platform)
         assert cached.tree.files == plain.tree.files and cached.template_hash == plain.template_hash
     assert cache.loads == len({p for _, p in keys}) < len(keys)
     template = cache.template(paths.templates_dir, "woocommerce", paths.contract_file)

@@ -1,6 +1,9 @@
 """From a client's store targets to a health-gated deploy: opening the store (local directory or SFTP with
 verified host keys), the health checks the gate runs (lint, manifest, HTTP), and the deploy of one built
 plugin to each of its targets, staging before production. The lineage's last step (lineage.py is the rest).
+
+What the deploy needs to know about the plugin (health route, lint globs, install path) travels in the
+artifact's manifest (package.DeployFacts): no template is loaded and no render context is made here.
 """
 
 from __future__ import annotations
@@ -27,14 +30,11 @@ from psp_assets.core.deploy.release import (
     verify_tree,
 )
 from psp_assets.core.deploy.sftp import SftpFS, SftpPool, SshEndpoint
-from psp_assets.core.errors import PspError
-from psp_assets.core.package import Artifact
-from psp_assets.core.render.engine import render_context, render_string
+from psp_assets.core.errors import DeployError, PspError
+from psp_assets.core.package import Artifact, DeployFacts
 from psp_assets.core.runtimes.php import PhpRuntime
-from psp_assets.core.templates.cache import TemplateCache
-from psp_assets.core.templates.spec import Template
 from psp_assets.core.verify import checks
-from psp_assets.core.workspace import Paths, catalog_for, template_for
+from psp_assets.core.workspace import Paths
 
 
 def local_health(fs: LocalFS, php: PhpRuntime, lint_globs: list[str]) -> HealthCheck:
@@ -191,34 +191,50 @@ def open_store(
         yield fs
 
 
-def health_route(template: Template, config: ClientConfig, cache: TemplateCache | None = None) -> str | None:
-    """The plugin's health route for this client (template.yaml deploy.health_route, rendered), or None."""
-    if not template.spec.deploy.health_route:
-        return None
-    context = render_context(template, config, catalog_for(template, config, cache))
-    return render_string(template.spec.deploy.health_route, context)
-
-
 def store_health(
     fs: StoreFS,
     manifest_fs: StoreFS | Callable[[], StoreFS],
-    template: Template,
+    facts: DeployFacts,
     target: LocalTarget | SftpTarget,
     php: PhpRuntime,
-    route: str | None,
     where: str,
 ) -> HealthCheck:
     """The health gate of a switch on one store target, for deploys and rollbacks alike: the live files
-    match the manifest (read over `manifest_fs`); on local stores PHP lints them and Node checks the JS;
-    when the target configures `health`, the storefront and the plugin's health route answer over HTTP."""
+    match the manifest (read over `manifest_fs`); on local stores PHP lints them (`facts.lint_globs`) and
+    Node checks the JS (`facts.js_check_globs`); when the target configures `health`, the storefront and
+    the plugin's health route (`facts.health_route`) answer over HTTP."""
     checks = [manifest_health(manifest_fs)]
-    if isinstance(fs, LocalFS) and template.spec.lint_globs:
-        checks.append(local_health(fs, php, template.spec.lint_globs))
-    if isinstance(fs, LocalFS) and template.spec.js_check_globs:
-        checks.append(js_health(fs, template.spec.js_check_globs))
+    if isinstance(fs, LocalFS) and facts.lint_globs:
+        checks.append(local_health(fs, php, list(facts.lint_globs)))
+    if isinstance(fs, LocalFS) and facts.js_check_globs:
+        checks.append(js_health(fs, list(facts.js_check_globs)))
     if target.health is not None:
-        checks.append(http_health(gate_settings(target.health, route, where)))
+        checks.append(http_health(gate_settings(target.health, facts.health_route, where)))
     return combine(*checks)
+
+
+def install_path_problem(
+    target: LocalTarget | SftpTarget, index: int, install_path: str | None, platform: str, config_file: str
+) -> str | None:
+    """Why `target.path` is not where the platform loads the plugin from, or None. The platform finds a
+    plugin only at its install path (template.yaml deploy.install_path, rendered for the client: WordPress's
+    plugin folder, Magento's app/code/<Vendor>/<Module>, PrestaShop's modules/<module>, ...): the target's
+    path must be that path below the store root."""
+    if not install_path:
+        return None
+    wanted = install_path.strip("/")
+    path = target.path.rstrip("/")
+    if path == wanted or path.endswith("/" + wanted):
+        return None
+    # the store root: what precedes the install path's first folder when the path has it, else the parent
+    segments, first = path.split("/"), wanted.split("/")[0]
+    root = "/".join(segments[: segments.index(first)]) if first in segments[1:] else posixpath.dirname(path)
+    right = f"{root}/{wanted}" if root else wanted
+    return (
+        f"{config_file}: platforms.{platform}.targets[{index}] ({target.name}).path: {target.path!r} is not where "
+        f"{platform} loads this plugin from: it must end with {wanted!r} (template.yaml deploy.install_path), "
+        f"e.g. {right!r}"
+    )
 
 
 def deploy_plugin(
@@ -228,25 +244,37 @@ def deploy_plugin(
     artifact: Artifact,
     php: PhpRuntime,
     secret: SecretLookup = os.environ.get,
-    cache: TemplateCache | None = None,
     connections: SftpPool | None = None,
     holder: str | None = None,
+    config_file: str | None = None,
 ) -> list[Deployment]:
     """Deploy to each target in order; stop before the next target when one fails.
 
-    Health after each switch: the live files match the manifest; on local stores PHP lints them; when
-    the target configures `health`, the storefront and the plugin's health route are checked over HTTP
-    and must report exactly this release. `holder` names the run (the same for its retries, so a retry
-    takes over the store lock its killed attempt left behind).
+    What the deploy knows of the plugin comes from the artifact's manifest (`artifact.deploy`; an
+    artifact without it is refused: lineage.deploy_facts_of supplies it for older builds). A target whose
+    path is not the platform's install path is refused before its store is touched. Health after each
+    switch: the live files match the manifest; on local stores PHP lints them; when the target
+    configures `health`, the storefront and the plugin's health route are checked over HTTP and must
+    report exactly this release. `holder` names the run (the same for its retries, so a retry takes over
+    the store lock its killed attempt left behind). `config_file` names the client file in errors.
     """
-    settings = config.platform(platform)
-    template = template_for(paths, platform, cache)
-    route = health_route(template, config, cache)
-    results: list[Deployment] = []
-    for target in settings.targets if settings else []:
-        result = _deploy_target(
-            paths, config, platform, template, target, artifact, php, secret, connections, route, holder
+    if artifact.deploy is None:
+        raise DeployError(
+            f"{artifact.manifest_path}: the manifest carries no deploy facts (health route, lint globs, install "
+            f"path): it was built before they travelled with the artifact; rebuild built_artifact[{config.id}|"
+            f"{platform}] (or take them from its plan with lineage.deploy_facts_of)"
         )
+    facts = artifact.deploy
+    settings = config.platform(platform)
+    results: list[Deployment] = []
+    for index, target in enumerate(settings.targets if settings else []):
+        misplaced = install_path_problem(
+            target, index, facts.install_path, platform, config_file or f"client {config.id}"
+        )
+        if misplaced is not None:
+            results.append(Deployment(target=target.name, release_id=artifact.release_id, error=misplaced))
+            break
+        result = _deploy_target(paths, config, platform, facts, target, artifact, php, secret, connections, holder)
         results.append(result)
         if not result.ok:
             break
@@ -257,13 +285,12 @@ def _deploy_target(
     paths: Paths,
     config: ClientConfig,
     platform: str,
-    template: Template,
+    facts: DeployFacts,
     target: LocalTarget | SftpTarget,
     artifact: Artifact,
     php: PhpRuntime,
     secret: SecretLookup,
     connections: SftpPool | None,
-    route: str | None,
     holder: str | None,
 ) -> Deployment:
     where = f"{config.id}|{platform} target {target.name}"
@@ -282,7 +309,7 @@ def _deploy_target(
                 fs,
                 live,
                 target.name,
-                store_health(fs, lambda: spares[-1] if spares else fs, template, target, php, route, where),
+                store_health(fs, lambda: spares[-1] if spares else fs, facts, target, php, where),
                 keep=target.keep_releases,
                 lease_seconds=lease_seconds_for(target),
                 holder=f"{holder}|{target.name}" if holder else None,

@@ -62,8 +62,8 @@ from psp_assets.core.github.session import (
     error_message,
     github_session,
 )
-from psp_assets.core.i18n import Catalog
-from psp_assets.core.render.engine import RenderedTree, render_context
+from psp_assets.core.plan import PluginPlan
+from psp_assets.core.render.engine import RenderedTree
 from psp_assets.core.templates.spec import Template
 from psp_assets.core.verify.contract.standalone import ContractSuite, contract_suite
 
@@ -341,18 +341,18 @@ def plan_source(
 
 
 def plan_for(
-    template: Template,
-    config: ClientConfig,
+    plan: PluginPlan,
     tree: RenderedTree,
-    catalog: Catalog,
     lineage: Mapping[str, Any] | None = None,
     checks: Mapping[str, Mapping[str, int]] | None = None,
 ) -> SourcePlan:
-    """plan_source for a client whose config names a source repository."""
+    """plan_source for the planned plugin of a client whose config names a source repository."""
+    config = plan.config
     if config.github is None or config.github.source is None:
         raise PublishError(f"{config.id}: github.source is not configured; nothing to publish the source to")
-    context = render_context(template, config, catalog)
-    return plan_source(template, config, tree, context, config.github.source.base_branch, lineage, checks)
+    return plan_source(
+        plan.template, config, tree, dict(plan.context), config.github.source.base_branch, lineage, checks
+    )
 
 
 def source_target_for(settings: GitHubSettings) -> tuple[ReleaseTarget, Credentials]:

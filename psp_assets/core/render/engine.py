@@ -191,14 +191,21 @@ def _render_path(path_env: ImmutableSandboxedEnvironment, rel: str, context: Map
     return "/".join(parts)
 
 
-def render(template: Template, config: ClientConfig, catalog: Catalog | None = None) -> RenderedTree:
-    """Render `template` for `config`. Raises RenderError naming the template file and the problem."""
+def render(
+    template: Template,
+    config: ClientConfig,
+    catalog: Catalog | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> RenderedTree:
+    """Render `template` for `config`. Raises RenderError naming the template file and the problem.
+    `context`: the render context already made for this pair (plan.PluginPlan), else made here."""
     spec = template.spec
     if spec.platform not in config.enabled_platforms():
         raise RenderError(f"client {config.id!r} does not enable platform {spec.platform!r}")
-    if catalog is None:
-        catalog = load_catalog(template.templates_dir / SHARED_DIR / "i18n", list(config.locales))
-    context = render_context(template, config, catalog)
+    if context is None:
+        if catalog is None:
+            catalog = load_catalog(template.templates_dir / SHARED_DIR / "i18n", list(config.locales))
+        context = render_context(template, config, catalog)
     env = _environment(template)
     path_env = _path_environment()
     files: dict[str, bytes] = {}

@@ -35,11 +35,11 @@ from psp_assets.core.deploy.release import (
     stored_manifest,
     verify_tree,
 )
-from psp_assets.core.deploy.stores import health_route, open_store, store_health
+from psp_assets.core.deploy.stores import open_store, store_health
 from psp_assets.core.errors import DeployError, PspError
+from psp_assets.core.package import DeployFacts
 from psp_assets.core.reconciliation.ledger import Ledger
 from psp_assets.core.rollout.analysis import StoreVerdict, Switch, WaveDecision, analyse, decide
-from psp_assets.core.workspace import template_for
 
 Status = Literal["holding", "done", "stopped", "superseded"]
 
@@ -232,24 +232,23 @@ def roll_back_target(
     evidence: StoreVerdict,
     php: Any,
     secret: Any,
-    cache: Any = None,
+    facts: DeployFacts,
     connections: Any = None,
     holder: str | None = None,
 ) -> Deployment:
     """Roll one store target back from `bad_release` to the release its history says was live before,
     with the deploy's own health gate (manifest, lint on local stores, the HTTP health route when
-    configured); `bad_release` is marked on that store with the KPI evidence only when it is healthy again."""
+    configured, all from the deploy `facts` of the plugin's artifact); `bad_release` is marked on that
+    store with the KPI evidence only when it is healthy again."""
 
     settings = config.platform(platform)
     target = next((t for t in settings.targets if t.name == target_name), None) if settings else None
     where = f"{config.id}|{platform} target {target_name}"
     if target is None:
         return Deployment(target_name, bad_release, error=f"{where}: no longer in the client config; left alone")
-    template = template_for(paths, platform, cache)
-    route = health_route(template, config, cache)
     try:
         with open_store(paths, target, secret, where, connections) as fs:
-            health = store_health(fs, fs, template, target, php, route, where)
+            health = store_health(fs, fs, facts, target, php, where)
             return restore_previous_release(fs, target.path, target_name, bad_release, evidence, health, holder)
     except (PspError, OSError, EOFError) as exc:
         return Deployment(

@@ -7,18 +7,15 @@ from typing import Any
 
 import dagster as dg
 
-from psp_assets.core.config.model import parse_client
 from psp_assets.core.errors import PspError
 from psp_assets.core.github import client_repo
+from psp_assets.core.handles import BuiltHandle, ReleaseHandle, SourceRepoHandle, TestReportHandle
 from psp_assets.core.lineage import load_rendered, report_from_path
-from psp_assets.core.package import load_artifact
-from psp_assets.core.workspace import catalog_for, template_for
+from psp_assets.core.plan import plan_plugin
 from psp_assets.defs import ranges
 from psp_assets.defs.github.resources import PUBLISH_ENV, GitHubPublisher
 from psp_assets.defs.partitions import plugin_partitions, split_key
 from psp_assets.defs.resources import PspWorkspace
-
-LINEAGE_KEYS = ("template_version", "template_hash", "config_hash", "plugin_version", "build")
 
 
 @dg.asset(
@@ -67,25 +64,24 @@ def _publish(
     context: dg.AssetExecutionContext,
     github: GitHubPublisher,
     key: str,
-    built_artifact: dict[str, Any],
+    built_artifact: BuiltHandle,
     log_prefix: str,
 ) -> ranges.Outcome:
     client_id, platform = split_key(key)
-    lineage = {k: built_artifact[k] for k in LINEAGE_KEYS if k in built_artifact}
-    config = parse_client(built_artifact["config"], built_artifact["config_path"])
-    settings = config.github
+    lineage = built_artifact.lineage.metadata()
+    settings = built_artifact.config.github
     if settings is None:
-        where = built_artifact["config_path"]
+        where = built_artifact.config_path
         return ranges.Skipped(f"{client_id} has no github section in {where}; nothing to publish")
     repository = f"{settings.organization}/{settings.repository_for(platform)}"
     gate = _unless_publishing(github, key, lineage, f"to publish to {repository}", repository)
     if gate is not None:
         return gate
     try:
-        artifact = load_artifact(Path(built_artifact["artifact_path"]))
-        if artifact.sha256 != built_artifact["sha256"]:
+        artifact = built_artifact.artifact()
+        if artifact.sha256 != built_artifact.sha256:
             return ranges.Failed(
-                f"{artifact.path}: sha256 {artifact.sha256} is not the built_artifact's {built_artifact['sha256']}; "
+                f"{artifact.path}: sha256 {artifact.sha256} is not the built_artifact's {built_artifact.sha256}; "
                 "re-materialize built_artifact"
             )
         log = lambda message: context.log.info(log_prefix + message)  # noqa: E731
@@ -93,23 +89,23 @@ def _publish(
     except PspError as exc:
         return ranges.Failed(str(exc), metadata={**lineage, "repository": repository})
     assets = result.asset_rows()
-    handle = {
-        **lineage,
-        "client": client_id,
-        "platform": platform,
-        "release_id": built_artifact["release_id"],
-        "sha256": artifact.sha256,
-        "repository": result.repository,
-        "tag": result.tag,
-        "release_url": result.release_url,
-        "github_release_id": result.release_id,
-        "assets": assets,
-    }
+    handle = ReleaseHandle(
+        client=client_id,
+        platform=platform,
+        lineage=built_artifact.lineage,
+        release_id=built_artifact.release_id,
+        sha256=artifact.sha256,
+        repository=result.repository,
+        tag=result.tag,
+        release_url=result.release_url,
+        github_release_id=result.release_id,
+        assets=assets,
+    )
     return ranges.Produced(
         handle,
         metadata={
             **lineage,
-            "release_id": built_artifact["release_id"],
+            "release_id": built_artifact.release_id,
             "sha256": artifact.sha256,
             "repository": result.repository,
             "tag": result.tag,
@@ -162,50 +158,46 @@ def _publish_source(
     github: GitHubPublisher,
     workspace: PspWorkspace,
     key: str,
-    test_report: dict[str, Any],
-    built_artifact: dict[str, Any],
+    test_report: TestReportHandle,
+    built_artifact: BuiltHandle,
     log_prefix: str,
 ) -> ranges.Outcome:
     client_id, platform = split_key(key)
-    lineage = {k: built_artifact[k] for k in LINEAGE_KEYS if k in built_artifact}
-    config = parse_client(built_artifact["config"], built_artifact["config_path"])
+    lineage = built_artifact.lineage.metadata()
+    config = built_artifact.config
     settings = config.github
     if settings is None or settings.source is None:
-        return ranges.Skipped(f"{client_id} has no github.source in {built_artifact['config_path']}; no repository")
+        return ranges.Skipped(f"{client_id} has no github.source in {built_artifact.config_path}; no repository")
     repository = f"{settings.organization}/{settings.source.repository}"
     gate = _unless_publishing(github, key, lineage, f"to publish the source to {repository}", repository)
     if gate is not None:
         return gate
-    rendered = test_report["rendered"]
-    if not test_report.get("passed") or rendered.get("build") != built_artifact.get("build"):
+    built = test_report.lineage.build
+    if not test_report.passed or built != built_artifact.lineage.build:
         return ranges.Failed(
-            f"{key}: test_report (build {rendered.get('build')}, passed={test_report.get('passed')}) is not the "
-            f"passing report of built_artifact (build {built_artifact.get('build')}); materialize the lineage again"
+            f"{key}: test_report (build {built}, passed={test_report.passed}) is not the passing report of "
+            f"built_artifact (build {built_artifact.lineage.build}); materialize the lineage again"
         )
-    from psp_assets.defs.plugins.assets import lineage_paths  # not at import: plugins' jobs import this module
-
-    paths = lineage_paths(workspace, rendered)
+    paths = workspace.lineage_paths(test_report)
     try:
-        tree = load_rendered(rendered)
-        report = report_from_path(Path(test_report["report_path"]))
-        template = template_for(paths, platform)
-        catalog = catalog_for(template, config)
-        plan = client_repo.plan_for(template, config, tree, catalog, lineage, report.counts())
+        tree = load_rendered(test_report)
+        report = report_from_path(Path(test_report.report_path))
+        plan = client_repo.plan_for(plan_plugin(paths, config, platform), tree, lineage, report.counts())
         result = github.publish_source(plan, settings, lambda m: context.log.info(log_prefix + m))
     except PspError as exc:
         return ranges.Failed(str(exc), metadata={**lineage, "repository": repository})
-    handle = {
-        **lineage,
-        "client": client_id,
-        "platform": platform,
-        "repository": result.repository,
-        "branch": result.branch,
-        "base_branch": result.base_branch,
-        "commit_sha": result.commit_sha,
-        "pull_request_url": result.pull_url,
-        "pull_request": result.pull_number,
-        "files": list(result.files),
-    }
+    handle = SourceRepoHandle(
+        client=client_id,
+        platform=platform,
+        lineage=built_artifact.lineage,
+        repository=result.repository,
+        branch=result.branch,
+        base_branch=result.base_branch,
+        commit_sha=result.commit_sha,
+        pull_request_url=result.pull_url,
+        pull_request=result.pull_number,
+        files=list(result.files),
+    )
     metadata: dict[str, Any] = {
         **lineage,
         "repository": result.repository,

@@ -2,26 +2,37 @@
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from psp_assets.core.config.model import PLATFORMS, ClientConfig, parse_client
+from psp_assets.core.config.model import PLATFORMS, ClientConfig
 from psp_assets.core.deploy.release import Deployment
 from psp_assets.core.deploy.sftp import SftpPool
 from psp_assets.core.deploy.stores import deploy_plugin
 from psp_assets.core.errors import PspError
+from psp_assets.core.handles import (
+    BuiltHandle,
+    ConfigHandle,
+    DeployedHandle,
+    Lineage,
+    RenderedHandle,
+    TargetRecord,
+    TemplateHandle,
+    TestReportHandle,
+    TreeRef,
+)
 from psp_assets.core.lineage import (
-    artifact_from_handle,
     build_plugin,
+    deploy_facts_of,
     load_rendered,
     render_plugin,
     report_from_path,
     test_plugin,
 )
 from psp_assets.core.package import Artifact
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.templates.cache import TemplateCache
 from psp_assets.core.templates.spec import available_platforms, load_template
 from psp_assets.core.workspace import Paths
@@ -47,30 +58,14 @@ PLUGIN_ASSETS = (
     "client_repository",
 )
 NOT_APPLICABLE = "not applicable"
-LINEAGE_KEYS = ("template_version", "template_hash", "config_hash", "plugin_version", "build")
 TESTS_PASS = "plugin_checks_pass"
 # Every deploy step claims a slot in this pool: the instance caps concurrent deploys fleet-wide
 # (deploy/postgres/dagster.yaml, docs/operations.md), however the run was launched.
 DEPLOY_POOL = "psp_deploy"
 
 
-def _lineage(handle: dict[str, Any]) -> dict[str, Any]:
-    return {k: handle[k] for k in LINEAGE_KEYS if k in handle}
-
-
-def _config(handle: dict[str, Any]) -> ClientConfig:
-    return parse_client(handle["config"], handle["config_path"])
-
-
 def _fail(exc: PspError, **metadata: Any) -> dg.Failure:
     return dg.Failure(description=str(exc), metadata=metadata, allow_retries=False)
-
-
-def lineage_paths(workspace: PspWorkspace, handle: dict[str, Any]) -> Paths:
-    """The workspace, with the templates directory the lineage recorded: a plugin is rendered, tested,
-    built and deployed from the template plugin_template recorded (a GitHub checkout, or the local one)."""
-    recorded = handle.get("templates_dir")
-    return replace(workspace.paths, templates_dir=Path(recorded)) if recorded else workspace.paths
 
 
 def _template_source(context: dg.AssetExecutionContext, templates_dir: str) -> dict[str, Any]:
@@ -109,14 +104,14 @@ def plugin_template(context: dg.AssetExecutionContext, workspace: PspWorkspace) 
     except PspError as exc:
         raise _fail(exc) from None
     spec = template.spec
-    handle = {
-        "platform": platform,
-        "template_version": spec.version,
-        "template_hash": template.content_hash,
-        "php_versions": spec.php.versions() if spec.php else [],
-        "platform_versions": spec.platform_versions,
-        "templates_dir": str(paths.templates_dir),
-    }
+    handle = TemplateHandle(
+        platform=platform,
+        template_version=spec.version,
+        template_hash=template.content_hash,
+        php_versions=spec.php.versions() if spec.php else [],
+        platform_versions=spec.platform_versions,
+        templates_dir=str(paths.templates_dir),
+    )
     yield dg.Output(
         handle,
         data_version=dg.DataVersion(template.content_hash),
@@ -142,17 +137,17 @@ def client_config(context: dg.AssetExecutionContext, workspace: PspWorkspace) ->
         config = fleet.client(client_id)
     except PspError as exc:
         raise _fail(exc, problems=dg.MetadataValue.json(fleet.problems)) from None
-    handle = {
-        "client": client_id,
-        "config_hash": config.config_hash(),
-        "path": str(fleet.clients[client_id].path),
-        "enabled_platforms": config.enabled_platforms(),
-        "config": config.model_dump(mode="json"),
-    }
+    handle = ConfigHandle(
+        client=client_id,
+        config_hash=config.config_hash(),
+        path=str(fleet.clients[client_id].path),
+        enabled_platforms=config.enabled_platforms(),
+        config=config,
+    )
     # A platform the client does not enable has no plugin: each plugin asset's partition says so, where
     # the UI lists its events, instead of only looking "missing" (docs/operations.md, "Not applicable")
     for platform in PLATFORMS:
-        if platform in handle["enabled_platforms"]:
+        if platform in handle.enabled_platforms:
             continue
         for asset in PLUGIN_ASSETS:
             context.log_event(
@@ -161,18 +156,18 @@ def client_config(context: dg.AssetExecutionContext, workspace: PspWorkspace) ->
                     partition=f"{client_id}|{platform}",
                     metadata={
                         "status": NOT_APPLICABLE,
-                        "reason": f"{client_id} does not enable {platform} ({handle['path']})",
-                        "config_hash": handle["config_hash"],
+                        "reason": f"{client_id} does not enable {platform} ({handle.path})",
+                        "config_hash": handle.config_hash,
                     },
                 )
             )
     return dg.Output(
         handle,
-        data_version=dg.DataVersion(handle["config_hash"]),
+        data_version=dg.DataVersion(handle.config_hash),
         metadata={
-            "config_hash": handle["config_hash"],
-            "file": handle["path"],
-            "enabled_platforms": ", ".join(handle["enabled_platforms"]),
+            "config_hash": handle.config_hash,
+            "file": handle.path,
+            "enabled_platforms": ", ".join(handle.enabled_platforms),
             "locales": ", ".join(config.locales),
             "currencies": ", ".join(config.currencies),
         },
@@ -213,40 +208,49 @@ def _render(
     workspace: PspWorkspace,
     client_id: str,
     platform: str,
-    plugin_template: dict[str, Any] | None,
-    client_config: dict[str, Any] | None,
+    plugin_template: TemplateHandle | None,
+    client_config: ConfigHandle | None,
     cache: TemplateCache,
 ) -> ranges.Outcome:
     if client_config is None:
         return ranges.Skipped(f"client_config[{client_id}] is not materialized; nothing to render")
-    if platform not in client_config["enabled_platforms"]:
+    if platform not in client_config.enabled_platforms:
         return ranges.Skipped(f"{client_id} does not enable {platform}; skipped (nothing rendered, built or deployed)")
     if plugin_template is None:
         return ranges.Failed(f"{client_id} enables {platform} but plugin_template[{platform}] is not materialized")
-    paths = lineage_paths(workspace, plugin_template)
-    config = parse_client(client_config["config"], client_config["path"])
+    paths = workspace.lineage_paths(plugin_template)
+    config = client_config.config
     try:
-        source = render_plugin(paths, config, platform, cache=cache)
+        source = render_plugin(plan_plugin(paths, config, platform, cache))
     except PspError as exc:
         return ranges.Failed(str(exc))
-    if source.template_hash != plugin_template["template_hash"]:
+    if source.template_hash != plugin_template.template_hash:
         return ranges.Failed(
             f"templates/{platform} changed since plugin_template[{platform}] was materialized "
-            f"({plugin_template['template_hash'][:12]} -> {source.template_hash[:12]}); materialize plugin_template "
+            f"({plugin_template.template_hash[:12]} -> {source.template_hash[:12]}); materialize plugin_template "
             "first so the lineage names the template actually used"
         )
+    tree = source.tree
     # the validated config travels with the lineage: later steps use exactly what was rendered
-    handle = {
-        **source.handle(),
-        "template_version": plugin_template["template_version"],
-        "config": client_config["config"],
-        "config_path": client_config["path"],
-        "templates_dir": str(paths.templates_dir),
-    }
+    handle = RenderedHandle(
+        client=tree.client_id,
+        platform=tree.platform,
+        lineage=Lineage(
+            template_version=plugin_template.template_version,
+            template_hash=source.template_hash,
+            config_hash=source.config_hash,
+            plugin_version=tree.plugin_version,
+            build=tree.build,
+        ),
+        config=config,
+        config_path=client_config.path,
+        templates_dir=str(paths.templates_dir),
+        tree=TreeRef(path=str(source.path), tree_sha256=tree.digest(), file_count=len(tree.files)),
+    )
     return ranges.Produced(
         handle,
-        metadata={**_lineage(handle), "path": handle["path"], "files": handle["file_count"]},
-        data_version=handle["tree_sha256"],
+        metadata={**handle.lineage.metadata(), "path": handle.tree.path, "files": handle.tree.file_count},
+        data_version=handle.tree.tree_sha256,
     )
 
 
@@ -295,32 +299,29 @@ def _test(
     context: dg.AssetExecutionContext,
     workspace: PspWorkspace,
     php: PhpResource,
-    rendered_source: dict[str, Any],
+    rendered_source: RenderedHandle,
     cache: TemplateCache,
     log_prefix: str,
 ) -> ranges.Outcome:
-    paths = lineage_paths(workspace, rendered_source)
+    paths = workspace.lineage_paths(rendered_source)
     try:
         tree = load_rendered(rendered_source)
+        plan = plan_plugin(paths, rendered_source.config, tree.platform, cache)
     except PspError as exc:
         return ranges.Failed(str(exc))
-    config = _config(rendered_source)
     runtimes = php.runtimes if php.matrix else None  # one boot per PHP version, shared by every partition
-    root = Path(rendered_source["path"])
-    report = test_plugin(paths, config, tree, root, php.runtime, runtimes, cache=cache)
+    root = Path(rendered_source.tree.path)
+    report = test_plugin(plan, tree, root, php.runtime, runtimes)
     failures = report.failures()
     for failure in failures[:20]:
         on = f" [PHP {failure.php_version}]" if failure.php_version else ""
         context.log.error(f"{log_prefix}{failure.check}{on}: {failure.name}: {failure.detail}")
     by_php = report.by_php_version()
-    handle = {
-        **_lineage(rendered_source),
-        "client": tree.client_id,
-        "platform": tree.platform,
-        "report_path": str(paths.report_path(tree.client_id, tree.platform, tree.build)),
-        "passed": report.passed,
-        "rendered": rendered_source,
-    }
+    handle = TestReportHandle(
+        **rendered_source.fields(),
+        report_path=str(paths.report_path(tree.client_id, tree.platform, tree.build)),
+        passed=report.passed,
+    )
     counts = report.counts()
     check = ranges.CheckOutcome(
         passed=report.passed,
@@ -339,9 +340,9 @@ def _test(
     return ranges.Produced(
         handle,
         metadata={
-            **_lineage(rendered_source),
+            **rendered_source.lineage.metadata(),
             "passed": report.passed,
-            "report_path": handle["report_path"],
+            "report_path": handle.report_path,
             "php_version": ", ".join(by_php) or php.runtime.version,
             "php_matrix": dg.MetadataValue.md(_php_matrix_md(by_php)),
             "checks": dg.MetadataValue.json(counts),
@@ -381,39 +382,37 @@ def built_artifact(context: dg.AssetExecutionContext, workspace: PspWorkspace, t
         if report is None:
             outcomes[key] = ranges.Skipped(f"test_report[{key}] was not produced; nothing to build")
         # a report that failed in this very run is already red on its check: its partition is just not built
-        elif not report["passed"] and ranges.written_by_this_run(context, report):
-            outcomes[key] = ranges.Skipped(f"{TESTS_PASS} failed for build {report.get('build')}; nothing built")
+        elif not report.passed and ranges.written_by_this_run(context, report):
+            outcomes[key] = ranges.Skipped(f"{TESTS_PASS} failed for build {report.lineage.build}; nothing built")
         else:
             outcomes[key] = _build(workspace, report, cache)
     yield from ranges.record(context, outcomes)
 
 
-def _build(workspace: PspWorkspace, test_report: dict[str, Any], cache: TemplateCache) -> ranges.Outcome:
-    rendered = test_report["rendered"]
-    paths = lineage_paths(workspace, rendered)
+def _build(workspace: PspWorkspace, test_report: TestReportHandle, cache: TemplateCache) -> ranges.Outcome:
+    paths = workspace.lineage_paths(test_report)
     try:
-        report = report_from_path(Path(test_report["report_path"]))
-        tree = load_rendered(rendered)
-        config = _config(rendered)
-        artifact = build_plugin(paths, config, tree, report, cache=cache)
+        report = report_from_path(Path(test_report.report_path))
+        tree = load_rendered(test_report)
+        artifact = build_plugin(plan_plugin(paths, test_report.config, tree.platform, cache), tree, report)
     except PspError as exc:
         return ranges.Failed(str(exc))
-    handle = {
-        **_lineage(test_report),
-        "client": tree.client_id,
-        "platform": tree.platform,
-        "release_id": artifact.release_id,
-        "artifact_path": str(artifact.path),
-        "sha256": artifact.sha256,
-        "size": artifact.size,
-        "config": rendered["config"],
-        "config_path": rendered["config_path"],
-        "templates_dir": str(paths.templates_dir),
-    }
+    handle = BuiltHandle(
+        client=tree.client_id,
+        platform=tree.platform,
+        lineage=test_report.lineage,
+        config=test_report.config,
+        config_path=test_report.config_path,
+        templates_dir=str(paths.templates_dir),
+        release_id=artifact.release_id,
+        artifact_path=str(artifact.path),
+        sha256=artifact.sha256,
+        size=artifact.size,
+    )
     return ranges.Produced(
         handle,
         metadata={
-            **_lineage(handle),
+            **handle.lineage.metadata(),
             "artifact_path": str(artifact.path),
             "sha256": artifact.sha256,
             "size_bytes": artifact.size,
@@ -434,9 +433,14 @@ def run_deploy(
     cache: TemplateCache,
     connections: SftpPool,
     log_prefix: str = "",
+    config_file: str | None = None,
 ) -> list[Deployment]:
     """Deploy `artifact` to the platform's targets in `config` (what deployed_store and fleet_rollout do),
-    logging every step of every target."""
+    logging every step of every target. An artifact built before its manifest carried the deploy facts
+    gets them from its plan (the template the lineage recorded), and the log says so."""
+    artifact, note = deploy_facts_of(artifact, lambda: plan_plugin(paths, config, platform, cache))
+    if note:
+        context.log.warning(f"{log_prefix}{note}")
     # SSH keys are read only here, through Dagster's EnvVar, by the names the config gives; never logged
     deployments = deploy_plugin(
         paths,
@@ -445,8 +449,8 @@ def run_deploy(
         artifact,
         php.runtime,
         secret=lambda name: dg.EnvVar(name).get_value(),
-        cache=cache,
         connections=connections,
+        config_file=config_file,
         # the store lock's holder: the run, the same for all its retries (a retry takes over the lock its
         # killed attempt left, from whatever pod it runs in)
         holder=f"run {context.run.tags.get('dagster/root_run_id') or context.run.run_id} {config.id}|{platform}",
@@ -458,28 +462,28 @@ def run_deploy(
 
 
 def deploy_record(
-    built_artifact: dict[str, Any], artifact: Artifact, deployments: list[Deployment]
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    built_artifact: BuiltHandle, artifact: Artifact, deployments: list[Deployment]
+) -> tuple[list[TargetRecord], dict[str, Any]]:
     """What a deploy of one partition records (deployed_store and the fleet rollout alike): per target its
     versions, health, rollback and steps, and the lineage of the artifact deployed."""
     targets = [
-        {
-            "target": d.target,
-            "deployed_version": d.deployed_version,
-            "previous_version": d.previous_version,
-            "health": d.health,
-            "rolled_back": d.rolled_back,
-            "noop": d.noop,
-            "error": d.error,
-            "steps": [f"{s.step}: {'ok' if s.ok else 'FAILED'} {s.detail}".strip() for s in d.steps],
-        }
+        TargetRecord(
+            target=d.target,
+            deployed_version=d.deployed_version,
+            previous_version=d.previous_version,
+            health=d.health,
+            rolled_back=d.rolled_back,
+            noop=d.noop,
+            error=d.error,
+            steps=[f"{s.step}: {'ok' if s.ok else 'FAILED'} {s.detail}".strip() for s in d.steps],
+        )
         for d in deployments
     ]
     metadata = {
-        **_lineage(built_artifact),
+        **built_artifact.lineage.metadata(),
         "release_id": artifact.release_id,
         "sha256": artifact.sha256,
-        "targets": dg.MetadataValue.json(targets),
+        "targets": dg.MetadataValue.json([t.model_dump() for t in targets]),
     }
     return targets, metadata
 
@@ -517,19 +521,30 @@ def _deploy(
     workspace: PspWorkspace,
     php: PhpResource,
     key: str,
-    built_artifact: dict[str, Any],
+    built_artifact: BuiltHandle,
     cache: TemplateCache,
     connections: SftpPool,
     log_prefix: str,
 ) -> ranges.Outcome:
-    paths = lineage_paths(workspace, built_artifact)
+    paths = workspace.lineage_paths(built_artifact)
     client_id, platform = split_key(key)
-    config = _config(built_artifact)  # deploy where the config that produced this artifact says
+    config = built_artifact.config  # deploy where the config that produced this artifact says
     try:
-        artifact = artifact_from_handle(built_artifact)
+        artifact = built_artifact.artifact()
+        deployments = run_deploy(
+            context,
+            paths,
+            config,
+            platform,
+            artifact,
+            php,
+            cache,
+            connections,
+            log_prefix=log_prefix,
+            config_file=built_artifact.config_path,
+        )
     except PspError as exc:
         return ranges.Failed(str(exc))
-    deployments = run_deploy(context, paths, config, platform, artifact, php, cache, connections, log_prefix=log_prefix)
     targets, metadata = deploy_record(built_artifact, artifact, deployments)
     failed = [d for d in deployments if not d.ok]
     if failed:
@@ -545,4 +560,5 @@ def _deploy(
         )
     if not deployments:
         context.log.info(f"{client_id}|{platform}: no deploy targets configured")
-    return ranges.Produced({**built_artifact, "targets": targets}, metadata=metadata)
+    deployed = DeployedHandle(**built_artifact.fields(), targets=targets)
+    return ranges.Produced(deployed, metadata=metadata)

@@ -15,16 +15,20 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from psp_assets.core.config.model import parse_client
+from psp_assets.core.config.model import ClientConfig
+from psp_assets.core.deploy.release import Deployment
 from psp_assets.core.deploy.sftp import SftpPool
 from psp_assets.core.errors import PspError
-from psp_assets.core.lineage import artifact_from_handle
+from psp_assets.core.handles import BuiltHandle
+from psp_assets.core.package import DeployFacts
+from psp_assets.core.plan import plan_plugin
 from psp_assets.core.rollout.analysis import StoreVerdict, Switch, WaveDecision
 from psp_assets.core.rollout.gate import RolloutState, evaluate, roll_back_target, rollback_alert, state_path
 from psp_assets.core.rollout.waves import StoreVersion, WavePolicy, plan_waves, roll_out, versions_markdown
 from psp_assets.core.templates.cache import TemplateCache
+from psp_assets.core.workspace import Paths
 from psp_assets.defs.partitions import platform_partitions
-from psp_assets.defs.plugins.assets import DEPLOY_POOL, GROUP, deploy_record, lineage_paths, run_deploy
+from psp_assets.defs.plugins.assets import DEPLOY_POOL, GROUP, deploy_record, run_deploy
 from psp_assets.defs.plugins.rollout_gate import PAYMENT_GATE, RESUME_TAG, gate_check, verdict_table
 from psp_assets.defs.resources import JsonHandleIOManager, PhpResource, PspWorkspace
 
@@ -108,9 +112,9 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
         state = held
         policy = WavePolicy(**state.policy)
         waves = state.waves
-        if changed := [k for k, r in state.releases.items() if k in built and built[k]["release_id"] != r]:
+        if changed := [k for k, r in state.releases.items() if k in built and built[k].release_id != r]:
             context.log.warning(f"{platform}: rebuilt since the rollout began: {', '.join(changed)}")
-        built = {k: built[k] for k in state.releases if k in built and built[k]["release_id"] == state.releases[k]}
+        built = {k: built[k] for k in state.releases if k in built and built[k].release_id == state.releases[k]}
     else:
         policy = WavePolicy(config.canary, config.growth, config.max_failure_share)
         canaries = [f"{c}|{platform}" for c in config.canaries]
@@ -129,7 +133,7 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
             platform=platform,
             rollout_id=context.run.run_id,
             waves=waves,
-            releases={k: built[k]["release_id"] for k in built},
+            releases={k: built[k].release_id for k in built},
             policy={"canary": policy.canary, "growth": policy.growth, "max_failure_share": policy.max_failure_share},
             stores_planned=sum(len(_targets(built[k], platform)) for k in built),
         )
@@ -147,23 +151,25 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
     def deploy(key: str) -> tuple[bool, str]:
         handle = built[key]
         try:
-            artifact = artifact_from_handle(handle)
-            client_config = parse_client(handle["config"], handle["config_path"])
+            artifact = handle.artifact()
+            client_config = handle.config
+            deployments = run_deploy(
+                context,
+                workspace.lineage_paths(handle),
+                client_config,
+                platform,
+                artifact,
+                php,
+                cache,
+                connections,
+                log_prefix=f"{key} ",
+                config_file=handle.config_path,
+            )
         except PspError as exc:
             rows[key] = [StoreVersion(key, wave_of[key], "failed", "", detail=str(exc))]
             return False, "unchanged"
-        deployments = run_deploy(
-            context,
-            lineage_paths(workspace, handle),
-            client_config,
-            platform,
-            artifact,
-            php,
-            cache,
-            connections,
-            log_prefix=f"{key} ",
-        )
-        targets, metadata = deploy_record(handle, artifact, deployments)
+        records, metadata = deploy_record(handle, artifact, deployments)
+        targets = [t.model_dump() for t in records]
         ok = all(d.ok for d in deployments)
         event = dg.AssetMaterialization if ok else dg.AssetObservation  # as deployed_store records a failure
         deploy_events.append(
@@ -230,7 +236,7 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
             continue
         live = _live_versions(context.instance, key)
         handle = built.get(key)
-        settings = parse_client(handle["config"], handle["config_path"]).platform(platform) if handle else None
+        settings = handle.config.platform(platform) if handle else None
         names = [t.name for t in settings.targets] if settings else sorted(live)
         number = wave_of.get(key)
         status = "not built" if not handle else "deployed" if number and number <= state.next_wave else "not reached"
@@ -298,16 +304,25 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
     yield dg.MaterializeResult(metadata=metadata)
 
 
-def _targets(handle: dict[str, Any], platform: str) -> list[str]:
-    settings = parse_client(handle["config"], handle["config_path"]).platform(platform)
+def _targets(handle: BuiltHandle, platform: str) -> list[str]:
+    settings = handle.config.platform(platform)
     return [t.name for t in settings.targets] if settings else []
+
+
+def _deploy_facts(
+    paths: Paths, config: ClientConfig, platform: str, handle: BuiltHandle | None, cache: TemplateCache
+) -> DeployFacts:
+    """What the rollback's health gate needs: the deploy facts of the built artifact (from the plan when
+    its manifest predates them, or when the partition has no built artifact recorded)."""
+    recorded = handle.artifact().deploy if handle is not None else None
+    return recorded or plan_plugin(paths, config, platform, cache).deploy_facts()
 
 
 def _roll_back(
     context: dg.AssetExecutionContext,
     state: RolloutState,
     decision: WaveDecision,
-    built: dict[str, dict[str, Any]],
+    built: dict[str, BuiltHandle],
     clients: dict[str, Any],
     php: PhpResource,
     cache: TemplateCache,
@@ -325,22 +340,28 @@ def _roll_back(
         key = f"{verdict.client_id}|{platform}"
         switch = switches[(verdict.client_id, verdict.target)]
         handle = built.get(key)
-        config = parse_client(handle["config"], handle["config_path"]) if handle else clients[verdict.client_id]
-        paths = lineage_paths(workspace, handle) if handle else workspace.paths
-        result = roll_back_target(
-            paths,
-            config,
-            platform,
-            verdict.target,
-            switch.release,
-            verdict,
-            php.runtime,
-            secret=lambda name: dg.EnvVar(name).get_value(),
-            cache=cache,
-            connections=connections,
-            # the store lock's holder, as the deploy names it: a retry of this run takes its lock over
-            holder=f"run {context.run.tags.get('dagster/root_run_id') or context.run.run_id} {key}|{verdict.target}",
-        )
+        config = handle.config if handle else clients[verdict.client_id]
+        paths = workspace.lineage_paths(handle) if handle else workspace.paths
+        try:
+            facts = _deploy_facts(paths, config, platform, handle, cache)
+        except PspError as exc:
+            result = Deployment(verdict.target, switch.release, error=f"{verdict.store}: rollback not attempted: {exc}")
+        else:
+            run_id = context.run.tags.get("dagster/root_run_id") or context.run.run_id
+            result = roll_back_target(
+                paths,
+                config,
+                platform,
+                verdict.target,
+                switch.release,
+                verdict,
+                php.runtime,
+                secret=lambda name: dg.EnvVar(name).get_value(),
+                facts=facts,
+                connections=connections,
+                # the store lock's holder, as the deploy names it: a retry of this run takes its lock over
+                holder=f"run {run_id} {key}|{verdict.target}",
+            )
         for step in result.steps:
             (context.log.info if step.ok else context.log.error)(f"{verdict.store}: {step.step}: {step.detail}")
         if result.error:
