@@ -281,12 +281,18 @@ def _parse_times(series: pd.Series, name: str, problems: _Problems, required: bo
         return pd.to_datetime(series).dt.tz_localize("UTC").reset_index(drop=True)
     text = _text(series)
     blank = _np(pc.is_null(text))
-    has_zone = _np(pc.match_substring_regex(text, _ZONE))
+    # One regex over every row: the ISO form includes its zone. Only the few rows that fail it are asked
+    # whether they have a zone at all (for the message). Arrow's cast reads "T" and " " alike.
     iso = _np(pc.match_substring_regex(text, _ISO))
-    candidates = pc.if_else(pa.array(iso), pc.replace_substring(text, " ", "T", max_replacements=1), None)
+    has_zone = iso.copy()
+    others = np.flatnonzero(~blank & ~iso)
+    if len(others):
+        has_zone[others] = _np(pc.match_substring_regex(text.take(pa.array(others)), _ZONE))
+    candidates = text if iso.all() else pc.if_else(pa.array(iso), text, None)
     try:
         parsed = _as_series(pc.cast(candidates, pa.timestamp("ns", tz="UTC")))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a row of the ISO form that is no date
+        candidates = pc.replace_substring(candidates, " ", "T", max_replacements=1)
         parsed = pd.to_datetime(_as_series(candidates), utc=True, errors="coerce", format="ISO8601")
     if required:
         problems.add(blank, f"{name}: missing")
@@ -518,34 +524,36 @@ def _key_column(frames: Sequence[pd.DataFrame], column: str) -> pa.Array:
     return _strings(frames, column)
 
 
-def _key_codes(payments: pd.DataFrame, orders: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Dense integer codes for (client, platform, order reference key) on both sides, and an encoder for other
-    frames (-1 for a key neither side has). Each column is hashed on its own: far cheaper than joined strings.
+def _key_codes(
+    payments: pd.DataFrame, orders: pd.DataFrame, others: pd.DataFrame | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense integer codes for (client, platform, order reference key) on both sides, and the codes of the
+    rows of `others` (bad rows: -1 for a key neither side has). Each column is hashed once for all three
+    frames: far cheaper than joined strings, or than a second hash table for the few other rows.
     References are matched by `reference_keys`, on every side and for bad rows alike."""
-    n = len(payments)
-    dictionaries, parts = [], []
+    n, m = len(payments), len(orders)
+    frames = [payments, orders]
+    if others is not None and len(others):
+        # Bad rows hold whatever the source gave (None, numbers): their few values are made text one by one.
+        frames.append(
+            pd.DataFrame(
+                {
+                    c: pd.Series([None if _missing(v) else str(v) for v in others[c]], dtype=object)
+                    for c in ("client_id", "platform", "order_ref")
+                }
+            )
+        )
+    sizes, parts = [], []
     for column in ("client_id", "platform", "order_ref"):
-        encoded = pc.dictionary_encode(_key_column([payments, orders], column))
-        dictionaries.append(encoded.dictionary)
-        parts.append(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64))
-    sizes = [len(d) for d in dictionaries]
+        encoded = pc.dictionary_encode(_key_column(frames, column))
+        sizes.append(len(encoded.dictionary))
+        parts.append(np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64))
     combined = (parts[0] * sizes[1] + parts[1]) * sizes[2] + parts[2]
-    codes, uniques = pd.factorize(combined)
-    lookup = pd.Index(uniques)
-
-    def encode(frame: pd.DataFrame) -> np.ndarray:
-        if frame.empty:
-            return np.zeros(0, dtype=np.int64)
-        frame = frame.astype({"client_id": str, "platform": str})
-        idx = [
-            np.asarray(pc.fill_null(pc.index_in(_key_column([frame], c), value_set=d), -1))
-            for c, d in zip(("client_id", "platform", "order_ref"), dictionaries, strict=True)
-        ]
-        known = (idx[0] >= 0) & (idx[1] >= 0) & (idx[2] >= 0)
-        keys = (idx[0].astype(np.int64) * sizes[1] + idx[1]) * sizes[2] + idx[2]
-        return np.where(known, lookup.get_indexer(keys), -1)
-
-    return codes[:n].astype(np.int64), codes[n:].astype(np.int64), encode
+    codes, uniques = pd.factorize(combined[: n + m])
+    extra = combined[n + m :]
+    known = (parts[0][n + m :] >= 0) & (parts[1][n + m :] >= 0) & (parts[2][n + m :] >= 0)
+    other_codes = np.where(known, pd.Index(uniques).get_indexer(extra), -1) if len(extra) else extra
+    return codes[:n].astype(np.int64), codes[n:].astype(np.int64), np.asarray(other_codes, dtype=np.int64)
 
 
 def _codes(values: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
@@ -671,7 +679,8 @@ def reconcile(
     bad = [bad_rows] if bad_rows is not None and not bad_rows.empty else []
 
     n_pay = len(payments)
-    p_codes, o_codes, encode = _key_codes(payments, orders)
+    # Keys with a bad row on either side are not judged: a malformed order must not pose as a missing one.
+    p_codes, o_codes, bad_codes = _key_codes(payments, orders, bad[0] if bad else None)
     n_keys = int(max(p_codes.max(initial=-1), o_codes.max(initial=-1))) + 1
     excluded = np.zeros(n_keys, dtype=bool)
 
@@ -685,9 +694,8 @@ def reconcile(
             orders, o_codes = orders[keep].reset_index(drop=True), o_codes[keep]
         conflicted = np.bincount(o_codes, minlength=n_keys)[o_codes] > 1
         excluded[o_codes[conflicted]] = True
-    # Keys with a bad row on either side are not judged: a malformed order must not pose as a missing one.
+    # (conflicting duplicates are excluded above; the bad rows given are encoded with the keys)
     bad_frame = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=BAD_ROW_COLUMNS)
-    bad_codes = encode(bad_frame)
     excluded[bad_codes[bad_codes >= 0]] = True
     p_held = excluded[p_codes]
     if p_held.any():
@@ -738,10 +746,9 @@ def reconcile(
     now = pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
     frames: list[pd.DataFrame] = []
     o_plat, o_state = _codes(orders["platform"], platforms), _codes(orders["state"], states)
-    currency = pa.chunked_array(
-        [pa.array(payments["currency"], type=pa.string()), pa.array(orders["currency"], type=pa.string())]
-    )
-    currency_code = currency.combine_chunks().dictionary_encode().indices.to_numpy()
+    # _strings flattens the columns' chunks (pa.chunked_array of two ChunkedArrays would walk every value
+    # as a Python object).
+    currency_code = pc.dictionary_encode(_strings([payments, orders], "currency")).indices.to_numpy()
     p_cur, o_cur = currency_code[:n_pay], currency_code[n_pay:]
     p_amount, o_amount = payments["amount_minor"].to_numpy(), orders["amount_minor"].to_numpy()
 
