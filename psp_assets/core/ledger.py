@@ -405,7 +405,6 @@ class Ledger:
             raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             try:
                 raw.text_factory = bytes  # the text goes to pyarrow as it is
-                raw.execute(_SQLITE_MMAP).fetchall()
                 count, text = raw.execute(sql, (start, start + _SQLITE_CHUNK, *(clients or []))).fetchone()
             finally:
                 raw.close()
@@ -494,8 +493,6 @@ except ImportError:  # pragma: no cover - installed with the project
 
 _TIME_FIELDS = ("created_at", "status_changed_at")
 _SQLITE_CHUNK = 250_000
-# Bulk reads map the database file (read-only connections): a page read through read() is a system call each.
-_SQLITE_MMAP = "PRAGMA mmap_size = 4294967296"
 _ARROW_TYPES = {
     "amount_minor": pa.int64(),
     "refunded_minor": pa.int64(),
@@ -518,8 +515,6 @@ def _adbc_chunk(path: str, start: int, clients: list[str] | None) -> pa.Table | 
     sql = f"SELECT {columns} FROM psp_payments WHERE rowid > ? AND rowid <= ?{where}"
     try:
         with _ADBC_SQLITE.connect(f"file:{path}?mode=ro") as conn, conn.cursor() as cursor:
-            cursor.execute(_SQLITE_MMAP)  # pages mapped, not copied in by a read() each
-            cursor.fetchall()
             cursor.execute(sql, (start, start + _SQLITE_CHUNK, *(clients or [])))
             table = cursor.fetch_arrow_table()
         if table.num_rows == 0:

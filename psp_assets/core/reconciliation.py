@@ -540,8 +540,9 @@ def _key_codes(
     payments: pd.DataFrame, orders: pd.DataFrame, others: pd.DataFrame | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dense integer codes for (client, platform, order reference key) on both sides, and the codes of the
-    rows of `others` (bad rows: -1 for a key neither side has). Each column is hashed once for all three
-    frames: far cheaper than joined strings, or than a second hash table for the few other rows.
+    rows of `others` (bad rows: -1 for a key neither side has). Client and platform, few, are coded first;
+    the key is then that small code and the reference joined as text, hashed once for all three frames
+    (keys are numbered in order of first appearance, so a key only `others` has is numbered last).
     References are matched by `reference_keys`, on every side and for bad rows alike."""
     n, m = len(payments), len(orders)
     frames = [payments, orders]
@@ -555,17 +556,17 @@ def _key_codes(
                 }
             )
         )
-    sizes, parts = [], []
-    for column in ("client_id", "platform", "order_ref"):
-        encoded = pc.dictionary_encode(_key_column(frames, column))
-        sizes.append(len(encoded.dictionary))
-        parts.append(np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64))
-    combined = (parts[0] * sizes[1] + parts[1]) * sizes[2] + parts[2]
-    codes, uniques = pd.factorize(combined[: n + m])
-    extra = combined[n + m :]
-    known = (parts[0][n + m :] >= 0) & (parts[1][n + m :] >= 0) & (parts[2][n + m :] >= 0)
-    other_codes = np.where(known, pd.Index(uniques).get_indexer(extra), -1) if len(extra) else extra
-    return codes[:n].astype(np.int64), codes[n:].astype(np.int64), np.asarray(other_codes, dtype=np.int64)
+    client = pc.dictionary_encode(_key_column(frames, "client_id"))
+    platform = pc.dictionary_encode(_key_column(frames, "platform"))
+    # The partition's code is digits, so the separator can only be the first one: no reference is ambiguous.
+    partition = pc.add(pc.multiply(pc.cast(client.indices, pa.int64()), len(platform.dictionary)), platform.indices)
+    keys = pc.binary_join_element_wise(pc.cast(partition, pa.string()), _key_column(frames, "order_ref"), "\x1f")
+    codes = np.asarray(pc.fill_null(pc.dictionary_encode(keys).indices, -1).to_numpy(zero_copy_only=False))
+    codes = codes.astype(np.int64, copy=False)
+    n_keys = int(codes[: n + m].max(initial=-1)) + 1
+    other_codes = codes[n + m :]
+    other_codes = np.where(other_codes < n_keys, other_codes, -1)
+    return codes[:n], codes[n : n + m], other_codes
 
 
 def _codes(values: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
