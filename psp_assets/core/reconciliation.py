@@ -772,10 +772,20 @@ def reconcile(
     same_money = same_currency & (p_amount[pi] == o_amount[oi])
     # The plugins refuse a payment whose amount or currency differs from the order: so does healing.
     heal = healable_t[o_plat[oi], status_code[pi], o_state[oi]] & same_money
+    # The few matched rows any report needs are taken from the big frames once (a take from a chunked
+    # Arrow column costs as much for ten rows as for a million); each class then picks from those.
+    judged = (verdict >= 0) | ~same_money
+    judged_pay = payments.iloc[pi[judged]].reset_index(drop=True)
+    judged_ord = orders.iloc[oi[judged]].reset_index(drop=True)
+    at = np.cumsum(judged) - 1  # row of `both` -> row of the judged frames
+
+    def rows(mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return judged_pay.iloc[at[mask]], judged_ord.iloc[at[mask]]
+
     for code in np.unique(verdict[verdict >= 0]).tolist():
         mask = verdict == code
         cls_name = CLASS_CODES[code]
-        pay, orde = payments.iloc[pi[mask]], orders.iloc[oi[mask]]
+        pay, orde = rows(mask)
         opened = _later(pay["status_changed_at"], orde["updated_at"])
         if cls_name in _CLASS_EVENT:
             opened = pay["status_changed_at"]
@@ -787,7 +797,7 @@ def reconcile(
         frames.append(_report(cls_name, pay, orde, opened, heal[mask], detail))
     amount_diff = same_currency & ~same_money
     if amount_diff.any():
-        pay, orde = payments.iloc[pi[amount_diff]], orders.iloc[oi[amount_diff]]
+        pay, orde = rows(amount_diff)
         frames.append(
             _report(
                 "amount_mismatch",
@@ -799,7 +809,7 @@ def reconcile(
             )
         )
     if (~same_currency).any():
-        pay, orde = payments.iloc[pi[~same_currency]], orders.iloc[oi[~same_currency]]
+        pay, orde = rows(~same_currency)
         frames.append(
             _report(
                 "currency_mismatch",

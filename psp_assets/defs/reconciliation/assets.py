@@ -226,8 +226,10 @@ def payment_reconciliation(
         [pd.read_parquet(payments["bad_rows_path"]), pd.read_parquet(orders["bad_rows_path"])], ignore_index=True
     )
     skipped = {(u["client_id"], u["platform"]) for u in orders["unreachable"]}
-    partitions = pay[["client_id", "platform"]].drop_duplicates()
-    skipped |= {(c, p) for c, p in partitions.itertuples(index=False) if p not in rules.platforms}
+    unknown = [p for p in pay["platform"].unique() if p not in rules.platforms]  # one column hashed, not two
+    if unknown:
+        partitions = pay.loc[pay["platform"].isin(unknown), ["client_id", "platform"]].drop_duplicates()
+        skipped |= {(c, p) for c, p in partitions.itertuples(index=False)}
     if skipped and not pay.empty:
         held = pd.MultiIndex.from_frame(pay[["client_id", "platform"]]).isin(list(skipped))
         pay = pay[~held].reset_index(drop=True)
