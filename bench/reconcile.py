@@ -359,7 +359,12 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-job", action="store_true")
     parser.add_argument("--postgres", metavar="URL", help="put the ledger in a fresh schema of this PostgreSQL")
-    parser.add_argument("--keep", metavar="DIR", help="generate into DIR once and reuse it on later runs")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="generate into DIR once and reuse it on later runs (within the hour: the job reconciles as of now, "
+        "so older data turns its pending payments into stale_pending and the job is no longer exact)",
+    )
     parser.add_argument(
         "--runs", type=int, default=1, help="run core and job N times each (fresh processes); the fastest is reported"
     )
