@@ -1,6 +1,6 @@
 """Benchmark: reconcile N PSP payments against N store orders (default 1,000,000 each).
 
-    .venv/bin/python bench/reconcile.py [--orders 1000000] [--skip-baseline] [--skip-job]
+    .venv/bin/python bench/reconcile.py [--orders 1000000] [--skip-baseline] [--skip-job] [--runs 3]
                                         [--postgres postgresql+psycopg2://postgres@127.0.0.1:5432/test]
 
 The seeded demo generator writes the ledger (SQLite, or a fresh schema of PostgreSQL with --postgres, with
@@ -12,7 +12,8 @@ peak memory (VmHWM) and CPU time are its own:
               20 CSV exports read, validated, reconciled, reports and Parquet written, healing (none opted in)
   baseline    the core's judgement as a plain Python loop over dicts (the practical floor of "no library")
 All must find exactly the injected divergences. Targets: the job under 5 s end to end and under 2 GiB.
-The machine is shared: the load average before and after each variant is printed with its CPU time.
+The machine is shared: the load average before and after each variant is printed with its CPU time;
+with --runs N, core and job run N times each and the fastest run is reported (all wall times listed).
 Prints figures, and the last line is one JSON object.
 """
 
@@ -358,7 +359,15 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-job", action="store_true")
     parser.add_argument("--postgres", metavar="URL", help="put the ledger in a fresh schema of this PostgreSQL")
-    parser.add_argument("--keep", metavar="DIR", help="generate into DIR once and reuse it on later runs")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="generate into DIR once and reuse it on later runs (within the hour: the job reconciles as of now, "
+        "so older data turns its pending payments into stale_pending and the job is no longer exact)",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="run core and job N times each (fresh processes); the fastest is reported"
+    )
     parser.add_argument("--worker", nargs=2, metavar=("VARIANT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -384,14 +393,20 @@ def main() -> None:
         for variant in ("core", "job", "baseline"):
             if (variant == "job" and args.skip_job) or (variant == "baseline" and args.skip_baseline):
                 continue
-            before = _load()
-            runs[variant] = result = _child(variant, directory)
-            result["load_before"], result["load_after"] = before, _load()
+            tries = []
+            for _ in range(1 if variant == "baseline" else max(1, args.runs)):
+                before = _load()
+                tries.append(_child(variant, directory))
+                tries[-1]["load_before"], tries[-1]["load_after"] = before, _load()
+            runs[variant] = result = min(tries, key=lambda r: r["wall_s"])
+            result["walls_s"] = [round(r["wall_s"], 2) for r in tries]
+            before = result["load_before"]
             steps = f", steps {result['steps_s']}" if "steps_s" in result else ""
             print(
                 f"{variant}: {result['wall_s']:.2f} s wall, {result.get('cpu_s', 0):.2f} s CPU, peak RSS "
                 f"{result['peak_rss_mib']:.0f} MiB, {result['divergences']} divergences, exact={result['exact']}"
                 f"{steps}; load average {before[0]:.2f} before, {result['load_after'][0]:.2f} after"
+                + (f"; fastest of runs {result['walls_s']} s" if len(result["walls_s"]) > 1 else "")
             )
         core, job, base = runs.get("core"), runs.get("job"), runs.get("baseline")
         summary = {
@@ -406,6 +421,8 @@ def main() -> None:
             "job_cpu_s": round(job["cpu_s"], 3) if job else None,
             "job_peak_rss_mib": round(job["peak_rss_mib"]) if job else None,
             "job_steps_s": job["steps_s"] if job else None,
+            "job_walls_s": job["walls_s"] if job else None,
+            "job_load_average": job["load_before"] if job else None,
             "job_exact": job["exact"] if job else None,
             "baseline_s": round(base["wall_s"], 3) if base else None,
             "baseline_peak_rss_mib": round(base["peak_rss_mib"]) if base else None,

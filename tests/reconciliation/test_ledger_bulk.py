@@ -1,5 +1,5 @@
-"""The ledger's bulk payment read (COPY on PostgreSQL parsed by pyarrow; on SQLite the ADBC driver, or
-group_concat parsed by pyarrow) gives exactly what a row-by-row read gives, whatever the values hold."""
+"""The ledger's bulk payment read (on PostgreSQL the ADBC driver, or COPY parsed by pyarrow; on SQLite the ADBC
+driver, or group_concat parsed by pyarrow) gives exactly what a row-by-row read gives, whatever the values hold."""
 
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ AWKWARD_REFS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "sqlite-group_concat", "postgresql"])
+@pytest.fixture(params=["sqlite", "sqlite-group_concat", "postgresql", "postgresql-copy"])
 def ledger(request, tmp_path, monkeypatch):
+    if request.param == "postgresql-copy":  # the reader used without the ADBC PostgreSQL driver
+        monkeypatch.setattr(ledger_module, "_ADBC_PG", None)
     if request.param.startswith("sqlite"):
         if request.param == "sqlite-group_concat":  # the reader used without the ADBC driver, or after it gave up
             monkeypatch.setattr(ledger_module, "_ADBC_SQLITE", None)
@@ -88,6 +90,9 @@ def test_bulk_read_equals_a_row_by_row_read(ledger, monkeypatch):
     _same(ledger.payments(["beta"]), _row_by_row(ledger, ["beta"]))
     assert ledger.payments([]).empty and ledger.payments(["nobody"]).empty
     assert bulk.loc[bulk["payment_id"] == "pay_1", "order_ref"].item() == ' quoted "ref", with comma 1'
+    if ledger.engine.dialect.name == "postgresql" and ledger_module._ADBC_PG is not None:  # it did not fall back
+        table = f'"{ledger.schema}".psp_payments' if ledger.schema else "psp_payments"
+        _same(ledger._payments_adbc_pg(table), bulk)
 
 
 def test_sqlite_adbc_read_types_columns_whose_first_rows_are_null(tmp_path, monkeypatch):

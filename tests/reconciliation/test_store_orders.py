@@ -222,6 +222,19 @@ def test_csv_export_keeps_every_good_line_and_numbers_the_bad_ones_by_line(tmp_p
     assert list(clean["order_ref"]) == ["A8", "A9"] and list(clean["source_row"]) == [2, 4] and bad.empty
 
 
+@pytest.mark.parametrize("last_newline", ["\n", "\r\n", ""])
+def test_a_quoted_line_break_in_an_otherwise_clean_export_keeps_the_true_line_numbers(tmp_path, rules, last_newline):
+    # Nothing else in the file sends it to the line-by-line read: the line count alone must catch the break.
+    header = "order_ref,store_order_id,state,total,currency,created_at,updated_at,payment_method\r\n"
+    good = "{ref},1,processing,12.50,EUR,2025-03-01T10:00:00+02:00,2025-03-01T10:00:00Z,psp"
+    path = tmp_path / "orders.csv"
+    lines = [good.format(ref="B1"), good.format(ref='"B2\nwrapped"'), good.format(ref="B3")]
+    path.write_bytes((header + "\r\n".join(lines) + last_newline).encode())
+    clean, bad = validate_orders(FileOrderSource(path).fetch_orders(), "nordbank", "woocommerce", "s", "f", rules)
+    assert list(clean["order_ref"]) == ["B1", "B2\nwrapped", "B3"] and bad.empty
+    assert list(clean["source_row"]) == [2, 3, 5]
+
+
 def test_api_stores_list_the_window_and_fetch_older_orders_by_reference():
     def magento(i: int, updated: str) -> dict:
         return {

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from psp_assets.core.errors import PspError, ReconciliationError
 from psp_assets.core.payments.iso4217 import ISO_4217, THREE_DECIMAL, ZERO_DECIMAL
 from psp_assets.core.payments.statuses import CANONICAL_STATUSES, SETTLED_STATUSES, can_transition
+from psp_assets.core.reconciliation.references import is_missing, normalize_refs, reference_keys, text_values
 from psp_assets.core.reconciliation.store_orders import OrderSnapshot, OrderSource
 from psp_assets.core.templates.spec import Template, available_platforms, load_template
 
@@ -208,7 +209,7 @@ class _Problems:
     ) -> pd.DataFrame:
         out = []
         for pos in sorted(self.reasons):
-            record = {k: (None if _missing(v) else str(v)) for k, v in raw.iloc[pos].items() if k != "source_row"}
+            record = {k: (None if is_missing(v) else str(v)) for k, v in raw.iloc[pos].items() if k != "source_row"}
             out.append(
                 {
                     "source": source,
@@ -223,41 +224,12 @@ class _Problems:
         return pd.DataFrame(out, columns=BAD_ROW_COLUMNS)
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT or value is pd.NA
-
-
-def _text(series: pd.Series) -> pa.Array:
-    """The column as trimmed text, blanks as nulls (pyarrow; whatever the column's dtype)."""
-    try:
-        arr = pa.array(series, from_pandas=True)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        arr = pa.array(series.map(lambda v: None if _missing(v) else str(v)), type=pa.large_string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        arr = pc.cast(arr, pa.large_string())
-    arr = pc.utf8_trim_whitespace(arr)
-    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
-
-
-def normalize_refs(values: pd.Series | pa.Array) -> pa.Array:
-    """Order references as both sides are compared and shown: surrounding blanks trimmed, blank as null.
-    Matching also ignores case (`reference_keys`); these two are the only places a reference is changed."""
-    return _text(values if isinstance(values, pd.Series) else pd.Series(values.to_pandas(), dtype=object))
-
-
-def reference_keys(values: pd.Series | pa.Array) -> pa.Array:
-    """What references are matched by: normalized, then case-folded (stores and exports change case)."""
-    return pc.utf8_lower(normalize_refs(values))
-
-
 def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _blank(series: pd.Series) -> np.ndarray:
-    return _np(pc.is_null(_text(series)))
+    return _np(pc.is_null(text_values(series)))
 
 
 def _as_series(arr: pa.Array) -> pd.Series:
@@ -279,14 +251,20 @@ def _parse_times(series: pd.Series, name: str, problems: _Problems, required: bo
     if pd.api.types.is_datetime64_dtype(series):
         problems.add(series.notna(), lambda p: f"{name}: {series.iloc[p]} has no timezone; expected UTC or an offset")
         return pd.to_datetime(series).dt.tz_localize("UTC").reset_index(drop=True)
-    text = _text(series)
+    text = text_values(series)
     blank = _np(pc.is_null(text))
-    has_zone = _np(pc.match_substring_regex(text, _ZONE))
+    # One regex over every row: the ISO form includes its zone. Only the few rows that fail it are asked
+    # whether they have a zone at all (for the message). Arrow's cast reads "T" and " " alike.
     iso = _np(pc.match_substring_regex(text, _ISO))
-    candidates = pc.if_else(pa.array(iso), pc.replace_substring(text, " ", "T", max_replacements=1), None)
+    has_zone = iso.copy()
+    others = np.flatnonzero(~blank & ~iso)
+    if len(others):
+        has_zone[others] = _np(pc.match_substring_regex(text.take(pa.array(others)), _ZONE))
+    candidates = text if iso.all() else pc.if_else(pa.array(iso), text, None)
     try:
         parsed = _as_series(pc.cast(candidates, pa.timestamp("ns", tz="UTC")))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a row of the ISO form that is no date
+        candidates = pc.replace_substring(candidates, " ", "T", max_replacements=1)
         parsed = pd.to_datetime(_as_series(candidates), utc=True, errors="coerce", format="ISO8601")
     if required:
         problems.add(blank, f"{name}: missing")
@@ -302,7 +280,7 @@ def _parse_times(series: pd.Series, name: str, problems: _Problems, required: bo
 
 
 def _currencies(series: pd.Series, problems: _Problems) -> pa.Array:
-    codes = _text(series)
+    codes = text_values(series)
     blank = _np(pc.is_null(codes))
     problems.add(blank, "currency: missing")
     problems.add(
@@ -319,7 +297,7 @@ def _minor_units(amounts: pd.Series, currencies: pa.Array, name: str, problems: 
         values = amounts.to_numpy(dtype=float)
         bad_text = np.zeros(len(values), dtype=bool)
     else:
-        text = _text(amounts)
+        text = text_values(amounts)
         numeric = _np(pc.match_substring_regex(text, _NUMBER))
         bad_text = ~_np(pc.is_null(text)) & ~numeric
         problems.add(bad_text, lambda p: f"{name}: {text[p].as_py()!r} is not a number")
@@ -359,7 +337,7 @@ def validate_payments(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.
         problems.add(_blank(raw[column]), f"{column}: missing")
     refs = normalize_refs(raw["order_ref"])
     problems.add(_np(pc.is_null(refs)), "order_ref: missing")
-    status = _text(raw["status"])
+    status = text_values(raw["status"])
     problems.add(
         ~_np(pc.is_in(status, value_set=pa.array(CANONICAL_STATUSES))),
         lambda p: f"status: {status[p].as_py()!r} is not a PSP status ({', '.join(CANONICAL_STATUSES)})",
@@ -374,7 +352,7 @@ def validate_payments(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.
     created = _parse_times(raw["created_at"], "created_at", problems)
     changed = _parse_times(raw["status_changed_at"], "status_changed_at", problems)
     ids = raw["payment_id"]
-    dup = ids.duplicated(keep=False).to_numpy() & ~_blank(ids)
+    dup = (_duplicated(ids) & ~_blank(ids)) if len(ids) else np.zeros(0, dtype=bool)
     problems.add(dup, lambda p: f"payment_id: {ids.iloc[p]!r} appears more than once")
     clean = pd.DataFrame(
         {
@@ -395,7 +373,19 @@ def validate_payments(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.
     rows = problems.rows(
         source, raw, lambda p: raw["client_id"].iloc[p], lambda p: raw["platform"].iloc[p], _row_numbers(raw), refs
     )
-    return clean[~bad].reset_index(drop=True), rows
+    return (clean[~bad].reset_index(drop=True) if bad.any() else clean), rows
+
+
+def _duplicated(values: pd.Series) -> np.ndarray:
+    """Every row whose value appears more than once. One hash pass (pyarrow's unique) answers the common
+    case, no duplicate at all; pandas marks the rows only when there are some."""
+    try:
+        distinct = len(pc.unique(pa.array(values, from_pandas=True)))
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        distinct = -1
+    if distinct == len(values):
+        return np.zeros(len(values), dtype=bool)
+    return values.duplicated(keep=False).to_numpy()
 
 
 def _integers(series: pd.Series, name: str, problems: _Problems, required: bool = True) -> np.ndarray:
@@ -426,7 +416,7 @@ def validate_orders(
         problems.add(reasons.notna().to_numpy(), lambda p: str(reasons.iloc[p]))
     refs = normalize_refs(raw["order_ref"])
     problems.add(_np(pc.is_null(refs)), "order_ref: missing")
-    state = _text(raw["state"])
+    state = text_values(raw["state"])
     blank_state = _np(pc.is_null(state))
     problems.add(blank_state, "state: missing")
     known = sorted(platform_rules.meanings)
@@ -447,7 +437,7 @@ def validate_orders(
             "platform": platform,
             "store": store,
             "order_ref": _as_series(refs),
-            "store_order_id": _as_series(pc.coalesce(_text(raw["store_order_id"]), refs)),
+            "store_order_id": _as_series(pc.coalesce(text_values(raw["store_order_id"]), refs)),
             "state": _as_series(state),
             "amount_minor": amount,
             "currency": _as_series(currency),
@@ -459,7 +449,7 @@ def validate_orders(
     )
     bad = problems.bad_mask()
     rows = problems.rows(source, raw, client_id, platform, _row_numbers(raw), refs)
-    return clean[~bad].reset_index(drop=True), rows
+    return (clean[~bad].reset_index(drop=True) if bad.any() else clean), rows
 
 
 # --- the reconciliation -----------------------------------------------------------------------------
@@ -518,34 +508,37 @@ def _key_column(frames: Sequence[pd.DataFrame], column: str) -> pa.Array:
     return _strings(frames, column)
 
 
-def _key_codes(payments: pd.DataFrame, orders: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Dense integer codes for (client, platform, order reference key) on both sides, and an encoder for other
-    frames (-1 for a key neither side has). Each column is hashed on its own: far cheaper than joined strings.
+def _key_codes(
+    payments: pd.DataFrame, orders: pd.DataFrame, others: pd.DataFrame | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense integer codes for (client, platform, order reference key) on both sides, and the codes of the
+    rows of `others` (bad rows: -1 for a key neither side has). Client and platform, few, are coded first;
+    the key is then that small code and the reference joined as text, hashed once for all three frames
+    (keys are numbered in order of first appearance, so a key only `others` has is numbered last).
     References are matched by `reference_keys`, on every side and for bad rows alike."""
-    n = len(payments)
-    dictionaries, parts = [], []
-    for column in ("client_id", "platform", "order_ref"):
-        encoded = pc.dictionary_encode(_key_column([payments, orders], column))
-        dictionaries.append(encoded.dictionary)
-        parts.append(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64))
-    sizes = [len(d) for d in dictionaries]
-    combined = (parts[0] * sizes[1] + parts[1]) * sizes[2] + parts[2]
-    codes, uniques = pd.factorize(combined)
-    lookup = pd.Index(uniques)
-
-    def encode(frame: pd.DataFrame) -> np.ndarray:
-        if frame.empty:
-            return np.zeros(0, dtype=np.int64)
-        frame = frame.astype({"client_id": str, "platform": str})
-        idx = [
-            np.asarray(pc.fill_null(pc.index_in(_key_column([frame], c), value_set=d), -1))
-            for c, d in zip(("client_id", "platform", "order_ref"), dictionaries, strict=True)
-        ]
-        known = (idx[0] >= 0) & (idx[1] >= 0) & (idx[2] >= 0)
-        keys = (idx[0].astype(np.int64) * sizes[1] + idx[1]) * sizes[2] + idx[2]
-        return np.where(known, lookup.get_indexer(keys), -1)
-
-    return codes[:n].astype(np.int64), codes[n:].astype(np.int64), encode
+    n, m = len(payments), len(orders)
+    frames = [payments, orders]
+    if others is not None and len(others):
+        # Bad rows hold whatever the source gave (None, numbers): their few values are made text one by one.
+        frames.append(
+            pd.DataFrame(
+                {
+                    c: pd.Series([None if is_missing(v) else str(v) for v in others[c]], dtype=object)
+                    for c in ("client_id", "platform", "order_ref")
+                }
+            )
+        )
+    client = pc.dictionary_encode(_key_column(frames, "client_id"))
+    platform = pc.dictionary_encode(_key_column(frames, "platform"))
+    # The partition's code is digits, so the separator can only be the first one: no reference is ambiguous.
+    partition = pc.add(pc.multiply(pc.cast(client.indices, pa.int64()), len(platform.dictionary)), platform.indices)
+    keys = pc.binary_join_element_wise(pc.cast(partition, pa.string()), _key_column(frames, "order_ref"), "\x1f")
+    codes = np.asarray(pc.fill_null(pc.dictionary_encode(keys).indices, -1).to_numpy(zero_copy_only=False))
+    codes = codes.astype(np.int64, copy=False)
+    n_keys = int(codes[: n + m].max(initial=-1)) + 1
+    other_codes = codes[n + m :]
+    other_codes = np.where(other_codes < n_keys, other_codes, -1)
+    return codes[:n], codes[n : n + m], other_codes
 
 
 def _codes(values: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
@@ -671,7 +664,8 @@ def reconcile(
     bad = [bad_rows] if bad_rows is not None and not bad_rows.empty else []
 
     n_pay = len(payments)
-    p_codes, o_codes, encode = _key_codes(payments, orders)
+    # Keys with a bad row on either side are not judged: a malformed order must not pose as a missing one.
+    p_codes, o_codes, bad_codes = _key_codes(payments, orders, bad[0] if bad else None)
     n_keys = int(max(p_codes.max(initial=-1), o_codes.max(initial=-1))) + 1
     excluded = np.zeros(n_keys, dtype=bool)
 
@@ -685,9 +679,8 @@ def reconcile(
             orders, o_codes = orders[keep].reset_index(drop=True), o_codes[keep]
         conflicted = np.bincount(o_codes, minlength=n_keys)[o_codes] > 1
         excluded[o_codes[conflicted]] = True
-    # Keys with a bad row on either side are not judged: a malformed order must not pose as a missing one.
+    # (conflicting duplicates are excluded above; the bad rows given are encoded with the keys)
     bad_frame = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=BAD_ROW_COLUMNS)
-    bad_codes = encode(bad_frame)
     excluded[bad_codes[bad_codes >= 0]] = True
     p_held = excluded[p_codes]
     if p_held.any():
@@ -738,10 +731,9 @@ def reconcile(
     now = pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
     frames: list[pd.DataFrame] = []
     o_plat, o_state = _codes(orders["platform"], platforms), _codes(orders["state"], states)
-    currency = pa.chunked_array(
-        [pa.array(payments["currency"], type=pa.string()), pa.array(orders["currency"], type=pa.string())]
-    )
-    currency_code = currency.combine_chunks().dictionary_encode().indices.to_numpy()
+    # _strings flattens the columns' chunks (pa.chunked_array of two ChunkedArrays would walk every value
+    # as a Python object).
+    currency_code = pc.dictionary_encode(_strings([payments, orders], "currency")).indices.to_numpy()
     p_cur, o_cur = currency_code[:n_pay], currency_code[n_pay:]
     p_amount, o_amount = payments["amount_minor"].to_numpy(), orders["amount_minor"].to_numpy()
 
@@ -752,10 +744,20 @@ def reconcile(
     same_money = same_currency & (p_amount[pi] == o_amount[oi])
     # The plugins refuse a payment whose amount or currency differs from the order: so does healing.
     heal = healable_t[o_plat[oi], status_code[pi], o_state[oi]] & same_money
+    # The few matched rows any report needs are taken from the big frames once (a take from a chunked
+    # Arrow column costs as much for ten rows as for a million); each class then picks from those.
+    judged = (verdict >= 0) | ~same_money
+    judged_pay = payments.iloc[pi[judged]].reset_index(drop=True)
+    judged_ord = orders.iloc[oi[judged]].reset_index(drop=True)
+    at = np.cumsum(judged) - 1  # row of `both` -> row of the judged frames
+
+    def rows(mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return judged_pay.iloc[at[mask]], judged_ord.iloc[at[mask]]
+
     for code in np.unique(verdict[verdict >= 0]).tolist():
         mask = verdict == code
         cls_name = CLASS_CODES[code]
-        pay, orde = payments.iloc[pi[mask]], orders.iloc[oi[mask]]
+        pay, orde = rows(mask)
         opened = _later(pay["status_changed_at"], orde["updated_at"])
         if cls_name in _CLASS_EVENT:
             opened = pay["status_changed_at"]
@@ -767,7 +769,7 @@ def reconcile(
         frames.append(_report(cls_name, pay, orde, opened, heal[mask], detail))
     amount_diff = same_currency & ~same_money
     if amount_diff.any():
-        pay, orde = payments.iloc[pi[amount_diff]], orders.iloc[oi[amount_diff]]
+        pay, orde = rows(amount_diff)
         frames.append(
             _report(
                 "amount_mismatch",
@@ -779,7 +781,7 @@ def reconcile(
             )
         )
     if (~same_currency).any():
-        pay, orde = payments.iloc[pi[~same_currency]], orders.iloc[oi[~same_currency]]
+        pay, orde = rows(~same_currency)
         frames.append(
             _report(
                 "currency_mismatch",
@@ -1151,7 +1153,14 @@ def write_parquet(frame: pd.DataFrame, path: Path, keep: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, tmp, compression="lz4", use_dictionary=_repeating(table))
+    repeating = _repeating(table)
+    # No min/max statistics for text that does not repeat (ids, references): nobody filters a read by them,
+    # and they cost a sixth of the writer's time.
+    unique_text = {
+        f.name for f in table.schema if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    } - set(repeating)
+    statistics = [name for name in table.column_names if name not in unique_text]
+    pq.write_table(table, tmp, compression="lz4", use_dictionary=repeating, write_statistics=statistics)
     tmp.replace(path)
     _KEPT.pop(str(path), None)
     if keep:

@@ -43,6 +43,7 @@ import pyarrow.csv as pacsv
 import requests
 
 from psp_assets.core.errors import ReconciliationError
+from psp_assets.core.reconciliation.references import reference_keys  # one normalization, shared with matching
 
 RAW_ORDER_COLUMNS: tuple[str, ...] = (
     "order_ref",
@@ -148,9 +149,10 @@ def read_orders_csv(path: Path) -> pd.DataFrame:
         skipped.append(row.text)
         return "skip"
 
+    data = path.read_bytes()
     try:
         table = pacsv.read_csv(
-            path,
+            pa.py_buffer(data),
             # A blank line comes back as a row of empty fields: kept while numbering, dropped after. Blocks
             # are cut at any line break (a third of the work of quote-aware cutting): a quoted line break
             # inside a block is kept and found below; one a cut falls in leaves a row with too few fields
@@ -166,16 +168,19 @@ def read_orders_csv(path: Path) -> pd.DataFrame:
         )
     except pa.ArrowInvalid:
         return _read_csv_by_line(path, header)
-    multiline = any(pc.any(pc.match_substring(col, "\n")).as_py() for col in table.columns if col.null_count < len(col))
-    if skipped or multiline:
+    # One line per record and the header: no value holds a line break (counted in the bytes, not searched
+    # for in every column). Any other count sends the file to the line-by-line read.
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if skipped or lines != table.num_rows + 1:
         return _read_csv_by_line(path, header)
     table = table.append_column("source_row", pa.array(np.arange(2, table.num_rows + 2)))
-    blank = None
-    for column in header:
-        empty = pc.equal(pc.utf8_length(table[column]), 0)
-        blank = empty if blank is None else pc.and_(blank, empty)
-    if blank is not None and pc.any(blank).as_py():
-        table = table.filter(pc.invert(blank))
+    # A row of empty fields only (",,,"): looked for in the other columns only where the first is empty.
+    blank = pc.equal(pc.utf8_length(table[header[0]]), 0)
+    if pc.any(blank).as_py():
+        for column in header[1:]:
+            blank = pc.and_(blank, pc.equal(pc.utf8_length(table[column]), 0))
+        if pc.any(blank).as_py():
+            table = table.filter(pc.invert(blank))
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
@@ -278,10 +283,6 @@ class _Api:
         listed = self._list(since)
         if since is None or not refs:
             return listed
-        from psp_assets.core.reconciliation.reconcile import (
-            reference_keys,  # one normalization of references, shared with matching
-        )
-
         have = set(reference_keys(listed["order_ref"]).to_pylist()) if len(listed) else set()
         wanted = pa.array(list(dict.fromkeys(refs)), type=pa.string())
         missing = [

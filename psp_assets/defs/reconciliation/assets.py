@@ -1,4 +1,6 @@
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -142,6 +144,7 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
         columns = ["client_id", "platform", "order_ref"]
         payments = read_parquet(_out(paths) / "psp_payments.parquet", columns=columns)
         refs_by_store = payments.groupby(["client_id", "platform"], sort=False)["order_ref"]
+    todo = []
     for ref in stores:
         if ref.platform not in rules.platforms:
             unreachable.append(
@@ -154,16 +157,28 @@ def store_orders(context: dg.AssetExecutionContext, workspace: PspWorkspace, led
             )
             continue
         # An API store is listed for the window and asked by reference for every other payment's order.
-        known = [] if refs_by_store is None else _refs(refs_by_store, ref.client_id, ref.platform)
+        todo.append((ref, [] if refs_by_store is None else _refs(refs_by_store, ref.client_id, ref.platform)))
+
+    def read(item: tuple[StoreRef, list[str]]) -> tuple[pd.DataFrame, pd.DataFrame] | ReconciliationError:
+        ref, known = item
         try:
             raw = ref.source.fetch_orders(since, known)
         except ReconciliationError as exc:
-            context.log.error(str(exc))
+            return exc
+        return validate_orders(raw, ref.client_id, ref.platform, ref.store, ref.source.label, rules)
+
+    # Stores are read and validated two at a time: pyarrow's readers and kernels let go of the GIL, so the
+    # second core works on the next store while this one's Python glue runs (and an API store's waits overlap).
+    with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1, len(todo)))) as pool:
+        results = list(pool.map(read, todo))
+    for (ref, _), result in zip(todo, results, strict=True):
+        if isinstance(result, ReconciliationError):
+            context.log.error(str(result))
             unreachable.append(
-                {"client_id": ref.client_id, "platform": ref.platform, "store": ref.store, "error": str(exc)}
+                {"client_id": ref.client_id, "platform": ref.platform, "store": ref.store, "error": str(result)}
             )
             continue
-        clean, bad = validate_orders(raw, ref.client_id, ref.platform, ref.store, ref.source.label, rules)
+        clean, bad = result
         frames.append(clean)
         bads.append(bad)
         counts.append(
@@ -211,8 +226,10 @@ def payment_reconciliation(
         [pd.read_parquet(payments["bad_rows_path"]), pd.read_parquet(orders["bad_rows_path"])], ignore_index=True
     )
     skipped = {(u["client_id"], u["platform"]) for u in orders["unreachable"]}
-    partitions = pay[["client_id", "platform"]].drop_duplicates()
-    skipped |= {(c, p) for c, p in partitions.itertuples(index=False) if p not in rules.platforms}
+    unknown = [p for p in pay["platform"].unique() if p not in rules.platforms]  # one column hashed, not two
+    if unknown:
+        partitions = pay.loc[pay["platform"].isin(unknown), ["client_id", "platform"]].drop_duplicates()
+        skipped |= {(c, p) for c, p in partitions.itertuples(index=False)}
     if skipped and not pay.empty:
         held = pd.MultiIndex.from_frame(pay[["client_id", "platform"]]).isin(list(skipped))
         pay = pay[~held].reset_index(drop=True)
