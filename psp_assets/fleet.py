@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 
+from psp_assets.core.config.fleet import validate_fleet
 from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.templates.spec import available_platforms
 from psp_assets.core.workspace import Paths
@@ -57,7 +58,7 @@ def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.Dagst
     from psp_assets.definitions import defs
 
     instance = instance or dg.DagsterInstance.get()
-    fleet = paths.fleet()
+    fleet = validate_fleet(paths.configs_dir, paths.templates_dir)
     for label, problems in fleet.problems.items():
         print(f"skipped {label}:\n  " + "\n  ".join(problems), file=sys.stderr)
     ids = sorted(c for c in fleet.clients if not clients or c in clients)

@@ -1,5 +1,8 @@
 """A fleet: every client config of a directory, the valid ones and the problems of the others, with the
-checks that span configs (unique ids, plugin identities that would clash in one store)."""
+checks that span configs (unique ids, plugin identities that would clash in one store) and, in
+`validate_fleet`, the checks that need the templates (a template per enabled platform, a complete
+translation catalog per locale). `psp validate`, `psp fleet`, the `client_config` asset and its sensor
+all call `validate_fleet`: a config one of them refuses, all refuse, in the same words."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from pathlib import Path
 
 from psp_assets.core.config.identity import clash_problem
 from psp_assets.core.config.model import CONFIG_SUFFIXES, ClientConfig, parse_client, read_client_file
-from psp_assets.core.errors import ConfigError
+from psp_assets.core.errors import ConfigError, PspError
+from psp_assets.core.i18n import load_catalog
+from psp_assets.core.templates.spec import SHARED_DIR, available_platforms
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,38 @@ def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
             fleet.problems[label] = [clash]
             continue
         fleet.clients[config.id] = LoadedClient(config, path)
+    return fleet
+
+
+def template_problems(config: ClientConfig, label: str, templates_dir: Path) -> list[str]:
+    """What is wrong with a config the model accepts, given the templates: an enabled platform without a
+    template, a locale without a complete translation catalog. Each line starts with `label`."""
+    problems = []
+    templates = available_platforms(templates_dir)
+    missing = [p for p in config.enabled_platforms() if p not in templates]
+    if missing:
+        problems.append(f"{label}: platforms: no template for {', '.join(missing)} in {templates_dir}")
+    try:
+        catalog = load_catalog(templates_dir / SHARED_DIR / "i18n", list(config.locales))
+    except PspError as exc:
+        problems += [f"{label}: {line}" for line in str(exc).splitlines()]
+    else:
+        problems += [f"{label}: locales: {line}" for line in catalog.problems()]
+    return problems
+
+
+def validate_fleet(directory: Path, templates_dir: Path, paths: Iterable[Path] | None = None) -> Fleet:
+    """`load_fleet`, then `template_problems` for every valid client: a client with any moves from
+    `clients` to `problems` under its file's label (and keeps its claim, so `Fleet.files_of` still finds
+    it). The one validation behind `psp validate` and the `client_config` asset."""
+    fleet = load_fleet(directory, paths)
+    for client_id, loaded in list(fleet.clients.items()):
+        label = _label(loaded.path, directory)
+        problems = template_problems(loaded.config, label, templates_dir)
+        if problems:
+            del fleet.clients[client_id]
+            fleet.problems[label] = problems
+            fleet.claims[label] = client_id
     return fleet
 
 

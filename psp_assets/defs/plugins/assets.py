@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from psp_assets.core.config.fleet import validate_fleet
 from psp_assets.core.config.model import PLATFORMS, ClientConfig, parse_client
 from psp_assets.core.deploy.release import Deployment
 from psp_assets.core.deploy.sftp import SftpPool
@@ -137,7 +138,7 @@ def client_config(context: dg.AssetExecutionContext, workspace: PspWorkspace) ->
     methods, features and per-platform targets. Its hash covers the validated values, so comment and
     formatting edits rebuild nothing."""
     client_id = context.partition_key
-    fleet = workspace.paths.fleet()
+    fleet = validate_fleet(workspace.paths.configs_dir, workspace.paths.templates_dir)
     try:
         config = fleet.client(client_id)
     except PspError as exc:

@@ -6,6 +6,7 @@ import json
 
 import dagster as dg
 
+from psp_assets.core.config.fleet import validate_fleet
 from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.errors import PspError
 from psp_assets.core.templates.spec import available_platforms, load_template
@@ -28,8 +29,9 @@ def client_configs_sensor(context: dg.SensorEvaluationContext, workspace: PspWor
     """Adds a partition for every new valid client file, removes the partitions of deleted files (what is
     deployed stays deployed), and re-validates a file whose validated values differ from the ones
     `client_config` last recorded (whoever launched that run). An invalid file changes nothing and is
-    reported with its file, field and reason. Keeps no cursor: a first tick starts nothing that is recorded."""
-    fleet = workspace.paths.fleet()
+    reported with its file, field and reason, whether the model or the templates refuse it (the
+    `validate_fleet` of `psp validate`). Keeps no cursor: a first tick starts nothing that is recorded."""
+    fleet = validate_fleet(workspace.paths.configs_dir, workspace.paths.templates_dir)
     existing = set(context.instance.get_dynamic_partitions(client_partitions.name))
     current = {cid: loaded.config.config_hash() for cid, loaded in fleet.clients.items()}
     # A client whose file is invalid right now keeps its partitions: an edit in progress is not a removal.
