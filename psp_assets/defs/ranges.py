@@ -31,6 +31,8 @@ from typing import Any
 
 import dagster as dg
 
+from psp_assets.core.ranges import chunked
+
 # What the lineage assets use from Dagster that 1.13 still marks beta (backfill policies) or preview
 # (a partitioned asset check: plugin_checks_pass has one result per partition); the tests pin both.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
@@ -62,8 +64,7 @@ def range_tags(start: str, end: str) -> dict[str, str]:
 
 def chunks(items: list[str], size: int | None = None) -> list[list[str]]:
     """`items` in order, cut into runs of at most `size` (default FLEET_CHUNK)."""
-    size = size or FLEET_CHUNK
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    return chunked(items, size or FLEET_CHUNK)
 
 
 @dataclass(frozen=True)
