@@ -1,6 +1,5 @@
 """The plugin lineage: template -> config -> rendered source -> test report -> artifact -> store."""
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,13 +28,6 @@ from psp_assets.core.workspace import Paths
 from psp_assets.defs import ranges
 from psp_assets.defs.partitions import client_partitions, platform_partitions, plugin_partitions, split_key
 from psp_assets.defs.resources import PhpResource, PspWorkspace
-
-# Two documented APIs we rely on are marked beta: the multi-to-single partition mapping (fans a
-# per-platform and a per-client asset into client|platform partitions) and Output.data_version (content
-# hashes as data versions). The warnings say nothing to the people using the UI; the tests pin both.
-warnings.filterwarnings(
-    "ignore", message=".*(MultiToSingleDimensionPartitionMapping|data_version).*", category=dg.BetaWarning
-)
 
 GROUP = "plugins"
 # the client|platform assets; a pair whose client does not enable the platform is "not applicable" on each
