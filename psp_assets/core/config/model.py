@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -278,12 +279,8 @@ class PlatformSettings(_Strict):
         return targets
 
 
-class Platforms(_Strict):
-    woocommerce: PlatformSettings | None = None
-    magento2: PlatformSettings | None = None
-    shopify: PlatformSettings | None = None
-    prestashop: PlatformSettings | None = None
-    opencart: PlatformSettings | None = None
+class _PlatformsBase(_Strict):
+    """`Platforms` without its fields: one optional `PlatformSettings` per name of PLATFORMS, added below."""
 
     @model_validator(mode="before")
     @classmethod
@@ -295,6 +292,15 @@ class Platforms(_Strict):
                     f"unknown platform {', '.join(repr(u) for u in unknown)}; expected any of {', '.join(PLATFORMS)}"
                 )
         return data
+
+
+# One optional section per platform, named and ordered as PLATFORMS: a platform is added there, not here.
+Platforms = create_model(
+    "Platforms",
+    __base__=_PlatformsBase,
+    __module__=__name__,
+    **{name: (PlatformSettings | None, None) for name in PLATFORMS},
+)
 
 
 class Features(_Strict):
