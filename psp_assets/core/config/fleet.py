@@ -113,21 +113,37 @@ def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
     return fleet
 
 
-def template_problems(config: ClientConfig, label: str, templates_dir: Path) -> list[str]:
+def template_problems(
+    config: ClientConfig, label: str, templates_dir: Path, checks: TemplateChecks | None = None
+) -> list[str]:
     """What is wrong with a config the model accepts, given the templates: an enabled platform without a
     template, a locale without a complete translation catalog. Each line starts with `label`."""
+    checks = checks or TemplateChecks(templates_dir)
     problems = []
-    templates = available_platforms(templates_dir)
-    missing = [p for p in config.enabled_platforms() if p not in templates]
+    missing = [p for p in config.enabled_platforms() if p not in checks.platforms]
     if missing:
         problems.append(f"{label}: platforms: no template for {', '.join(missing)} in {templates_dir}")
-    try:
-        catalog = load_catalog(templates_dir / SHARED_DIR / "i18n", list(config.locales))
-    except PspError as exc:
-        problems += [f"{label}: {line}" for line in str(exc).splitlines()]
-    else:
-        problems += [f"{label}: locales: {line}" for line in catalog.problems()]
-    return problems
+    return problems + [f"{label}: {line}" for line in checks.catalog_problems(tuple(config.locales))]
+
+
+class TemplateChecks:
+    """The templates' side of `template_problems`, read once for a whole fleet: the platforms that have a
+    template, and the catalog problems of each set of locales (clients share a few)."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.platforms = available_platforms(templates_dir)
+        self._i18n = templates_dir / SHARED_DIR / "i18n"
+        self._catalogs: dict[tuple[str, ...], list[str]] = {}
+
+    def catalog_problems(self, locales: tuple[str, ...]) -> list[str]:
+        if locales not in self._catalogs:
+            try:
+                catalog = load_catalog(self._i18n, list(locales))
+            except PspError as exc:
+                self._catalogs[locales] = str(exc).splitlines()
+            else:
+                self._catalogs[locales] = [f"locales: {line}" for line in catalog.problems()]
+        return self._catalogs[locales]
 
 
 def validate_fleet(directory: Path, templates_dir: Path, paths: Iterable[Path] | None = None) -> Fleet:
@@ -135,9 +151,10 @@ def validate_fleet(directory: Path, templates_dir: Path, paths: Iterable[Path] |
     `clients` to `problems` under its file's label (and keeps its claim, so `Fleet.files_of` still finds
     it). The one validation behind `psp validate` and the `client_config` asset."""
     fleet = load_fleet(directory, paths)
+    checks = TemplateChecks(templates_dir)
     for client_id, loaded in list(fleet.clients.items()):
         label = _label(loaded.path, directory)
-        problems = template_problems(loaded.config, label, templates_dir)
+        problems = template_problems(loaded.config, label, templates_dir, checks)
         if problems:
             del fleet.clients[client_id]
             fleet.problems[label] = problems
