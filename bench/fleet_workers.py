@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 import dagster as dg  # noqa: E402
 
-from psp_assets.core.config.model import PLATFORMS  # noqa: E402
+from psp_assets.core.templates.spec import PLATFORMS  # noqa: E402
 from psp_assets.defs import ranges  # noqa: E402
 from psp_assets.defs.resources import JsonHandleIOManager  # noqa: E402
 

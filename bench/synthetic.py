@@ -32,8 +32,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from psp_assets.core.config.model import PAYMENT_METHODS, PLATFORMS
-from psp_assets.core.templates.spec import TemplateSpec, load_template
+from psp_assets.core.config.model import PAYMENT_METHODS
+from psp_assets.core.templates.spec import PLATFORMS, TemplateSpec, load_template
 
 # Locales with a translation catalog (templates/_shared/i18n) and the source locale. en_US and en_GB
 # are never drawn together: OpenCart folds both into its en-gb language folder.

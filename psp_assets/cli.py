@@ -19,15 +19,14 @@ import os
 import sys
 from pathlib import Path
 
-from psp_assets.core.config.fleet import load_fleet
-from psp_assets.core.config.model import PLATFORMS, ClientConfig, json_schema, starter_config
+from psp_assets.core.config.fleet import load_fleet, validate_fleet
+from psp_assets.core.config.model import json_schema, starter_config
 from psp_assets.core.config.reference import config_reference
 from psp_assets.core.deploy.stores import clear_bad_mark
 from psp_assets.core.errors import ConfigError, PspError
-from psp_assets.core.i18n import load_catalog
 from psp_assets.core.lineage import render_plugin
 from psp_assets.core.plan import plan_plugin
-from psp_assets.core.templates.spec import SHARED_DIR, available_platforms
+from psp_assets.core.templates.spec import PLATFORMS
 from psp_assets.core.workspace import REPO_ROOT, Paths
 
 SCHEMA_PATH = REPO_ROOT / "schema" / "client_config.schema.json"
@@ -38,33 +37,14 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def client_problems(config: ClientConfig, label: str, templates_dir: Path) -> list[str]:
-    """What `psp validate` finds wrong with a config the model accepts: a platform without a template, a
-    locale without a complete translation catalog."""
-    problems = []
-    templates = available_platforms(templates_dir)
-    missing = [p for p in config.enabled_platforms() if p not in templates]
-    if missing:
-        problems.append(f"{label}: platforms: no template for {', '.join(missing)} in {templates_dir}")
-    try:
-        catalog = load_catalog(templates_dir / SHARED_DIR / "i18n", list(config.locales))
-    except PspError as exc:
-        problems += [f"{label}: {line}" for line in str(exc).splitlines()]
-    else:
-        problems += [f"{label}: locales: {line}" for line in catalog.problems()]
-    return problems
-
-
 def cmd_validate(args: argparse.Namespace, paths: Paths) -> int:
     files = [Path(p) for p in args.paths]
     for f in files:
         if not os.path.lexists(f):
             _err(f"{f}: no such file")
             return 2
-    fleet = load_fleet(paths.configs_dir, files or None)
+    fleet = validate_fleet(paths.configs_dir, paths.templates_dir, files or None)
     problems = [p for ps in fleet.problems.values() for p in ps]
-    for _cid, loaded in sorted(fleet.clients.items()):
-        problems += client_problems(loaded.config, os.path.relpath(loaded.path), paths.templates_dir)
     for line in problems:
         _err(line)
     print(f"{len(fleet.clients) + len(fleet.problems)} config(s) checked, {len(problems)} problem(s)")

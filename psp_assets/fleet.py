@@ -1,7 +1,8 @@
 """The main job: materialize every client x enabled platform end to end on the current Dagster
 instance (DAGSTER_HOME), then print what landed where. Runs are ordinary Dagster runs: they show in the
 UI with their lineage and metadata. The lineage runs are range runs (defs/ranges.py): one per platform
-over its clients, or one per client over its platforms, whichever is fewer runs."""
+over its clients, or one per client over its platforms, whichever is fewer runs (core/ranges.py, the
+planner the lineage sensor uses too)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import time
 
 import dagster as dg
 
-from psp_assets.core.config.model import PLATFORMS
+from psp_assets.core.config.fleet import validate_fleet
+from psp_assets.core.ranges import plan_ranges
 from psp_assets.core.templates.spec import available_platforms
 from psp_assets.core.workspace import Paths
+from psp_assets.defs import ranges
 from psp_assets.defs.partitions import client_partitions
-from psp_assets.defs.ranges import chunks, range_tags
+from psp_assets.defs.ranges import range_tags
 
 # The console shows warnings and errors; every event is still in the run's log in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -30,34 +33,11 @@ def latest_metadata(instance: dg.DagsterInstance, key: str, partition: str) -> d
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
-def lineage_ranges(order: list[str], enabled: dict[str, list[str]], chunk: int | None = None) -> list[tuple[str, str]]:
-    """(first, last) partition of each range run covering exactly the partitions in `enabled` (client ->
-    its platforms; only the clients to build): per platform, consecutive clients in the dimension's
-    `order` (a client in between that does not enable the platform is skipped by the assets; one not
-    to be built ends the range; at most `chunk` clients per range), or one range per client over its
-    platforms, whichever is fewer runs."""
-    per_platform: list[tuple[str, str]] = []
-    for platform in PLATFORMS:
-        segment: list[str] = []
-        for client in [*order, None]:
-            if client is not None and client in enabled:
-                segment.append(client)
-                continue
-            using = [c for c in segment if platform in enabled[c]]
-            # at most `chunk` (PSP_FLEET_CHUNK) plugins per run: a fleet-wide rebuild is runs any worker can take
-            per_platform += [(f"{part[0]}|{platform}", f"{part[-1]}|{platform}") for part in chunks(using, chunk)]
-            segment = []
-    per_client = [
-        (f"{c}|{ps[0]}", f"{c}|{ps[-1]}") for c in order if (ps := [p for p in PLATFORMS if p in enabled.get(c, [])])
-    ]
-    return per_platform if len(per_platform) <= len(per_client) else per_client
-
-
 def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.DagsterInstance | None = None) -> int:
     from psp_assets.definitions import defs
 
     instance = instance or dg.DagsterInstance.get()
-    fleet = paths.fleet()
+    fleet = validate_fleet(paths.configs_dir, paths.templates_dir)
     for label, problems in fleet.problems.items():
         print(f"skipped {label}:\n  " + "\n  ".join(problems), file=sys.stderr)
     ids = sorted(c for c in fleet.clients if not clients or c in clients)
@@ -92,7 +72,7 @@ def run_fleet(paths: Paths, clients: list[str] | None = None, instance: dg.Dagst
         run("client_config_job", cid)
     order = list(instance.get_dynamic_partitions(client_partitions.name))
     enabled = {cid: fleet.clients[cid].config.enabled_platforms() for cid in ids}
-    for first, last in lineage_ranges(order, enabled):
+    for first, last in plan_ranges(order, enabled, chunk=ranges.FLEET_CHUNK):
         run("plugin_lineage_job", None, range_tags(first, last))
 
     print(f"\nPSP plugin fleet: {len(keys)} plugin(s) for {len(ids)} client(s) in {time.monotonic() - started:.1f} s")

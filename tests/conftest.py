@@ -11,8 +11,15 @@ import yaml
 from psp_assets.core.config.model import parse_client
 from psp_assets.core.runtimes.php import NativePhp
 from psp_assets.core.workspace import REPO_ROOT, Paths
+from psp_assets.defs.previews import silence_previews
 
 DEMO_CLIENTS = REPO_ROOT / "client_configs"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    silence_previews()  # pytest restores the filters after collection: set them for the whole session
+
+
 TEMPLATES = REPO_ROOT / "templates"
 
 

@@ -3,6 +3,11 @@ would be right, so the person reading a failed run can act without opening the c
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
 
 class PspError(Exception):
     """Base class for every error the platform raises on purpose."""
@@ -46,3 +51,82 @@ class PublishError(PspError):
 
 class CompatError(PspError):
     """The compatibility matrix could not be built, stored or compared (names the file or cell)."""
+
+
+# --- how a problem is worded ------------------------------------------------------------------------
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """A client value for an error message: scalars quoted and cut to `width`, anything else by its type
+    only (the repr of a list built from YAML aliases can be gigabytes long)."""
+    if isinstance(value, str):
+        text = repr(value[:width])
+        return text if len(value) <= width else text[:-1] + "..." + text[-1]
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else "a very large integer"
+    if isinstance(value, dict):
+        return f"a mapping ({len(value)} keys)"
+    if isinstance(value, list | tuple | set | frozenset):
+        return f"a list ({len(value)} items)"
+    return f"a {type(value).__name__} value"
+
+
+MAX_PROBLEMS_PER_FILE = 25
+
+
+def _format_loc(loc: Iterable[Any], tags: tuple[str, ...]) -> str:
+    out = ""
+    previous: Any = None
+    for part in loc:
+        if isinstance(previous, int) and part in tags:
+            previous = part
+            continue  # the discriminated-union tag, not a field
+        previous = part
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "literal[")):
+            continue  # pydantic's internal validator names, not a field
+        else:
+            name = str(part)
+            out += ("." if out else "") + (name if len(name) <= 40 else shown(name, 40))
+    return out or "(top level)"
+
+
+def _describe(err: Mapping[str, Any], hints: Mapping[str, str], tags: tuple[str, ...], tag_name: str) -> str:
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting; remove it or check its spelling against schema/client_config.schema.json"
+    elif err["type"] == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern", "")
+        msg = f"{shown(err['input'])} " + hints.get(pattern, f"must match {pattern}")
+    elif err["type"] == "literal_error":
+        msg = f"{shown(err['input'])} is not one of {err.get('ctx', {}).get('expected', '')}"
+    elif err["type"] == "union_tag_invalid":
+        got = err["input"].get(tag_name) if isinstance(err["input"], dict) else None
+        msg = f"unknown {tag_name} {shown(got)}" if isinstance(err["input"], dict) else msg
+        msg += f"; supported {tag_name}s: " + ", ".join(tags)
+    elif "input" in err and not isinstance(err["input"], dict | list) and err["type"] != "missing":
+        msg = f"{msg} (got {shown(err['input'])})"
+    return msg[:500]
+
+
+def pydantic_problems(
+    exc: ValidationError,
+    label: str,
+    hints: Mapping[str, str] | None = None,
+    tags: tuple[str, ...] = (),
+    tag_name: str = "kind",
+) -> list[str]:
+    """A file's validation errors as lines `<label>: <field path>: <what is wrong>`, at most
+    MAX_PROBLEMS_PER_FILE of them. `hints` words a pattern mismatch by pattern; `tags` are the values of a
+    discriminated union's tag (`tag_name`), left out of field paths."""
+    errors = exc.errors()
+    lines = [
+        f"{label}: {_format_loc(e['loc'], tags)}: {_describe(e, hints or {}, tags, tag_name)}"
+        for e in errors[:MAX_PROBLEMS_PER_FILE]
+    ]
+    if len(errors) > MAX_PROBLEMS_PER_FILE:
+        lines.append(f"{label}: (top level): {len(errors) - MAX_PROBLEMS_PER_FILE} more problems not shown")
+    return lines

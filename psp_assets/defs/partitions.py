@@ -1,6 +1,6 @@
 import dagster as dg
 
-from psp_assets.core.config.model import PLATFORMS
+from psp_assets.core.templates.spec import PLATFORMS
 
 client_partitions = dg.DynamicPartitionsDefinition(name="client")
 platform_partitions = dg.StaticPartitionsDefinition(list(PLATFORMS))

@@ -24,7 +24,6 @@ events to the asset code; the tests pin that it still does. docs/operations.md, 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,11 +31,7 @@ from typing import Any
 import dagster as dg
 
 from psp_assets.core.handles import Handle
-
-# What the lineage assets use from Dagster that 1.13 still marks beta (backfill policies) or preview
-# (a partitioned asset check: plugin_checks_pass has one result per partition); the tests pin both.
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
+from psp_assets.core.ranges import chunked
 
 PER_PARTITION_TAG = "dagster/defer_asset_events"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -64,8 +59,7 @@ def range_tags(start: str, end: str) -> dict[str, str]:
 
 def chunks(items: list[str], size: int | None = None) -> list[list[str]]:
     """`items` in order, cut into runs of at most `size` (default FLEET_CHUNK)."""
-    size = size or FLEET_CHUNK
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    return chunked(items, size or FLEET_CHUNK)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,9 @@ def test_test_report_shows_each_declared_php_version_and_blocks_the_build_on_the
     env: Paths, templates_dir: Path, instance
 ):
     add_file(templates_dir, "woocommerce", "includes/policy-probe.php", ENUM_FILE)
+    # the private templates hold WooCommerce and Magento 2 only: a config enabling Shopify would be refused
+    config = env.configs_dir / "nordbank.yaml"
+    config.write_text(config.read_text().replace("  shopify:\n", "  shopify:\n    enabled: false\n", 1))
     run_fleet(env, clients=["nordbank"], instance=instance)
     woo = latest_metadata(instance, "test_report", "nordbank|woocommerce")
     assert woo["passed"] is False

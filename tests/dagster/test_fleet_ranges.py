@@ -299,9 +299,9 @@ def test_a_retry_from_failure_still_fails_for_the_partitions_that_failed_before(
 
 
 def test_a_fleet_range_is_cut_into_chunk_runs_that_roll_out_once(env: Paths, instance, monkeypatch):
+    from psp_assets.core.ranges import plan_ranges
     from psp_assets.defs import ranges
     from psp_assets.defs.plugins.sensors import BATCH_SIZE_TAG, BATCH_TAG
-    from psp_assets.fleet import lineage_ranges
 
     monkeypatch.setattr(ranges, "FLEET_CHUNK", 2)
     record_inputs(instance, ["woocommerce"])
@@ -318,8 +318,46 @@ def test_a_fleet_range_is_cut_into_chunk_runs_that_roll_out_once(env: Paths, ins
     assert len({r.tags[BATCH_TAG] for r in requests}) == 1 and {r.tags[BATCH_SIZE_TAG] for r in requests} == {"2"}
     assert len({r.run_key for r in requests}) == 2
     enabled = {"a": ["woocommerce"], "b": ["woocommerce"], "c": ["woocommerce", "opencart"]}
-    assert lineage_ranges(["a", "b", "c"], enabled, chunk=2) == [
+    assert plan_ranges(["a", "b", "c"], enabled, chunk=2) == [
         ("a|woocommerce", "b|woocommerce"),
         ("c|woocommerce", "c|woocommerce"),
         ("c|opencart", "c|opencart"),
     ]
+
+
+def test_the_sensor_plans_the_ranges_psp_fleet_plans_and_a_template_range_ends_before_a_changed_config(
+    env: Paths, instance
+):
+    """A WooCommerce template edit and a nordbank config edit in one tick. nordbank lies between
+    baltic-credit and zeta-bank: the template's range must not cross it (its lineage run rebuilds it), so
+    the sensor asks for what `psp fleet`'s planner (core/ranges.py) plans for the same stale plugins."""
+    from psp_assets.core.config.fleet import load_fleet
+    from psp_assets.core.ranges import client_ranges, plan_ranges, platform_ranges
+
+    record_inputs(instance, ["woocommerce", "magento2"])
+    render_fleet(instance)
+    template = next((env.templates_dir / "woocommerce").glob("*.j2"))
+    template.write_text(template.read_text() + "\n{# a template edit #}\n")
+    assert run(instance, "plugin_template_job", partition_key="woocommerce").success
+    config = env.configs_dir / "nordbank.yaml"
+    config.write_text(config.read_text().replace("name: Nord Bank", "name: Nord Bank Europe", 1))
+    assert run(instance, "client_config_job", partition_key="nordbank").success
+
+    requests = tick(instance).run_requests
+    planned = {
+        job: [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests if r.job_name == job]
+        for job in ("plugin_build_job", "plugin_lineage_job")
+    }
+    assert planned == {
+        "plugin_build_job": [("baltic-credit|woocommerce",) * 2, ("zeta-bank|woocommerce",) * 2],
+        "plugin_lineage_job": [("nordbank|woocommerce", "nordbank|magento2")],
+    }
+    fleet = load_fleet(env.configs_dir)
+    enabled = {c: fleet.clients[c].config.enabled_platforms() for c in CLIENTS}
+    template_change = {"baltic-credit": ["woocommerce"], "zeta-bank": ["woocommerce"]}
+    config_change = {"nordbank": ["woocommerce", "magento2"]}
+    # psp fleet's planner, given the same stale plugins, plans the same runs
+    assert plan_ranges(CLIENTS, template_change, enabled) == planned["plugin_build_job"]
+    assert plan_ranges(CLIENTS, config_change, enabled) == planned["plugin_lineage_job"]
+    assert platform_ranges(CLIENTS, template_change, enabled) == planned["plugin_build_job"]
+    assert client_ranges(CLIENTS, config_change, enabled) == planned["plugin_lineage_job"]

@@ -4,6 +4,8 @@ validate`: a hostile file is reported, never followed, never a hang or a crash, 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import dagster as dg
 
@@ -59,3 +61,30 @@ def test_client_config_of_a_bombed_file_fails_with_the_files_problem(env, instan
     assert "client_configs/nordbank.yaml: locales: expands to more than 50000 values" in str(
         failure.event_specific_data.error
     )
+
+
+def test_a_config_psp_validate_refuses_for_its_catalog_is_refused_by_client_config_in_the_same_words(env, instance):
+    """The model accepts alpenkasse; only the templates show its German catalog lacks a message. `psp
+    validate`, the config sensor and `client_config` refuse it alike (core.config.fleet.validate_fleet)."""
+    catalog = env.templates_dir / "_shared" / "i18n" / "de_DE.yaml"
+    catalog.write_text("".join(line for line in catalog.read_text().splitlines(True) if not line.startswith('"Title"')))
+    cli = subprocess.run(
+        [sys.executable, "-m", "psp_assets.cli", "validate"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PSP_CLIENT_CONFIGS_DIR": str(env.configs_dir), "PSP_TEMPLATES_DIR": str(env.templates_dir)},
+    )
+    expected = "client_configs/alpenkasse.yaml: locales: de_DE.yaml: message 'Title' is not translated for de_DE"
+    assert cli.returncode == 1
+    assert cli.stderr.splitlines() == [expected]
+
+    instance.add_dynamic_partitions("client", ["alpenkasse"])
+    result = defs.resolve_job_def("client_config_job").execute_in_process(
+        partition_key="alpenkasse", instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert expected in str(failure.event_specific_data.error)
+
+    requested = {r.partition_key for r in tick(instance).run_requests}
+    assert requested == {"baltic-credit", "nordbank"}  # the sensor does not start a run bound to fail

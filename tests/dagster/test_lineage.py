@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 
 from psp_assets.core.config.fleet import load_fleet
-from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.deploy.release import current_release
+from psp_assets.core.templates.spec import PLATFORMS
 from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.sensors import client_configs_sensor

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from psp_assets.core.config.model import PLATFORMS
+from psp_assets.core.templates.spec import PLATFORMS
 from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.ranges import RANGE_END_TAG, RANGE_START_TAG

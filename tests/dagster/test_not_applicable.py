@@ -7,7 +7,7 @@ from __future__ import annotations
 import dagster as dg
 
 from psp_assets.core.config.fleet import load_fleet
-from psp_assets.core.config.model import PLATFORMS
+from psp_assets.core.templates.spec import PLATFORMS
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.assets import NOT_APPLICABLE, PLUGIN_ASSETS
 

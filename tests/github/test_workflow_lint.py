@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.github.client_repo import PINNED_ACTIONS, workflow_path
+from psp_assets.core.templates.spec import PLATFORMS
 from tests.github.test_client_repo import make_plan
 
 # the first major of each action that runs on Node 24

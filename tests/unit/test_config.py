@@ -1,12 +1,15 @@
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from psp_assets.cli import SCHEMA_PATH
 from psp_assets.core.config.fleet import load_fleet
 from psp_assets.core.config.model import json_schema, load_client, parse_client, starter_config
 from psp_assets.core.errors import ConfigError
-from tests.conftest import DEMO_CLIENTS, client_dict
+from psp_assets.core.workspace import REPO_ROOT
+from tests.conftest import DEMO_CLIENTS, TEMPLATES, client_dict
 
 
 def problems_for(data: dict) -> list[str]:
@@ -175,3 +178,62 @@ def test_a_derived_value_names_the_field_it_comes_from():
     assert derived_field("vars.app_url", app_url, "shopify") == (
         "vars.app_url (derived from api_base_url, platforms.shopify.slug)"
     )
+
+
+def platform_problems(templates_dir: Path) -> list[str]:
+    """Adding a platform: what still differs between templates/<platform>/template.yaml and the code that
+    lists platforms, each line naming the file to change."""
+    import json
+
+    from psp_assets.core.reconciliation.store_orders import API_CLIENTS
+    from psp_assets.core.templates.spec import PLATFORMS, SHARED_DIR, SPEC_FILE
+    from psp_assets.core.yamlio import read_yaml_mapping
+    from psp_assets.defs.partitions import platform_partitions
+
+    problems = []
+    templates = []
+    for spec in sorted(templates_dir.glob(f"*/{SPEC_FILE}")):
+        folder = spec.parent.name
+        if folder == SHARED_DIR:
+            continue
+        templates.append(folder)
+        declared = read_yaml_mapping(spec, str(spec)).get("platform")
+        if declared != folder:
+            problems.append(
+                f"templates/{folder}/{SPEC_FILE}: platform: {declared!r} must be the folder name {folder!r}"
+            )
+    for p in sorted(set(templates) - set(PLATFORMS)):
+        problems.append(f"psp_assets/core/config/model.py: PLATFORMS: add {p!r} (templates/{p}/{SPEC_FILE} exists)")
+    for p in [p for p in PLATFORMS if p not in templates]:
+        problems.append(f"templates/{p}/{SPEC_FILE}: missing for {p!r}, which PLATFORMS lists")
+    if platform_partitions.get_partition_keys() != list(PLATFORMS):
+        problems.append("psp_assets/defs/partitions.py: platform_partitions must list PLATFORMS, in order")
+    for p in [p for p in PLATFORMS if p not in API_CLIENTS]:
+        problems.append(
+            f"psp_assets/core/reconciliation/store_orders.py: API_CLIENTS: add the order API client of {p!r}"
+        )
+    schema = json.loads(SCHEMA_PATH.read_text())
+    if set(schema["$defs"]["Platforms"]["properties"]) != set(PLATFORMS):
+        problems.append(f"{SCHEMA_PATH.relative_to(REPO_ROOT)}: out of date; run `psp schema`")
+    return problems
+
+
+def test_every_platform_list_matches_the_templates():
+    """templates/*/template.yaml is the list of platforms; PLATFORMS (and the Platforms model and platform
+    partitions made from it), the order API clients and the JSON schema must name the same ones
+    (docs/templates.md, "Adding a platform")."""
+    assert platform_problems(TEMPLATES) == []
+
+
+def test_a_new_template_names_every_place_left_to_change(tmp_path):
+    shutil.copytree(TEMPLATES, tmp_path / "templates")
+    new = tmp_path / "templates" / "newshop"
+    shutil.copytree(tmp_path / "templates" / "opencart", new)
+    spec = new / "template.yaml"
+    spec.write_text(spec.read_text().replace("platform: opencart", "platform: newshop", 1))
+    wrong = tmp_path / "templates" / "shopify" / "template.yaml"
+    wrong.write_text(wrong.read_text().replace("platform: shopify", "platform: shopify2", 1))
+    assert platform_problems(tmp_path / "templates") == [
+        "templates/shopify/template.yaml: platform: 'shopify2' must be the folder name 'shopify'",
+        "psp_assets/core/config/model.py: PLATFORMS: add 'newshop' (templates/newshop/template.yaml exists)",
+    ]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from psp_assets.core import lineage
-from psp_assets.core.config.model import PLATFORMS, ClientConfig, parse_client
+from psp_assets.core.config.model import ClientConfig, parse_client
 from psp_assets.core.errors import PspError
 from psp_assets.core.i18n import (
     load_catalog,
@@ -37,7 +37,7 @@ from psp_assets.core.lineage import build_plugin, render_plugin
 from psp_assets.core.plan import plan_plugin
 from psp_assets.core.render.engine import render, render_context, render_string
 from psp_assets.core.runtimes.php import NativePhp
-from psp_assets.core.templates.spec import SHARED_DIR, load_template
+from psp_assets.core.templates.spec import PLATFORMS, SHARED_DIR, load_template
 from psp_assets.core.verify import checks
 from psp_assets.core.workspace import Paths
 from tests.conftest import TEMPLATES

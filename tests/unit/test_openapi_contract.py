@@ -20,13 +20,13 @@ import pytest
 import yaml
 
 from psp_assets.core import lineage
-from psp_assets.core.config.model import PLATFORMS, load_client
+from psp_assets.core.config.model import load_client
 from psp_assets.core.lineage import render_plugin
 from psp_assets.core.payments.openapi import DEFAULT_CONTRACT_FILE, Contract, contract_file
 from psp_assets.core.payments.statuses import CANONICAL_STATUSES
 from psp_assets.core.plan import plan_plugin
 from psp_assets.core.runtimes.php import NativePhp
-from psp_assets.core.templates.spec import load_template
+from psp_assets.core.templates.spec import PLATFORMS, load_template
 from psp_assets.core.verify.contract import cases as contract_tests
 from psp_assets.core.verify.contract.api import WITHOUT, Shapes, camel, leaf_fields
 from psp_assets.core.workspace import Paths, catalog_for

@@ -17,13 +17,12 @@ from pathlib import Path
 import pytest
 
 from psp_assets.core import lineage
-from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.errors import PspError, RenderError
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.lineage import build_plugin, render_plugin
 from psp_assets.core.plan import plan_plugin
 from psp_assets.core.runtimes.php import NativePhp
-from psp_assets.core.templates.spec import SHARED_DIR
+from psp_assets.core.templates.spec import PLATFORMS, SHARED_DIR
 from psp_assets.core.workspace import Paths
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 from tests.unit.test_side_by_side import client_for

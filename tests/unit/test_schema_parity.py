@@ -23,7 +23,8 @@ import jsonschema
 import pytest
 import yaml
 
-from psp_assets.cli import SCHEMA_PATH, client_problems
+from psp_assets.cli import SCHEMA_PATH
+from psp_assets.core.config.fleet import template_problems
 from psp_assets.core.config.model import CODE_ONLY_RULES, json_schema, parse_client, shipped_locales
 from psp_assets.core.errors import ConfigError
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
@@ -304,7 +305,7 @@ def validate_problems(data: Any) -> list[str]:
         config = parse_client(data, LABEL)
     except ConfigError as exc:
         return exc.problems
-    return client_problems(config, LABEL, TEMPLATES)
+    return template_problems(config, LABEL, TEMPLATES)
 
 
 def test_the_valid_bases_pass_both(schema_validator):

@@ -47,11 +47,11 @@ import yaml
 
 from psp_assets.core.config.fleet import load_fleet
 from psp_assets.core.config.identity import clashes, identity_for
-from psp_assets.core.config.model import PLATFORMS, ClientConfig, parse_client
+from psp_assets.core.config.model import ClientConfig, parse_client
 from psp_assets.core.i18n import load_catalog
 from psp_assets.core.render.engine import RenderedTree, render, render_context, render_string, write_tree
 from psp_assets.core.runtimes.php import NativePhp
-from psp_assets.core.templates.spec import SHARED_DIR, Template, load_template
+from psp_assets.core.templates.spec import PLATFORMS, SHARED_DIR, Template, load_template
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
 from tests.unit.test_magento2_template import REGISTRAR_STUB
 from tests.unit.test_opencart_template import OC_STANDIN

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from bench.synthetic import synthetic_client, write_fleet
 from psp_assets.core.config.fleet import load_fleet
-from psp_assets.core.config.model import PLATFORMS, LocalTarget
+from psp_assets.core.config.model import LocalTarget
 from psp_assets.core.render.engine import render
-from psp_assets.core.templates.spec import load_template
+from psp_assets.core.templates.spec import PLATFORMS, load_template
 from tests.conftest import TEMPLATES
 
 

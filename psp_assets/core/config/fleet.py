@@ -1,5 +1,8 @@
 """A fleet: every client config of a directory, the valid ones and the problems of the others, with the
-checks that span configs (unique ids, plugin identities that would clash in one store)."""
+checks that span configs (unique ids, plugin identities that would clash in one store) and, in
+`validate_fleet`, the checks that need the templates (a template per enabled platform, a complete
+translation catalog per locale). `psp validate`, `psp fleet`, the `client_config` asset and its sensor
+all call `validate_fleet`: a config one of them refuses, all refuse, in the same words."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from pathlib import Path
 
 from psp_assets.core.config.identity import clash_problem
 from psp_assets.core.config.model import CONFIG_SUFFIXES, ClientConfig, parse_client, read_client_file
-from psp_assets.core.errors import ConfigError
+from psp_assets.core.errors import ConfigError, PspError
+from psp_assets.core.i18n import load_catalog
+from psp_assets.core.templates.spec import SHARED_DIR, available_platforms
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,55 @@ def load_fleet(directory: Path, paths: Iterable[Path] | None = None) -> Fleet:
             fleet.problems[label] = [clash]
             continue
         fleet.clients[config.id] = LoadedClient(config, path)
+    return fleet
+
+
+def template_problems(
+    config: ClientConfig, label: str, templates_dir: Path, checks: TemplateChecks | None = None
+) -> list[str]:
+    """What is wrong with a config the model accepts, given the templates: an enabled platform without a
+    template, a locale without a complete translation catalog. Each line starts with `label`."""
+    checks = checks or TemplateChecks(templates_dir)
+    problems = []
+    missing = [p for p in config.enabled_platforms() if p not in checks.platforms]
+    if missing:
+        problems.append(f"{label}: platforms: no template for {', '.join(missing)} in {templates_dir}")
+    return problems + [f"{label}: {line}" for line in checks.catalog_problems(tuple(config.locales))]
+
+
+class TemplateChecks:
+    """The templates' side of `template_problems`, read once for a whole fleet: the platforms that have a
+    template, and the catalog problems of each set of locales (clients share a few)."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.platforms = available_platforms(templates_dir)
+        self._i18n = templates_dir / SHARED_DIR / "i18n"
+        self._catalogs: dict[tuple[str, ...], list[str]] = {}
+
+    def catalog_problems(self, locales: tuple[str, ...]) -> list[str]:
+        if locales not in self._catalogs:
+            try:
+                catalog = load_catalog(self._i18n, list(locales))
+            except PspError as exc:
+                self._catalogs[locales] = str(exc).splitlines()
+            else:
+                self._catalogs[locales] = [f"locales: {line}" for line in catalog.problems()]
+        return self._catalogs[locales]
+
+
+def validate_fleet(directory: Path, templates_dir: Path, paths: Iterable[Path] | None = None) -> Fleet:
+    """`load_fleet`, then `template_problems` for every valid client: a client with any moves from
+    `clients` to `problems` under its file's label (and keeps its claim, so `Fleet.files_of` still finds
+    it). The one validation behind `psp validate` and the `client_config` asset."""
+    fleet = load_fleet(directory, paths)
+    checks = TemplateChecks(templates_dir)
+    for client_id, loaded in list(fleet.clients.items()):
+        label = _label(loaded.path, directory)
+        problems = template_problems(loaded.config, label, templates_dir, checks)
+        if problems:
+            del fleet.clients[client_id]
+            fleet.problems[label] = problems
+            fleet.claims[label] = client_id
     return fleet
 
 

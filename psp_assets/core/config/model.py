@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -21,17 +20,18 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from psp_assets.core import i18n
-from psp_assets.core.errors import ConfigError
+from psp_assets.core.errors import ConfigError, pydantic_problems, shown
 from psp_assets.core.payments.iban import bic_problem, iban_problem, normalize_bic, normalize_iban
 from psp_assets.core.payments.iso4217 import ISO_4217
+from psp_assets.core.templates.spec import PLATFORMS
 from psp_assets.core.yamlio import YamlError, read_yaml_mapping
 
-PLATFORMS: tuple[str, ...] = ("woocommerce", "magento2", "shopify", "prestashop", "opencart")
 CLIENT_ID_PATTERN = r"^[a-z][a-z0-9-]{1,38}$"
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,48}[a-z0-9]$"
 CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -62,23 +62,6 @@ DISPLAY_TEXT_PATTERN = r"^[\w .,&()'+-]{2,80}$"
 LOCALE_PATTERN = r"^[a-z]{2,3}(_[A-Z]{2})?$"
 Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN)]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
-
-
-def shown(value: Any, width: int = 60) -> str:
-    """A client value for an error message: scalars quoted and cut to `width`, anything else by its type
-    only (the repr of a list built from YAML aliases can be gigabytes long)."""
-    if isinstance(value, str):
-        text = repr(value[:width])
-        return text if len(value) <= width else text[:-1] + "..." + text[-1]
-    if value is None or isinstance(value, bool | float):
-        return repr(value)
-    if isinstance(value, int):
-        return repr(value) if abs(value) < 10**30 else "a very large integer"
-    if isinstance(value, dict):
-        return f"a mapping ({len(value)} keys)"
-    if isinstance(value, list | tuple | set | frozenset):
-        return f"a list ({len(value)} items)"
-    return f"a {type(value).__name__} value"
 
 
 def host_problem(host: str | None) -> str:
@@ -278,12 +261,8 @@ class PlatformSettings(_Strict):
         return targets
 
 
-class Platforms(_Strict):
-    woocommerce: PlatformSettings | None = None
-    magento2: PlatformSettings | None = None
-    shopify: PlatformSettings | None = None
-    prestashop: PlatformSettings | None = None
-    opencart: PlatformSettings | None = None
+class _PlatformsBase(_Strict):
+    """`Platforms` without its fields: one optional `PlatformSettings` per name of PLATFORMS, added below."""
 
     @model_validator(mode="before")
     @classmethod
@@ -295,6 +274,15 @@ class Platforms(_Strict):
                     f"unknown platform {', '.join(repr(u) for u in unknown)}; expected any of {', '.join(PLATFORMS)}"
                 )
         return data
+
+
+# One optional section per platform, named and ordered as PLATFORMS: a platform is added there, not here.
+Platforms = create_model(
+    "Platforms",
+    __base__=_PlatformsBase,
+    __module__=__name__,
+    **{name: (PlatformSettings | None, None) for name in PLATFORMS},
+)
 
 
 class Features(_Strict):
@@ -664,50 +652,9 @@ _PATTERN_HINTS = {
 TRANSPORTS = ("local", "sftp")
 
 
-def _format_loc(loc: Iterable[Any]) -> str:
-    out = ""
-    previous: Any = None
-    for part in loc:
-        if isinstance(previous, int) and part in TRANSPORTS:
-            previous = part
-            continue  # the discriminated-union tag, not a field
-        previous = part
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif str(part).startswith(("function-", "literal[")):
-            continue  # pydantic's internal validator names, not a field
-        else:
-            name = str(part)
-            out += ("." if out else "") + (name if len(name) <= 40 else shown(name, 40))
-    return out or "(top level)"
-
-
-def _describe(err: dict[str, Any]) -> str:
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown setting; remove it or check its spelling against schema/client_config.schema.json"
-    elif err["type"] == "string_pattern_mismatch":
-        pattern = err.get("ctx", {}).get("pattern", "")
-        msg = f"{shown(err['input'])} " + _PATTERN_HINTS.get(pattern, f"must match {pattern}")
-    elif err["type"] == "literal_error":
-        msg = f"{shown(err['input'])} is not one of {err.get('ctx', {}).get('expected', '')}"
-    elif err["type"] == "union_tag_invalid":
-        msg = f"unknown transport {shown(err['input'].get('transport'))}" if isinstance(err["input"], dict) else msg
-        msg += "; supported transports: " + ", ".join(TRANSPORTS)
-    elif "input" in err and not isinstance(err["input"], dict | list) and err["type"] != "missing":
-        msg = f"{msg} (got {shown(err['input'])})"
-    return msg[:500]
-
-
-MAX_PROBLEMS_PER_FILE = 25
-
-
 def validation_problems(exc: ValidationError, label: str) -> list[str]:
-    errors = exc.errors()
-    lines = [f"{label}: {_format_loc(e['loc'])}: {_describe(e)}" for e in errors[:MAX_PROBLEMS_PER_FILE]]
-    if len(errors) > MAX_PROBLEMS_PER_FILE:
-        lines.append(f"{label}: (top level): {len(errors) - MAX_PROBLEMS_PER_FILE} more problems not shown")
-    return lines
+    """A config file's pydantic errors as problem lines, with the config's own hints and transports."""
+    return pydantic_problems(exc, label, hints=_PATTERN_HINTS, tags=TRANSPORTS, tag_name="transport")
 
 
 def parse_client(data: dict[str, Any], label: str) -> ClientConfig:

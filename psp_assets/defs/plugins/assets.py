@@ -1,13 +1,13 @@
 """The plugin lineage: template -> config -> rendered source -> test report -> artifact -> store."""
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from psp_assets.core.config.model import PLATFORMS, ClientConfig
+from psp_assets.core.config.fleet import validate_fleet
+from psp_assets.core.config.model import ClientConfig
 from psp_assets.core.deploy.release import Deployment
 from psp_assets.core.deploy.sftp import SftpPool
 from psp_assets.core.deploy.stores import deploy_plugin
@@ -34,18 +34,11 @@ from psp_assets.core.lineage import (
 from psp_assets.core.package import Artifact
 from psp_assets.core.plan import plan_plugin
 from psp_assets.core.templates.cache import TemplateCache
-from psp_assets.core.templates.spec import available_platforms, load_template
+from psp_assets.core.templates.spec import PLATFORMS, available_platforms, load_template
 from psp_assets.core.workspace import Paths
 from psp_assets.defs import ranges
 from psp_assets.defs.partitions import client_partitions, platform_partitions, plugin_partitions, split_key
 from psp_assets.defs.resources import PhpResource, PspWorkspace
-
-# Two documented APIs we rely on are marked beta: the multi-to-single partition mapping (fans a
-# per-platform and a per-client asset into client|platform partitions) and Output.data_version (content
-# hashes as data versions). The warnings say nothing to the people using the UI; the tests pin both.
-warnings.filterwarnings(
-    "ignore", message=".*(MultiToSingleDimensionPartitionMapping|data_version).*", category=dg.BetaWarning
-)
 
 GROUP = "plugins"
 # the client|platform assets; a pair whose client does not enable the platform is "not applicable" on each
@@ -132,7 +125,7 @@ def client_config(context: dg.AssetExecutionContext, workspace: PspWorkspace) ->
     methods, features and per-platform targets. Its hash covers the validated values, so comment and
     formatting edits rebuild nothing."""
     client_id = context.partition_key
-    fleet = workspace.paths.fleet()
+    fleet = validate_fleet(workspace.paths.configs_dir, workspace.paths.templates_dir)
     try:
         config = fleet.client(client_id)
     except PspError as exc:

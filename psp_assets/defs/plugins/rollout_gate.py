@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.rollout.analysis import TABLE_COLUMNS, StoreVerdict, WaveDecision
 from psp_assets.core.rollout.gate import RolloutState, evaluate, state_path
+from psp_assets.core.templates.spec import PLATFORMS
 from psp_assets.defs.plugins.jobs import fleet_rollout_job
 from psp_assets.defs.reconciliation.resources import LedgerResource
 from psp_assets.defs.resources import PspWorkspace

@@ -6,9 +6,11 @@ import json
 
 import dagster as dg
 
-from psp_assets.core.config.model import PLATFORMS
+from psp_assets.core.config.fleet import validate_fleet
 from psp_assets.core.errors import PspError
-from psp_assets.core.templates.spec import available_platforms, load_template
+from psp_assets.core.ranges import client_ranges, platform_ranges
+from psp_assets.core.templates.spec import PLATFORMS, available_platforms, load_template
+from psp_assets.defs import ranges
 from psp_assets.defs.partitions import client_partitions, platform_partitions
 from psp_assets.defs.plugins.jobs import (
     client_config_job,
@@ -19,7 +21,7 @@ from psp_assets.defs.plugins.jobs import (
 )
 from psp_assets.defs.plugins.resources import TemplateRepository
 from psp_assets.defs.plugins.staleness import latest_metadata, recorded, stale_partitions
-from psp_assets.defs.ranges import chunks, range_tags
+from psp_assets.defs.ranges import range_tags
 from psp_assets.defs.resources import PspWorkspace
 
 
@@ -28,8 +30,9 @@ def client_configs_sensor(context: dg.SensorEvaluationContext, workspace: PspWor
     """Adds a partition for every new valid client file, removes the partitions of deleted files (what is
     deployed stays deployed), and re-validates a file whose validated values differ from the ones
     `client_config` last recorded (whoever launched that run). An invalid file changes nothing and is
-    reported with its file, field and reason. Keeps no cursor: a first tick starts nothing that is recorded."""
-    fleet = workspace.paths.fleet()
+    reported with its file, field and reason, whether the model or the templates refuse it (the
+    `validate_fleet` of `psp validate`). Keeps no cursor: a first tick starts nothing that is recorded."""
+    fleet = validate_fleet(workspace.paths.configs_dir, workspace.paths.templates_dir)
     existing = set(context.instance.get_dynamic_partitions(client_partitions.name))
     current = {cid: loaded.config.config_hash() for cid, loaded in fleet.clients.items()}
     # A client whose file is invalid right now keeps its partitions: an edit in progress is not a removal.
@@ -174,24 +177,27 @@ def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, works
     `plugin_build_job` over `first|P .. last|P` of its stale clients (render, test, build; tagged
     `psp/rollout=P`, the fleet rollout deploys afterwards); a client whose config changed, or that was
     never built, gets `plugin_lineage_job` over `c|first .. c|last` of its stale platforms (through
-    deploy). A range is a rectangle: partitions inside it with nothing to do are skipped by the assets.
+    deploy). The ranges come from core/ranges.py, the planner of `psp fleet`: a range is a rectangle
+    that passes over plugins a client does not enable and ends at one that is up to date.
     Keeps no cursor: what `psp fleet`, a UI launch or another daemon recorded counts the same. The run
     key is the digest of the inputs, so a run in flight is not requested twice."""
     fleet = workspace.paths.fleet()
     # the client dimension's own order: a range runs from one client to another in this order
     clients = [c for c in context.instance.get_dynamic_partitions(client_partitions.name) if c in fleet.clients]
     stale = stale_partitions(context.instance, fleet, clients)
+    enabled = {c: fleet.clients[c].config.enabled_platforms() for c in clients}
     requests = []
     for platform, stale_clients in sorted(stale.by_platform.items()):
         inputs = _digest([stale.templates[platform], *(f"{c}={stale.configs[c]}" for c in stale_clients)])
-        parts = chunks(stale_clients)
-        for number, part in enumerate(parts, start=1):
+        wanted = {c: [platform] for c in stale_clients}
+        parts = platform_ranges(clients, wanted, enabled, chunk=ranges.FLEET_CHUNK, platforms=[platform])
+        for number, (first, last) in enumerate(parts, start=1):
             requests.append(
                 dg.RunRequest(
                     job_name=plugin_build_job.name,
                     run_key=f"build:{platform}:{inputs}:{number}",
                     tags={
-                        **range_tags(f"{part[0]}|{platform}", f"{part[-1]}|{platform}"),
+                        **range_tags(first, last),
                         "psp/rollout": platform,
                         # the rollout waits for every chunk of the same rebuild (_rollout_request)
                         BATCH_TAG: f"{platform}:{inputs}",
@@ -203,17 +209,19 @@ def lineage_on_upstream_change_sensor(context: dg.SensorEvaluationContext, works
             )
     for client, platforms in stale.by_client.items():
         inputs = _digest([stale.configs[client], *(f"{p}={stale.templates[p]}" for p in platforms)])
-        requests.append(
-            dg.RunRequest(
-                job_name=plugin_lineage_job.name,
-                run_key=f"lineage:{client}:{inputs}",
-                tags={
-                    **range_tags(f"{client}|{platforms[0]}", f"{client}|{platforms[-1]}"),
-                    "psp/client": client,
-                    "psp/trigger": f"config {client} changed ({', '.join(platforms)} out of date)",
-                },
+        parts = client_ranges([client], {client: platforms}, enabled)
+        for number, (first, last) in enumerate(parts, start=1):
+            requests.append(
+                dg.RunRequest(
+                    job_name=plugin_lineage_job.name,
+                    run_key=f"lineage:{client}:{inputs}" + (f":{number}" if number > 1 else ""),
+                    tags={
+                        **range_tags(first, last),
+                        "psp/client": client,
+                        "psp/trigger": f"config {client} changed ({', '.join(platforms)} out of date)",
+                    },
+                )
             )
-        )
     return dg.SensorResult(
         run_requests=requests,
         skip_reason=None if requests else "every enabled plugin was rendered from the recorded template and config",

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from psp_assets.core.config.fleet import Fleet
-from psp_assets.core.config.model import PLATFORMS
+from psp_assets.core.templates.spec import PLATFORMS
 
 PAGE = 1000
 
