@@ -139,3 +139,33 @@ def test_the_readme_layout_is_the_one_generated_from_the_tree():
     assert readme_block(README.read_text()) == render_layout(ROOT), (
         "README.md's layout is stale: run `make layout` (python -m tests.architecture.layout --write)"
     )
+
+
+def _core_layers() -> dict[str, int]:
+    edges: dict[str, set[str]] = {}
+    for source, targets in graph(ROOT).items():
+        if source.startswith(CORE + "."):
+            own = source.split(".")[2]
+            edges.setdefault(own, set()).update(
+                t.split(".")[2] for t in targets if t.startswith(CORE + ".") and t.split(".")[2] != own
+            )
+    layers: dict[str, int] = {}
+
+    def layer(name: str) -> int:
+        if name not in layers:
+            layers[name] = 1 + max((layer(t) for t in edges.get(name, ())), default=-1)
+        return layers[name]
+
+    for name in edges:
+        layer(name)
+    return layers
+
+
+def test_the_layer_table_of_docs_architecture_is_the_one_the_imports_make():
+    documented: dict[str, int] = {}
+    for row in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            for name in cells[1].split(","):
+                documented[name.strip().strip("`").removesuffix(".py").removesuffix("/")] = int(cells[0])
+    assert documented == _core_layers(), "update the layer table in docs/architecture.md to what the imports say"
