@@ -150,3 +150,26 @@ def test_a_wave_deploys_its_stores_at_the_same_time():
 
     report = roll_out(waves, policy, deploy, workers=3)
     assert not report.stopped and report.versions == {s: "new" for s in ["canary", "a", "b", "c"]}
+
+
+def test_a_wave_never_deploys_two_stores_of_one_host_at_once():
+    policy = WavePolicy(canary=1, growth=4.0)
+    waves = plan_waves(["canary", "a1", "a2", "b1", "b2"], policy)
+    assert waves == [["canary"], ["a1", "a2", "b1", "b2"]]
+    barrier, lock = threading.Barrier(2), threading.Lock()
+    running: dict[str, int] = {"a": 0, "b": 0, "c": 0}
+    overlaps: list[str] = []
+
+    def deploy(item: str) -> tuple[bool, str]:
+        with lock:
+            running[item[0]] += 1
+            if running[item[0]] > 1:
+                overlaps.append(item)
+        if item[1:] == "1":
+            barrier.wait(timeout=60)  # the first store of each host deploy together, the second ones wait
+        with lock:
+            running[item[0]] -= 1
+        return True, "new"
+
+    report = roll_out(waves, policy, deploy, workers=4, hosts=lambda item: frozenset({item[0]}))
+    assert not report.stopped and overlaps == []

@@ -16,7 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from psp_assets.core.config.model import parse_client
-from psp_assets.core.deploy.parallel import MAX_WORKERS, deploy_workers
+from psp_assets.core.deploy.parallel import MAX_WORKERS, deploy_workers, store_hosts
 from psp_assets.core.deploy.sftp import SftpPool
 from psp_assets.core.errors import PspError
 from psp_assets.core.lineage import artifact_from_handle
@@ -198,6 +198,13 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
         ] or [StoreVersion(key, wave_of[key], "no targets", "")]
         return ok, ", ".join(f"{t['target']}={t['deployed_version']}" for t in targets)
 
+    def hosts(key: str) -> frozenset[str]:
+        """The store hosts a partition deploys to: two deploys to one host never run at once."""
+        try:
+            return store_hosts(parse_client(built[key]["config"], built[key]["config_path"]), platform)
+        except PspError:
+            return frozenset()  # its deploy fails on the same error, touching no store
+
     with connections:
         report = None
         start = state.next_wave
@@ -215,7 +222,7 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
             for index in range(start, len(waves)):
                 # earlier waves are empty here: the report numbers this wave as the plan does
                 later = [[] for _ in range(index)] + waves[index:]
-                report = roll_out(later, policy, deploy, stop_after=index + 1, workers=workers)
+                report = roll_out(later, policy, deploy, stop_after=index + 1, workers=workers, hosts=hosts)
                 for key in waves[index]:
                     state.switches.extend(switched.pop(key, []))
                     if key in deployed:
