@@ -602,7 +602,7 @@ class RuntimeService:
 
     def _request(self, op: str, **fields: Any) -> dict[str, Any]:
         code = (
-            "import json, sys; from psp_assets.core import php_service as s; "
+            "import json, sys; from psp_assets.core.runtimes import php_service as s; "
             "print(json.dumps(s.ServiceClient(s.socket_path()).request(sys.argv[1], 600, **json.loads(sys.argv[2]))))"
         )
         command = [sys.executable, "-c", code, op, json.dumps(fields)]
