@@ -1,7 +1,7 @@
 """The test report: real checks on a rendered plugin tree.
 
-Each check returns `CheckResult`s; the lineage's test step (lineage.py) collects them into a `TestReport`. The report is the
-gate in front of `built_artifact`: a failing check means no artifact for that partition.
+Each check returns `CheckResult`s; the lineage's test step (lineage.py) collects them into a `TestReport`.
+The report is the gate in front of `built_artifact`: a failing check means no artifact for that partition.
 """
 
 from __future__ import annotations
