@@ -155,9 +155,11 @@ def _tick(defs: Any, sensor: Any, instance: Any, cursor: str | None) -> Any:
         return sensor(context)
 
 
-def _launch(defs: Any, instance: Any, sensor: Any, result: Any) -> list[dict[str, Any]]:
+def _launch(defs: Any, instance: Any, sensor: Any, result: Any, client: str | None = None) -> list[dict[str, Any]]:
     """What the sensor daemon does with a tick's result: apply its partition requests, then run each
-    requested run (here in-process, one after the other)."""
+    requested run (here in-process, one after the other). With `client`, only that client's runs: the
+    lineage sensor keeps no cursor and also asks for the bench's fleet, never built here (its rebuild is
+    measured on its own, by the fleet variants)."""
     import dagster as dg
 
     from psp_assets.fleet import QUIET
@@ -170,6 +172,8 @@ def _launch(defs: Any, instance: Any, sensor: Any, result: Any) -> list[dict[str
                 instance.delete_dynamic_partition(request.partitions_def_name, key)
     runs = []
     for request in result.run_requests or []:
+        if client is not None and request.tags.get("psp/client") != client:
+            continue
         job = defs.resolve_job_def(request.job_name or sensor.job_name)
         started = time.perf_counter()
         run = job.execute_in_process(
@@ -462,7 +466,7 @@ def work_onboard(root: Path, args: argparse.Namespace, pending: str = "pending")
     config_runs = _launch(defs, instance, client_configs_sensor, tick1)
     t_config = time.perf_counter()
     tick2 = _tick(defs, lineage_on_upstream_change_sensor, instance, state["lineage_cursor"])
-    lineage_runs = _launch(defs, instance, lineage_on_upstream_change_sensor, tick2)
+    lineage_runs = _launch(defs, instance, lineage_on_upstream_change_sensor, tick2, client=client_id)
     seconds = time.perf_counter() - started
     served = _service_use()
     boots = _close_runtimes()
@@ -601,7 +605,7 @@ class RuntimeService:
 
     def _request(self, op: str, **fields: Any) -> dict[str, Any]:
         code = (
-            "import json, sys; from psp_assets.core import php_service as s; "
+            "import json, sys; from psp_assets.core.runtimes import php_service as s; "
             "print(json.dumps(s.ServiceClient(s.socket_path()).request(sys.argv[1], 600, **json.loads(sys.argv[2]))))"
         )
         command = [sys.executable, "-c", code, op, json.dumps(fields)]

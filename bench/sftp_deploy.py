@@ -14,6 +14,7 @@ less). The last line is a JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -26,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from concurrent.futures import ThreadPoolExecutor
 
 from psp_assets.core.config.model import load_client
+from psp_assets.core.deploy.parallel import Job, side_by_side
 from psp_assets.core.deploy.release import deploy, extract_release
 from psp_assets.core.deploy.sftp import SftpFS, SftpPool, SshEndpoint
 from psp_assets.core.deploy.stores import manifest_health
@@ -107,8 +108,11 @@ def main() -> None:
 
         cpu1 = time.process_time()
         start = time.monotonic()
-        with SftpPool() as pool, ThreadPoolExecutor(max_workers=args.workers) as workers:
-            wave_each = list(workers.map(one, range(args.targets)))
+        # through the deploy step's own scheduler (core/deploy/parallel.py, one thread per store host): each
+        # store is a host of its own, as in a fleet; on loopback one sshd stands in for all of them
+        jobs = [Job(i, functools.partial(one, i), frozenset({f"store-{i}"})) for i in range(args.targets)]
+        with SftpPool() as pool:
+            wave_each = list(side_by_side(jobs, args.workers).values())
             wave_connects = pool.connects
         wave = time.monotonic() - start
         wave_cpu = time.process_time() - cpu1

@@ -251,3 +251,23 @@ def test_a_rebuild_cut_into_chunks_rolls_out_once_after_its_last_chunk(fleet: Pa
     [request] = ticks[1]
     assert request.partition_key == "woocommerce" and request.run_key == "batch:woocommerce:rebuild"
     assert request.tags[BATCH_TAG] == "woocommerce:rebuild" and request.tags["psp/platform"] == "woocommerce"
+
+
+def test_a_wave_deploys_as_many_stores_at_once_as_the_psp_deploy_pool_allows(fleet: Paths, instance, monkeypatch):
+    from psp_assets.defs.plugins.rollout import deploy_slots
+
+    monkeypatch.delenv("PSP_DEPLOY_WORKERS", raising=False)
+    assert deploy_slots(instance) == 4  # no pool limit on this instance: PSP_DEPLOY_WORKERS' default
+    instance.event_log_storage.set_concurrency_slots("psp_deploy", 1)
+    assert deploy_slots(instance) == 1  # the embedded instance's default: one deploy at a time
+    instance.event_log_storage.set_concurrency_slots("psp_deploy", 3)
+    releases, _build = build_all(instance)
+    result = roll_out(instance, canary=1, growth=3.0)  # waves [a], [b, c, d]: the second one at once
+    assert result.success
+    messages = [record.user_message for record in instance.all_logs(result.run_id)]
+    assert any("each wave deploys up to 3 stores at once" in m for m in messages)
+    assert all(live(fleet, c) == releases[c] for c in CLIENTS)
+    events = deploy_events(result)
+    assert list(events) == [f"{c}|woocommerce" for c in CLIENTS]  # recorded in wave order
+    waves = {c: latest_metadata(instance, "deployed_store", f"{c}|woocommerce")["rollout_wave"] for c in CLIENTS}
+    assert waves == {"bank-a": 1, "bank-b": 2, "bank-c": 2, "bank-d": 2}

@@ -3,10 +3,13 @@ share of failed health checks in a wave passes the limit. What was not reached k
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from psp_assets.core.deploy.parallel import Job, side_by_side
 
 T = TypeVar("T")
 
@@ -67,16 +70,23 @@ def roll_out(
     label: Callable[[T], str] = str,
     current: Callable[[T], str] = lambda _item: "unchanged",
     stop_after: int | None = None,
+    workers: int = 1,
+    hosts: Callable[[T], frozenset[str]] | None = None,
 ) -> RolloutReport[T]:
     """Deploy wave by wave. `deploy(item)` returns (healthy, release now served); `current(item)` tells
     what an item not reached keeps serving. `stop_after`: return (not stopped) after that wave number,
-    the later ones left for another call (a wave judged on its payments first)."""
+    the later ones left for another call (a wave judged on its payments first). `workers`: the items of a
+    wave deploy up to this many at once (`deploy` is then called from several threads), never two with a
+    store host in common (`hosts(item)`); the wave is judged once all of them ended, exactly as when they
+    deploy one by one."""
     results: list[WaveResult[T]] = []
     versions: dict[str, str] = {}
     for number, wave in enumerate(waves, start=1):
         outcome = WaveResult(number, list(wave))
-        for item in wave:
-            ok, serving = deploy(item)
+        hosts_of = hosts or (lambda _item: frozenset())
+        jobs = [Job(n, functools.partial(deploy, item), hosts_of(item)) for n, item in enumerate(wave)]
+        done = list(side_by_side(jobs, workers).values())
+        for item, (ok, serving) in zip(wave, done, strict=True):
             versions[label(item)] = serving
             if not ok:
                 outcome.failed.append(item)

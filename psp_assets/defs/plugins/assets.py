@@ -1,5 +1,6 @@
 """The plugin lineage: template -> config -> rendered source -> test report -> artifact -> store."""
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -8,6 +9,7 @@ import dagster as dg
 
 from psp_assets.core.config.fleet import validate_fleet
 from psp_assets.core.config.model import ClientConfig
+from psp_assets.core.deploy.parallel import Job, deploy_workers, side_by_side, store_hosts
 from psp_assets.core.deploy.release import Deployment
 from psp_assets.core.deploy.sftp import SftpPool
 from psp_assets.core.deploy.stores import deploy_plugin
@@ -498,14 +500,26 @@ def deployed_store(
     artifacts = ranges.upstream(context, "built_artifact", built_artifact)
     cache = TemplateCache()
     outcomes: dict[str, ranges.Outcome] = {}
-    # one SSH connection per store host for all the deploys of this run, closed when they are done
+    try:
+        workers = deploy_workers()  # $PSP_DEPLOY_WORKERS, docs/deploys.md
+    except PspError as exc:
+        raise _fail(exc) from None
+    jobs: list[Job[str, ranges.Outcome]] = []
+    # the SSH connections to each store host, reused by all the deploys of this run, closed when they are
+    # done; the plugins deploy side by side (core/deploy/parallel.py), each one's targets in order
     with SftpPool() as connections:
         for key in context.partition_keys:
             if key not in artifacts:
                 outcomes[key] = ranges.Skipped(f"built_artifact[{key}] was not produced; nothing to deploy")
                 continue
             log_prefix = f"{key}: " if len(context.partition_keys) > 1 else ""
-            outcomes[key] = _deploy(context, workspace, php, key, artifacts[key], cache, connections, log_prefix)
+            hosts = store_hosts(artifacts[key].config, split_key(key)[1])
+            deploy = functools.partial(
+                _deploy, context, workspace, php, key, artifacts[key], cache, connections, log_prefix
+            )
+            jobs.append(Job(key, deploy, hosts))
+        deployed = side_by_side(jobs, workers)
+    outcomes = {key: outcomes.get(key) or deployed[key] for key in context.partition_keys}
     yield from ranges.record(context, outcomes)
 
 

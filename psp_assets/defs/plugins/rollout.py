@@ -16,6 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from psp_assets.core.config.model import ClientConfig
+from psp_assets.core.deploy.parallel import MAX_WORKERS, deploy_workers, store_hosts
 from psp_assets.core.deploy.release import Deployment
 from psp_assets.core.deploy.sftp import SftpPool
 from psp_assets.core.errors import PspError
@@ -142,6 +143,12 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
     rows: dict[str, list[StoreVersion]] = {}
     # yielded after the rollout, before its verdict: events only logged are lost when the step then fails
     deploy_events: list[dg.AssetMaterialization | dg.AssetObservation] = []
+    # a wave's stores deploy side by side, as many at once as the psp_deploy pool allows; what each deploy
+    # records is kept per partition and put in wave order when its wave is done, however they finished
+    deployed: dict[str, dg.AssetMaterialization | dg.AssetObservation] = {}
+    switched: dict[str, list[dict[str, Any]]] = {}
+    workers = deploy_slots(context.instance)
+    context.log.info(f"{platform}: each wave deploys up to {workers} stores at once (pool {DEPLOY_POOL})")
     # one template load per platform and one SSH connection per store host for the whole rollout
     cache, connections = TemplateCache(), SftpPool()
     verdicts: list[StoreVerdict] = []  # every store judged in this run (the last wave decides)
@@ -172,17 +179,18 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
         targets = [t.model_dump() for t in records]
         ok = all(d.ok for d in deployments)
         event = dg.AssetMaterialization if ok else dg.AssetObservation  # as deployed_store records a failure
-        deploy_events.append(
-            event(asset_key="deployed_store", partition=key, metadata={**metadata, "rollout_wave": wave_of[key]})
+        deployed[key] = event(
+            asset_key="deployed_store", partition=key, metadata={**metadata, "rollout_wave": wave_of[key]}
         )
         switched_at = datetime.now(UTC)
+        switched[key] = []
         for d in deployments:
             if d.ok and not d.noop and d.deployed_version:
                 client_id = key.split("|")[0]
                 analysed = client_config.rollout_analysis.enabled
                 switch = Switch(client_id, platform, d.target, switched_at, d.deployed_version, d.previous_version,
                                 wave_of[key])  # fmt: skip
-                state.switches.append({**switch.as_dict(), "analysed": analysed, "rolled_back": False})
+                switched[key].append({**switch.as_dict(), "analysed": analysed, "rolled_back": False})
         rows[key] = [
             StoreVersion(
                 f"{key} {t['target']}",
@@ -195,6 +203,13 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
             for t in targets
         ] or [StoreVersion(key, wave_of[key], "no targets", "")]
         return ok, ", ".join(f"{t['target']}={t['deployed_version']}" for t in targets)
+
+    def hosts(key: str) -> frozenset[str]:
+        """The store hosts a partition deploys to: two deploys to one host never run at once."""
+        try:
+            return store_hosts(built[key].config, platform)
+        except PspError:
+            return frozenset()  # its deploy fails on the same error, touching no store
 
     with connections:
         report = None
@@ -213,7 +228,11 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
             for index in range(start, len(waves)):
                 # earlier waves are empty here: the report numbers this wave as the plan does
                 later = [[] for _ in range(index)] + waves[index:]
-                report = roll_out(later, policy, deploy, stop_after=index + 1)
+                report = roll_out(later, policy, deploy, stop_after=index + 1, workers=workers, hosts=hosts)
+                for key in waves[index]:
+                    state.switches.extend(switched.pop(key, []))
+                    if key in deployed:
+                        deploy_events.append(deployed.pop(key))
                 state.next_wave = index + 1
                 state.analysed_wave = index + 1
                 if report.stopped:
@@ -302,6 +321,19 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
         yield dg.AssetObservation(asset_key=context.asset_key, partition=platform, metadata=metadata)
         raise dg.Failure(description=f"{platform} rollout stopped: {reason}", metadata=metadata, allow_retries=False)
     yield dg.MaterializeResult(metadata=metadata)
+
+
+def deploy_slots(instance: dg.DagsterInstance) -> int:
+    """Deploys a fleet rollout runs at once: the psp_deploy pool's limit (`dagster instance concurrency set
+    psp_deploy N`, else the instance's pools.default_limit); without one, $PSP_DEPLOY_WORKERS (4)."""
+    limit = None
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        info = storage.get_concurrency_info(DEPLOY_POOL)
+        limit = info.limit or info.slot_count or None
+    if limit is None:
+        limit = instance.get_concurrency_config().pool_config.default_pool_limit
+    return max(1, min(limit, MAX_WORKERS)) if limit else deploy_workers()
 
 
 def _targets(handle: BuiltHandle, platform: str) -> list[str]:
