@@ -18,9 +18,9 @@ from psp_assets.core.deploy.release import Deployment, current_release
 from psp_assets.core.deploy.sftp import SftpFS, SftpPool, SshEndpoint
 from psp_assets.core.deploy.stores import deploy_plugin
 from psp_assets.core.package import Artifact, package
-from psp_assets.core.render.engine import render, render_context, render_string
-from psp_assets.core.templates.spec import load_template
-from psp_assets.core.workspace import Paths, catalog_for
+from psp_assets.core.plan import PluginPlan, plan_plugin
+from psp_assets.core.render.engine import render
+from psp_assets.core.workspace import Paths
 from tests.conftest import TEMPLATES, client_dict
 from tests.integration.conftest import Sshd, keygen
 from tests.integration.test_sftp_deploy import KEY_ENV, endpoint
@@ -52,23 +52,33 @@ def two_plugins(hosts: dict[str, Sshd], store_root: Path, known_host: dict[str, 
             "user": "pspdeploy",
             "private_key_env": KEY_ENV if platform == "woocommerce" else KEY_ENV_2,
             "known_host": (known_host or {}).get(f"{platform} {name}", sshd.known_host()),
-            "path": str(store_root / platform / name / "nordbank-payments"),
+            "path": str(store_root / platform / name / installs.get(platform, "nordbank-payments")),
             "connect_timeout_seconds": 5,
             "command_timeout_seconds": 20,
         }
 
+    installs: dict[str, str] = {}
     data = client_dict()
-    data["platforms"] = {
-        p: {"slug": "nordbank-payments", "targets": [target(p, "staging"), target(p, "production")]} for p in PLATFORMS
-    }
-    return parse_client(data, "nordbank.yaml")
+    for _ in range(2):  # the targets end with the install path the platform loads the plugin from
+        data["platforms"] = {
+            p: {"slug": "nordbank-payments", "targets": [target(p, "staging"), target(p, "production")]}
+            for p in PLATFORMS
+        }
+        config = parse_client(data, "nordbank.yaml")
+        installs = {p: plan_of(config, p, store_root).deploy_facts().install_path or "" for p in PLATFORMS}
+    return config
+
+
+def plan_of(config: ClientConfig, platform: str, data_dir: Path) -> PluginPlan:
+    paths = Paths(TEMPLATES.parent / "client_configs", TEMPLATES, data_dir, data_dir)
+    return plan_plugin(paths, config, platform)
 
 
 def build(config: ClientConfig, platform: str, out: Path) -> Artifact:
-    template = load_template(TEMPLATES, platform)
-    tree = render(template, config)
-    root = render_string(template.spec.packaging.root, render_context(template, config, catalog_for(template, config)))
-    return package(tree, root, f"nordbank-{platform}.zip", out / platform / tree.release_id)
+    plan = plan_of(config, platform, out)
+    tree = render(plan.template, config)
+    root = plan.render_value(plan.template.spec.packaging.root)
+    return package(tree, root, f"nordbank-{platform}.zip", out / platform / tree.release_id, deploy=plan.deploy_facts())
 
 
 class WatchedPool(SftpPool):
@@ -147,9 +157,8 @@ def test_two_plugins_of_one_client_deploy_at_the_same_time_each_on_its_own_conne
         assert events.index(f"give {where} staging") < events.index(f"take {where} production"), events
     for platform in PLATFORMS:
         with SftpFS(endpoint(hosts[platform]), target="check") as fs:
-            for name in ("staging", "production"):
-                live = str(store_root / platform / name / "nordbank-payments")
-                assert current_release(fs, live) == artifacts[platform].release_id
+            for target in config.platform(platform).targets:
+                assert current_release(fs, target.path) == artifacts[platform].release_id
 
 
 def test_a_failing_target_stops_its_own_plugin_and_not_the_other(hosts, store_root, paths, php, tmp_path):
@@ -163,9 +172,8 @@ def test_a_failing_target_stops_its_own_plugin_and_not_the_other(hosts, store_ro
     assert not staging.ok and staging.target == "staging" and "CHANGED" in (staging.error or ""), staging
     assert [(d.target, d.ok) for d in results["nordbank|woocommerce"]] == [("staging", True), ("production", True)]
     with SftpFS(endpoint(hosts["woocommerce"]), target="check") as fs:
-        for name in ("staging", "production"):
-            live = str(store_root / "woocommerce" / name / "nordbank-payments")
-            assert current_release(fs, live) == artifacts["woocommerce"].release_id
+        for target in config.platform("woocommerce").targets:
+            assert current_release(fs, target.path) == artifacts["woocommerce"].release_id
     assert not (store_root / "magento2").exists()  # nothing touched on the refused host
 
 
