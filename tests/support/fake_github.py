@@ -58,7 +58,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 
-from tests.github.fake_github_git import GitWriteRoutes
+from tests.support.fake_github_git import GitWriteRoutes
 
 
 @dataclass

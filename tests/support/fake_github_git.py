@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tests.github.fake_github import GitCommit, Repo
+    from tests.support.fake_github import GitCommit, Repo
 
 Answer = tuple[int, Any, dict | None]
 VALIDATION = "https://docs.github.com/rest"
@@ -113,7 +113,7 @@ class GitWriteRoutes:
         return out
 
     def _new_commit(self, r: Repo, tree: str, parents: list[str], message: str) -> GitCommit:
-        from tests.github.fake_github import GitCommit, git_object_id
+        from tests.support.fake_github import GitCommit, git_object_id
 
         date = datetime.now(UTC).replace(microsecond=0)
         stamp = f"PSP Test <test@psp.example> {int(date.timestamp())} +0000"
@@ -263,7 +263,7 @@ class GitWriteRoutes:
         return 200, self._ref_json(r, branch), None
 
     def _create_blob(self, r: Repo, data: dict[str, Any]) -> Answer:
-        from tests.github.fake_github import git_object_id
+        from tests.support.fake_github import git_object_id
 
         content, encoding = data.get("content"), data.get("encoding", "utf-8")
         if not isinstance(content, str) or encoding not in ("utf-8", "base64"):
@@ -274,7 +274,7 @@ class GitWriteRoutes:
         return 201, {"url": f"{self._api(r)}/git/blobs/{sha}", "sha": sha}, None
 
     def _create_tree(self, r: Repo, data: dict[str, Any]) -> Answer:
-        from tests.github.fake_github import git_object_id
+        from tests.support.fake_github import git_object_id
 
         base = data.get("base_tree")
         if base is not None and base not in r.trees:

@@ -40,7 +40,7 @@ from psp_assets.core.templates.spec import SHARED_DIR, load_template
 from psp_assets.core.verify import checks
 from psp_assets.core.workspace import Paths
 from tests.conftest import TEMPLATES
-from tests.unit.test_side_by_side import client_for
+from tests.templates.test_side_by_side import client_for
 
 I18N = TEMPLATES / SHARED_DIR / "i18n"
 # issue 17: every EU/EEA bank's language, and Arabic as the right-to-left proof

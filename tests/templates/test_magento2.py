@@ -323,7 +323,7 @@ def test_health_route_and_webhook_controller_are_wired_to_the_clients_route(rend
 
 
 # Magento's classes the order store touches, as far as it touches them, in PHP beside this file.
-MAGENTO_ORDER_STANDIN = Path(__file__).with_name("magento_order_standin.php")
+MAGENTO_ORDER_STANDIN = Path(__file__).parents[1] / "standins" / "magento2" / "order_standin.php"
 
 
 def test_order_store_books_what_the_psp_captured_holds_mismatches_and_stays_in_its_store(

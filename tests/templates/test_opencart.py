@@ -9,7 +9,7 @@ rendered model under stand-ins of OpenCart's Registry, Model, Loader and model p
 versions of the checkout's loop (templates/_shared/api-checks/opencart/payment_model.php, the same
 script the test report and the compatibility matrix run). The runtime tests load the extension's
 controllers into a stand-in OpenCart (`OC_STANDIN` below) that imitates only the registry objects they
-use and records what they ask of it. The PSP is the HTTPS stand-in of tests/unit/psp_standin.py.
+use and records what they ask of it. The PSP is the HTTPS stand-in of tests/support/psp_standin.py.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from psp_assets.core.verify.contract.bridge import contract_results
 from psp_assets.core.verify.contract.cases import sign
 from psp_assets.core.verify.platform_api import run_api_checks
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
-from tests.unit.psp_standin import StandInServer
-from tests.unit.rendered import RenderedPlugin, render_to
+from tests.support.psp_standin import StandInServer
+from tests.support.rendered import RenderedPlugin, render_to
 
 VERSIONS = ("4.0.0.0", "4.0.1.1", "4.0.2.3", "4.1.0.3")
 CHECK_SCRIPT = TEMPLATES / SHARED_DIR / "api-checks/opencart/payment_model.php"

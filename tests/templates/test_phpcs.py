@@ -22,7 +22,7 @@ import pytest
 from psp_assets.core.config.model import ClientConfig, load_client
 from psp_assets.core.templates.spec import SHARED_DIR
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
-from tests.unit.rendered import RenderedPlugin, render_to
+from tests.support.rendered import RenderedPlugin, render_to
 
 PLATFORMS = ("magento2", "prestashop", "opencart")
 RULESETS = TEMPLATES / SHARED_DIR / "phpcs"

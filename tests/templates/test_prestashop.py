@@ -8,7 +8,7 @@ is in no package registry this machine reaches, so only the API the module calls
 PaymentModule, ModuleFrontController, Configuration, Db, Order, OrderHistory, OrderState, Message,
 Context/Link, PaymentOption, ...), recording what the module asks of it; the stand-in's translator reads
 the module's own XLIFF files, as PrestaShop's does. Everything else is real: the rendered files, PHP, the
-shared core and its HTTPS transport, talking to the stand-in PSP of tests/unit/psp_standin.py.
+shared core and its HTTPS transport, talking to the stand-in PSP of tests/support/psp_standin.py.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from psp_assets.core.verify import checks
 from psp_assets.core.verify.contract.bridge import contract_results
 from psp_assets.core.verify.contract.cases import sign
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
-from tests.unit.psp_standin import StandInServer
-from tests.unit.rendered import RenderedPlugin, render_to
+from tests.support.psp_standin import StandInServer
+from tests.support.rendered import RenderedPlugin, render_to
 
 XLIFF = "{urn:oasis:names:tc:xliff:document:1.2}"
 

@@ -25,7 +25,7 @@ from psp_assets.core.runtimes.php import NativePhp
 from psp_assets.core.templates.spec import SHARED_DIR
 from psp_assets.core.workspace import Paths
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
-from tests.unit.test_side_by_side import client_for
+from tests.templates.test_side_by_side import client_for
 
 STARTED = "The payment could not be started. Please try again or choose another payment method."
 ORDER = "Order %s"

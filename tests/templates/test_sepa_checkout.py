@@ -27,7 +27,7 @@ from psp_assets.core.runtimes.php import NativePhp
 from psp_assets.core.templates.spec import SHARED_DIR, load_template
 from psp_assets.core.verify.contract.cases import bank_id_vectors
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
-from tests.unit import test_woocommerce_template as woo
+from tests.templates import test_woocommerce as woo
 
 VECTORS = bank_id_vectors()
 
@@ -392,7 +392,7 @@ def run_magento(
 
 @pytest.fixture(scope="module")
 def magento_alpenkasse(tmp_path_factory: pytest.TempPathFactory):
-    from tests.unit.test_magento2_template import Rendered
+    from tests.templates.test_magento2 import Rendered
 
     template = load_template(TEMPLATES, "magento2")
     config = load_client(DEMO_CLIENTS / "alpenkasse.yaml")
@@ -498,7 +498,7 @@ REPRESENTATIVE = {
 
 @pytest.fixture(scope="module")
 def ps_standin(tmp_path_factory: pytest.TempPathFactory):
-    from tests.unit.psp_standin import StandInServer
+    from tests.support.psp_standin import StandInServer
 
     server = StandInServer(tmp_path_factory.mktemp("ps-standin"))
     yield server
@@ -510,7 +510,7 @@ def ps_module(ps_standin, tmp_path_factory: pytest.TempPathFactory):
     import yaml
 
     from psp_assets.core.config.model import parse_client
-    from tests.unit.test_prestashop_template import render_module
+    from tests.templates.test_prestashop import render_module
 
     data = yaml.safe_load((DEMO_CLIENTS / "alpenkasse.yaml").read_text())
     config = parse_client({**data, "api_base_url": ps_standin.url + "/v1"}, "alpenkasse.yaml")
@@ -520,7 +520,7 @@ def ps_module(ps_standin, tmp_path_factory: pytest.TempPathFactory):
 def test_prestashop_payment_controller_refuses_before_the_order_and_sends_the_debtor(
     ps_module, ps_standin, php: NativePhp, tmp_path: Path
 ) -> None:
-    from tests.unit.test_prestashop_template import CONFIGURED, Shop
+    from tests.templates.test_prestashop import CONFIGURED, Shop
 
     german = ps_module.context["translations"]["de_DE"]
     for name, case in REPRESENTATIVE.items():
@@ -550,7 +550,7 @@ def test_prestashop_payment_controller_refuses_before_the_order_and_sends_the_de
 def test_prestashop_payment_option_carries_the_escaped_translated_form(
     ps_module, ps_standin, php: NativePhp, tmp_path: Path
 ) -> None:
-    from tests.unit.test_prestashop_template import CONFIGURED, Shop
+    from tests.templates.test_prestashop import CONFIGURED, Shop
 
     shop = Shop(ps_module, ps_standin, php, tmp_path)
     [option] = shop.run("options", currency=1, config=CONFIGURED)["options"]
@@ -564,7 +564,7 @@ def test_prestashop_payment_option_carries_the_escaped_translated_form(
 
 
 def test_prestashop_without_sepa_direct_debit_has_no_form(tmp_path: Path) -> None:
-    from tests.unit.test_prestashop_template import render_module
+    from tests.templates.test_prestashop import render_module
 
     module = render_module(
         make_client(platforms={"prestashop": {"slug": "nordbank-payments"}}, payment_methods=["card"]), tmp_path
@@ -579,7 +579,7 @@ def test_prestashop_without_sepa_direct_debit_has_no_form(tmp_path: Path) -> Non
 
 @pytest.fixture(scope="module")
 def oc_extension(ps_standin, tmp_path_factory: pytest.TempPathFactory):
-    from tests.unit.test_opencart_template import render_extension
+    from tests.templates.test_opencart import render_extension
 
     config = make_client(
         api_base_url=ps_standin.url + "/v1",
@@ -592,7 +592,7 @@ def oc_extension(ps_standin, tmp_path_factory: pytest.TempPathFactory):
 def test_opencart_confirm_refuses_a_bad_account_and_sends_a_good_one(
     oc_extension, ps_standin, php: NativePhp, tmp_path: Path
 ) -> None:
-    from tests.unit.test_opencart_template import ORDER, Store
+    from tests.templates.test_opencart import ORDER, Store
 
     settings = {
         "payment_psp_nordbank_status": "1",
@@ -635,7 +635,7 @@ def test_opencart_confirm_refuses_a_bad_account_and_sends_a_good_one(
 def test_opencart_payment_block_offers_the_fields_in_the_shoppers_language(
     oc_extension, ps_standin, php: NativePhp, tmp_path: Path
 ) -> None:
-    from tests.unit.test_opencart_template import Store
+    from tests.templates.test_opencart import Store
 
     store = Store(oc_extension, ps_standin, php, tmp_path)
     block = store.view(store.call("catalog", "psp_nordbank", config={"config_language": "pl-pl"}))
@@ -650,7 +650,7 @@ def test_opencart_payment_block_offers_the_fields_in_the_shoppers_language(
 
 
 def test_opencart_without_sepa_direct_debit_keeps_the_plain_confirm(tmp_path: Path) -> None:
-    from tests.unit.test_opencart_template import render_extension
+    from tests.templates.test_opencart import render_extension
 
     ext = render_extension(load_client(DEMO_CLIENTS / "baltic-credit.yaml"), tmp_path / "ext")
     assert "BankAccount" not in ext.text("catalog/controller/payment/psp_baltic_credit.php")

@@ -4,7 +4,7 @@ Shopify CLI reads, whose JavaScript passes `node --check`, whose core passes the
 the PHP cores, and whose session endpoints behave when they run.
 
 The runtime test starts the rendered app's own HTTP server in Node and talks to it over HTTP. Shopify and
-the PSP cannot be reached from here: tests/unit/psp_standin.py serves the parts of their APIs the app
+the PSP cannot be reached from here: tests/support/psp_standin.py serves the parts of their APIs the app
 calls over real HTTPS on loopback (the app's own HTTPS transport is used unchanged; only the
 *.myshopify.com host is routed to the stand-in, for want of DNS).
 """
@@ -35,8 +35,8 @@ from psp_assets.core.verify import checks
 from psp_assets.core.verify.contract.bridge import contract_results
 from psp_assets.core.verify.contract.node import run_node_contract_tests, run_node_value_roundtrip
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
-from tests.unit.psp_standin import REDIRECTS, StandInServer
-from tests.unit.rendered import RenderedPlugin, render_to
+from tests.support.psp_standin import REDIRECTS, StandInServer
+from tests.support.rendered import RenderedPlugin, render_to
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 

@@ -53,10 +53,10 @@ from psp_assets.core.render.engine import RenderedTree, render, render_context, 
 from psp_assets.core.runtimes.php import NativePhp
 from psp_assets.core.templates.spec import SHARED_DIR, Template, load_template
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
-from tests.unit.test_magento2_template import REGISTRAR_STUB
-from tests.unit.test_opencart_template import OC_STANDIN
-from tests.unit.test_prestashop_template import PS_STANDIN
-from tests.unit.test_woocommerce_template import WP_STANDIN
+from tests.templates.test_magento2 import REGISTRAR_STUB
+from tests.templates.test_opencart import OC_STANDIN
+from tests.templates.test_prestashop import PS_STANDIN
+from tests.templates.test_woocommerce import WP_STANDIN
 
 PAIRS = {
     "two banks": ("nordbank", "baltic-credit"),

@@ -23,9 +23,9 @@ from psp_assets.core.templates.spec import PHP_VERSIONS, load_template
 from psp_assets.core.verify.contract.cases import judge_contract
 from psp_assets.core.verify.contract.node import in_js_terms, rename_load_check
 from tests.conftest import TEMPLATES
-from tests.github.fake_github import FakeGitHub
-from tests.github.test_client_repo import ORG, README, REPO, TOKEN, make_plan
-from tests.github.workflow_runner import PhpCommand, checkout_branch, run_job, tools_dir
+from tests.core.github.test_client_repo import ORG, README, REPO, TOKEN, make_plan
+from tests.support.fake_github import FakeGitHub
+from tests.support.workflow_runner import PhpCommand, checkout_branch, run_job, tools_dir
 
 pytestmark = pytest.mark.slow
 

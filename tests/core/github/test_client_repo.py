@@ -17,7 +17,7 @@ from psp_assets.core.render.engine import render
 from psp_assets.core.templates.spec import load_template
 from psp_assets.core.workspace import REPO_ROOT, catalog_for
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
-from tests.github.fake_github import FakeGitHub
+from tests.support.fake_github import FakeGitHub
 
 ORG, REPO, TOKEN = "nordbank-psp", "payment-plugins-source", "ghp_nordbankSourceSecret_7c1e93"
 README = b"# Nord Bank payment plugins\n"

@@ -13,8 +13,8 @@ from psp_assets.core.errors import PublishError
 from psp_assets.core.github.releases import SUMS_NAME, PublishResult, plan_release, publish_release
 from psp_assets.core.github.session import AppCredentials, ReleaseTarget, RetryPolicy, TokenCredentials
 from psp_assets.core.package import Artifact
-from tests.github.conftest import build_artifact
-from tests.github.fake_github import FakeGitHub
+from tests.core.github.conftest import build_artifact
+from tests.support.fake_github import FakeGitHub
 
 ORG, REPO, TOKEN = "nordbank-psp", "payment-plugins", "ghp_nordbankSecretValue0123456789"
 LINEAGE = {"template_version": "1.4.0", "template_hash": "t" * 64, "config_hash": "c" * 64}

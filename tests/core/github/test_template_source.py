@@ -7,7 +7,7 @@ import pytest
 
 from psp_assets.core.errors import TemplateError
 from psp_assets.core.github.template_repo import TemplateRepo, TemplateRepoClient
-from tests.github.fake_github import FakeGitHub
+from tests.support.fake_github import FakeGitHub
 
 OWNER, NAME, TOKEN = "psp", "templates", "ghp_reader_0123456789abcdef"
 FILES = {

@@ -15,7 +15,7 @@ import yaml
 
 from psp_assets.core.config.model import PLATFORMS
 from psp_assets.core.github.client_repo import PINNED_ACTIONS, workflow_path
-from tests.github.test_client_repo import make_plan
+from tests.core.github.test_client_repo import make_plan
 
 # the first major of each action that runs on Node 24
 NODE24_MAJOR = {"actions/checkout": 5, "actions/setup-node": 5, "shivammathur/setup-php": 2}

@@ -7,7 +7,7 @@ import pytest
 
 from psp_assets.core.payments.iban import bic_problem, iban_problem, normalize_iban
 
-VECTORS = json.loads((Path(__file__).parents[2] / "psp_assets" / "contract" / "bank_id_vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[3] / "psp_assets" / "contract" / "bank_id_vectors.json").read_text())
 
 
 @pytest.mark.parametrize("iban", VECTORS["iban_valid"])

@@ -15,8 +15,7 @@ from psp_assets.core.reconciliation.store_orders import (
     ShopifyOrders,
     WooCommerceOrders,
 )
-
-from .servers import MagentoStore, OpenCartStore, PrestaShopStore, ShopifyStore, WooCommerceStore, serving
+from tests.support.servers import MagentoStore, OpenCartStore, PrestaShopStore, ShopifyStore, WooCommerceStore, serving
 
 
 def test_woocommerce_client_reads_every_page_and_takes_gmt_dates_as_utc():

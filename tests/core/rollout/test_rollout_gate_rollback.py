@@ -24,7 +24,7 @@ from psp_assets.core.errors import DeployError
 from psp_assets.core.package import package
 from psp_assets.core.rollout.analysis import StoreVerdict
 from psp_assets.core.rollout.gate import RolloutState, restore_previous_release, state_path
-from tests.unit.test_package_deploy import LIVE, healthy, tree
+from tests.core.deploy.test_package_deploy import LIVE, healthy, tree
 
 EVIDENCE = StoreVerdict(
     "acme", "woocommerce", "prod", "fail", "worse after the switch: authorization_rate", True, 4800, 200, 9000, 3,

@@ -12,8 +12,7 @@ from psp_assets.core.alerts import EmailChannel, SlackChannel, deliver, kpi_aler
 from psp_assets.core.reconciliation.kpis import Breach
 from psp_assets.defs.alerts import AlertsResource, SlackAlertResource
 from psp_assets.defs.alerts.sensors import check_failure_alerts, run_failure_alerts
-
-from .servers import SlackApi, serving
+from tests.support.servers import SlackApi, serving
 
 BREACH = Breach("nordbank", "woocommerce", datetime(2025, 3, 1, 10, tzinfo=UTC), "authorization_rate", 0.4, 0.8, 40)
 

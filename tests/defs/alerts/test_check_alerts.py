@@ -13,8 +13,7 @@ from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.alerts import AlertsResource, SlackAlertResource
 from psp_assets.defs.alerts.sensors import run_failure_alerts
-from tests.reconciliation.conftest import smtp_server  # noqa: F401 - the real SMTP server fixture
-from tests.reconciliation.servers import SlackApi, serving
+from tests.support.servers import SlackApi, serving
 
 KEY = "nordbank|woocommerce"
 UI = "http://dagster.psp.example"
@@ -48,7 +47,7 @@ def lineage(instance, env: Paths) -> dg.ExecuteInProcessResult:
     )
 
 
-def test_a_failed_blocking_check_alerts_once_with_partition_and_run_link(env, instance, smtp_server, tmp_path):  # noqa: F811
+def test_a_failed_blocking_check_alerts_once_with_partition_and_run_link(env, instance, smtp_server, tmp_path):
     host, port, inbox = smtp_server
     uninstall = env.templates_dir / "woocommerce" / "uninstall.php.j2"
     uninstall.write_text(uninstall.read_text() + "\n$left_over = ;\n")  # a PHP syntax error: lint fails
@@ -71,7 +70,7 @@ def test_a_failed_blocking_check_alerts_once_with_partition_and_run_link(env, in
 def test_a_failed_deploy_health_check_alerts_once_with_partition_target_and_run_link(
     env,
     instance,
-    smtp_server,  # noqa: F811
+    smtp_server,
     tmp_path,
 ):
     host, port, inbox = smtp_server

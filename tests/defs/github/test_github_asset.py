@@ -17,7 +17,7 @@ from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.fleet import latest_metadata
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
-from tests.github.fake_github import FakeGitHub
+from tests.support.fake_github import FakeGitHub
 
 NORDBANK_TOKEN = "ghp_nordbankDagsterSecret_5f9c2d"
 SOURCE_REPO = "payment-plugins-source"

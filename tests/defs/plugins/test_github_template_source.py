@@ -1,6 +1,6 @@
 """Templates from a GitHub repository: a commit that changes one platform's template starts exactly one
 run, for that platform, from a checkout of that commit; the lineage then renders from the checkout. The
-repository is served by the local GitHub stand-in (tests/github/fake_github.py), as GitHub cannot be
+repository is served by the local GitHub stand-in (tests/support/fake_github.py), as GitHub cannot be
 reached from here."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from psp_assets.defs.plugins.resources import TemplateRepository
 from psp_assets.defs.plugins.sensors import github_template_sensor, template_change_sensor
 from psp_assets.defs.resources import PspWorkspace
 from psp_assets.fleet import latest_metadata
-from tests.github.fake_github import FakeGitHub
+from tests.support.fake_github import FakeGitHub
 
 OWNER, NAME, TOKEN = "psp", "plugin-templates", "ghp_template_reader_0123456789"
 CRONTAB = "templates/magento2/etc/crontab.xml.j2"

@@ -184,4 +184,4 @@ def test_sensor_adds_new_clients_removes_deleted_ones_and_ignores_invalid_edits(
 
 def test_the_code_location_loads_without_errors():
     dg.Definitions.validate_loadable(defs)
-    assert os.path.isfile(Path(__file__).parents[2] / "dagster.yaml")
+    assert os.path.isfile(Path(__file__).parents[3] / "dagster.yaml")

@@ -20,7 +20,7 @@ from psp_assets.defs.ranges import RANGE_END_TAG, RANGE_START_TAG
 from psp_assets.fleet import run_fleet
 
 pytestmark = [pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SENSORS_THAT_USED_TO_FIRE = ["client_configs_sensor", "lineage_on_upstream_change_sensor"]
 
 

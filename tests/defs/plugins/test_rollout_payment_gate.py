@@ -34,9 +34,8 @@ from psp_assets.defs.plugins.rollout_gate import RESUME_TAG, rollout_payment_gat
 from psp_assets.defs.reconciliation.resources import LedgerResource
 from psp_assets.defs.resources import PspWorkspace
 from psp_assets.fleet import latest_metadata
-from tests.dagster.test_fleet_rollout import CLIENTS, IN_PROCESS, build_all, client, fleet, live, run  # noqa: F401
-from tests.reconciliation.conftest import smtp_server  # noqa: F401  (the real SMTP server fixture)
-from tests.reconciliation.servers import SlackApi, serving
+from tests.defs.plugins.test_fleet_rollout import CLIENTS, IN_PROCESS, build_all, client, fleet, live, run  # noqa: F401
+from tests.support.servers import SlackApi, serving
 
 ANALYSIS = {"enabled": True, "window_minutes": 60, "min_payments": 100}
 PATH = "{c}/wp-content/plugins/{c}-payments"
@@ -77,7 +76,7 @@ def _traffic(paths: Paths, switched_at: datetime, faulty: str | None = "bank-a")
 def test_a_canary_whose_authorization_rate_halved_is_rolled_back_marked_recorded_and_alerted(
     fleet: Paths,  # noqa: F811  (the fixture imported above)
     instance,
-    smtp_server,  # noqa: F811
+    smtp_server,
     tmp_path,
     capsys,
 ):

@@ -1,27 +1,18 @@
-"""Fixtures of the reconciliation tests: the machine's real PostgreSQL (a private schema per test run,
-dropped after), an aiosmtpd SMTP server on loopback, and the local HTTP servers in servers.py."""
+"""Fixtures of the reconciliation tests on the machine's real PostgreSQL: a private schema per test run,
+dropped after. (The status rules are tests/conftest.py's `rules`.)"""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from psp_assets.core.reconciliation.demo import Partition
 from psp_assets.core.reconciliation.ledger import Ledger
-from psp_assets.core.reconciliation.reconcile import StatusRules
 
 PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-
-
-@pytest.fixture(scope="session")
-def rules() -> StatusRules:
-    return StatusRules.load(TEMPLATES, ["woocommerce", "magento2"])
 
 
 @pytest.fixture(scope="session")
@@ -51,31 +42,3 @@ def pg_ledger() -> Iterator[Ledger]:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):
-        from email import message_from_bytes
-
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[str, int, _Inbox]]:
-    """A real SMTP server (aiosmtpd) on a free loopback port."""
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield "127.0.0.1", port, inbox
-    finally:
-        controller.stop()

@@ -27,10 +27,9 @@ from psp_assets.core.reconciliation.store_orders import FileOrderSource, WooComm
 from psp_assets.definitions import defs
 from psp_assets.defs.reconciliation import LedgerResource
 from psp_assets.defs.resources import PspWorkspace
-
-from . import messy_exports as messy
-from .conftest import TEMPLATES
-from .servers import WooCommerceStore, serving
+from tests.conftest import TEMPLATES
+from tests.support import messy_exports as messy
+from tests.support.servers import WooCommerceStore, serving
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,7 @@ from psp_assets.core.reconciliation.kpis import breaches, compute_kpis
 from psp_assets.core.reconciliation.ledger import MIGRATIONS
 from psp_assets.core.reconciliation.reconcile import heal, reconcile, validate_orders, validate_payments
 from psp_assets.core.reconciliation.store_orders import FileOrderSource, WooCommerceOrders, write_orders_file
-
-from .servers import WooCommerceStore, serving
+from tests.support.servers import WooCommerceStore, serving
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
  * A stand-in for the Magento classes the module's order store touches, as far as it touches them
  * (Magento itself cannot be installed here): an order repository that honours the search filters, an
  * order and a payment that record what the store registers. Run with the rendered module root as the
- * only argument; prints what happened as JSON (tests/unit/test_magento2_template.py).
+ * only argument; prints what happened as JSON (tests/templates/test_magento2.py).
  */
 namespace Magento\Framework\Api {
     class SearchCriteriaBuilderFactory { public $filters = []; public function create() { $this->filters = []; return new SearchCriteriaBuilder($this); } }

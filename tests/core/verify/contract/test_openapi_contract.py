@@ -591,7 +591,7 @@ def test_the_psp_standin_refuses_and_reports_a_request_the_contract_does_not_all
     import urllib.error
     import urllib.request
 
-    from tests.unit.psp_standin import ContractViolation, StandInServer
+    from tests.support.psp_standin import ContractViolation, StandInServer
 
     server = StandInServer(tmp_path)
     context = ssl.create_default_context(cafile=str(server.cert))
