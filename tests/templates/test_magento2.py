@@ -26,6 +26,7 @@ from psp_assets.core.templates.spec import SHARED_DIR, Template, load_template
 from psp_assets.core.verify import checks
 from psp_assets.core.verify.contract.bridge import contract_results
 from tests.conftest import DEMO_CLIENTS, TEMPLATES, make_client
+from tests.support.standins import standin, standin_path
 
 CLIENTS = ("nordbank", "alpenkasse")
 EXPECTED_MODULE = {"nordbank": "PspNordbank_Payment", "alpenkasse": "PspAlpenkasse_Payment"}
@@ -34,25 +35,7 @@ DI = "{http://www.w3.org/2001/XMLSchema-instance}type"
 # A stand-in for Magento's Magento\Framework\Component\ComponentRegistrar: the real class ships with
 # magento/framework, which cannot be installed on this machine. It only records what registration.php
 # registers, with the same constant and static signature as the platform class.
-REGISTRAR_STUB = r"""<?php
-namespace Magento\Framework\Component {
-    final class ComponentRegistrar
-    {
-        const MODULE = 'module';
-        /** @var array<int, array{0: string, 1: string, 2: string}> */
-        public static $registered = [];
-
-        public static function register($type, $componentName, $path)
-        {
-            self::$registered[] = [$type, $componentName, $path];
-        }
-    }
-}
-namespace {
-    require $argv[1];
-    echo json_encode(\Magento\Framework\Component\ComponentRegistrar::$registered);
-}
-"""
+REGISTRAR_STUB = standin("magento2", "registrar.php")
 
 
 @dataclass(frozen=True)
@@ -322,8 +305,8 @@ def test_health_route_and_webhook_controller_are_wired_to_the_clients_route(rend
     assert "WebhookProcessor::SIGNATURE_HEADER" in webhook
 
 
-# Magento's classes the order store touches, as far as it touches them, in PHP beside this file.
-MAGENTO_ORDER_STANDIN = Path(__file__).parents[1] / "standins" / "magento2" / "order_standin.php"
+# Magento's classes the order store touches, as far as it touches them (tests/standins/magento2/).
+MAGENTO_ORDER_STANDIN = standin_path("magento2", "order_standin.php")
 
 
 def test_order_store_books_what_the_psp_captured_holds_mismatches_and_stays_in_its_store(

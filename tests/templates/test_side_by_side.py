@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (PHP and JavaScript sources in strings)
+# ruff: noqa: E501  (JavaScript source in a string; the PHP stand-ins are tests/standins/)
 """Two banks' plugins for the same platform, installed in the same store, share no name.
 
 For every platform two clients that enable it are rendered from the demo configs (one pair of unrelated
@@ -53,10 +53,7 @@ from psp_assets.core.render.engine import RenderedTree, render, render_context, 
 from psp_assets.core.runtimes.php import NativePhp
 from psp_assets.core.templates.spec import SHARED_DIR, Template, load_template
 from tests.conftest import DEMO_CLIENTS, TEMPLATES
-from tests.templates.test_magento2 import REGISTRAR_STUB
-from tests.templates.test_opencart import OC_STANDIN
-from tests.templates.test_prestashop import PS_STANDIN
-from tests.templates.test_woocommerce import WP_STANDIN
+from tests.support.standins import standin
 
 PAIRS = {
     "two banks": ("nordbank", "baltic-credit"),
@@ -128,91 +125,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory):
 
 # --- PHP: symbols, both trees in one process, named constants, lock names -------------------------------
 
-SYMBOLS_PHP = r"""<?php
-// Every global symbol the PHP files under a folder declare, by PHP's own tokenizer, and every string literal.
-$root = rtrim($argv[1], '/');
-$decl = [];
-$literals = [];
-$files = new RecursiveIteratorIterator(new RecursiveDirectoryIterator($root, FilesystemIterator::SKIP_DOTS));
-foreach ($files as $file) {
-    if (substr($file, -4) !== '.php') { continue; }
-    $rel = substr($file, strlen($root) + 1);
-    $tokens = array_values(array_filter(token_get_all(file_get_contents($file)), static function ($t) {
-        return !is_array($t) || !in_array($t[0], [T_WHITESPACE, T_COMMENT, T_DOC_COMMENT], true);
-    }));
-    $ns = ''; $depth = 0; $classDepth = null;
-    foreach ($tokens as $i => $t) {
-        if ($t === '{' || (is_array($t) && in_array($t[0], [T_CURLY_OPEN, T_DOLLAR_OPEN_CURLY_BRACES], true))) { $depth++; continue; }
-        if ($t === '}') { $depth--; if ($classDepth !== null && $depth < $classDepth) { $classDepth = null; } continue; }
-        if (!is_array($t)) { continue; }
-        $next = $tokens[$i + 1] ?? null;
-        $prev = $tokens[$i - 1] ?? null;
-        if ($t[0] === T_CONSTANT_ENCAPSED_STRING) { $literals[substr($t[1], 1, -1)] = true; continue; }
-        if ($t[0] === T_NAMESPACE && is_array($next) && in_array($next[0], [T_STRING, T_NAME_QUALIFIED], true)) { $ns = $next[1]; continue; }
-        $named = is_array($next) && $next[0] === T_STRING;
-        $qualified = static function ($name) use ($ns) { return ltrim($ns . '\\' . $name, '\\'); };
-        if (in_array($t[0], [T_CLASS, T_INTERFACE, T_TRAIT], true) && $named && !(is_array($prev) && in_array($prev[0], [T_DOUBLE_COLON, T_NEW], true))) {
-            $decl[] = ['class', $qualified($next[1]), $rel];
-            $classDepth = $depth + 1;
-        } elseif ($classDepth === null && $t[0] === T_FUNCTION && $named) {
-            $decl[] = ['function', $qualified($next[1]), $rel];
-        } elseif ($classDepth === null && $t[0] === T_CONST && $named) {
-            $decl[] = ['constant', $qualified($next[1]), $rel];
-        } elseif ($t[0] === T_STRING && strtolower($t[1]) === 'define' && $next === '(' && is_array($tokens[$i + 2]) && $tokens[$i + 2][0] === T_CONSTANT_ENCAPSED_STRING) {
-            $decl[] = ['constant', substr($tokens[$i + 2][1], 1, -1), $rel];
-        }
-    }
-}
-echo json_encode(['declarations' => $decl, 'literals' => array_map('strval', array_keys($literals))]);
-"""
+SYMBOLS_PHP = standin("_shared", "symbols.php")
 
-LOADER_PHP = r"""<?php
-// Loads the class files of several plugin trees into this one process, tree by tree, and reports what each
-// declared, its string class constants and the lock name its LockInterface implementation uses.
-// Platform classes a plugin extends or implements are not installed here: an autoloader makes an empty
-// stand-in of the right kind for each (interface for *Interface, trait for *Trait, else an abstract class).
-error_reporting(-1);
-$errors = [];
-set_error_handler(static function ($no, $msg, $file, $line) use (&$errors) { $errors[] = $msg . ' at ' . $file . ':' . $line; return true; });
-$cfg = json_decode(file_get_contents($argv[1]), true);
-foreach ($cfg['define'] as $name => $value) { if (!defined($name)) { define($name, $value); } }
-$ours = [];
-foreach ($cfg['trees'] as $tree) { foreach ($tree['classes'] as $class => $file) { $ours[strtolower($class)] = $file; } }
-$standins = [];
-spl_autoload_register(static function ($class) use (&$ours, &$standins) {
-    $class = ltrim($class, '\\');
-    if (isset($ours[strtolower($class)])) { require_once $ours[strtolower($class)]; return; }
-    $at = strrpos($class, '\\');
-    $short = $at === false ? $class : substr($class, $at + 1);
-    $kind = preg_match('/Interface$/', $short) ? 'interface' : (preg_match('/Trait$/', $short) ? 'trait' : 'abstract class');
-    eval(($at === false ? '' : 'namespace ' . substr($class, 0, $at) . '; ') . $kind . ' ' . $short . ' {}');
-    $standins[strtolower($class)] = true;
-});
-$declared = static function () { return array_merge(get_declared_classes(), get_declared_interfaces(), get_declared_traits()); };
-$out = ['trees' => []];
-foreach ($cfg['trees'] as $tree) {
-    $before = $declared();
-    foreach ($tree['classes'] as $class => $file) { require_once $file; }
-    $new = array_values(array_filter(array_diff($declared(), $before), static function ($c) use (&$standins) { return !isset($standins[strtolower($c)]); }));
-    $constants = [];
-    $locks = [];
-    foreach ($new as $class) {
-        $r = new ReflectionClass($class);
-        foreach ($r->getReflectionConstants() as $constant) {
-            try { $value = $constant->getValue(); } catch (Throwable $e) { continue; }
-            if (is_string($value) || (is_array($value) && $value && array_filter($value, 'is_string') === $value)) { $constants[$class . '::' . $constant->getName()] = $value; }
-        }
-        if ($r->isInstantiable() && $r->implementsInterface($tree['lock_interface']) && $r->hasMethod('key')) {
-            $key = $r->getMethod('key');
-            $key->setAccessible(true);
-            $locks[] = $key->invoke($r->newInstanceWithoutConstructor(), 'payment:pay_1');
-        }
-    }
-    $out['trees'][] = ['classes' => $new, 'constants' => $constants, 'locks' => $locks];
-}
-$out['errors'] = $errors;
-echo json_encode($out);
-"""
+LOADER_PHP = standin("_shared", "loader.php")
 
 # String class constants whose value is a name in a shared namespace (by the constant's name).
 NAMING_CONSTANT = re.compile(r"::(?:\w+_)?(CODE|PREFIX|TABLE|ROUTE|NAMESPACE|HANDLE|SETTING|GATEWAY_ID|MODULE_NAME)$")
@@ -264,60 +179,6 @@ def php_names(plugins: tuple[Plugin, Plugin], php: NativePhp, work: Path) -> lis
 
 # --- the platforms ---------------------------------------------------------------------------------------
 
-WOO_PROBE = r"""
-// Both plugins in one stand-in WordPress with WooCommerce; what each registers, attributed to its namespace.
-$spec = json_decode(file_get_contents($argv[2]), true);
-$out = [];
-$owner = static function ($thing) use ($spec) {
-    $class = is_array($thing) ? (is_object($thing[0]) ? get_class($thing[0]) : $thing[0]) : (is_object($thing) ? get_class($thing) : (string) $thing);
-    foreach ($spec as $p) { if (stripos(ltrim($class, '\\'), $p['namespace'] . '\\') === 0) { return $p['namespace']; } }
-    throw new RuntimeException('nobody owns ' . $class);
-};
-$byFolder = static function ($text) use ($spec) {
-    foreach ($spec as $p) { if (strpos($text, '/' . $p['folder'] . '/') !== false || strpos($text, $p['folder'] . '/') === 0) { return $p['namespace']; } }
-    throw new RuntimeException('no plugin folder in ' . $text);
-};
-foreach ($spec as $p) {
-    $before = get_defined_constants(true)['user'] ?? [];
-    require $p['main'];
-    $out[$p['namespace']] = ['constants' => array_keys(array_diff_key(get_defined_constants(true)['user'], $before))];
-}
-eval('namespace Automattic\WooCommerce\Blocks\Payments\Integrations; abstract class AbstractPaymentMethodType {'
-    . ' protected $name = ""; protected $settings = [];'
-    . ' public function get_name() { return $this->name; }'
-    . ' public function get_setting($name, $default = "") { return $this->settings[$name] ?? $default; } }');
-do_action('plugins_loaded');
-do_action('init');
-do_action('rest_api_init');
-foreach ($GLOBALS['routes'] as $path => $args) { $out[$owner($args['callback'])]['routes'][] = $path; }
-foreach ($GLOBALS['textdomains'] as [$domain, $path]) { $out[$byFolder($path)]['text domains'][] = $domain; }
-foreach (apply_filters('woocommerce_payment_gateways', []) as $class) {
-    $reads = count($GLOBALS['option_reads'] ?? []);
-    $gateway = new $class();
-    $gateway->init_settings();
-    $ns = $owner($class);
-    call_user_func([$ns . '\Plugin', 'settings']);
-    $out[$ns]['gateway ids'][] = $gateway->id;
-    $out[$ns]['options read'] = array_values(array_unique(array_slice($GLOBALS['option_reads'], $reads)));
-    ob_start();
-    $gateway->payment_fields();
-    $out[$ns]['payment fields html'] = ob_get_clean();
-}
-$registry = new class { public $registered = []; public function register($method) { $this->registered[] = $method; } };
-do_action('woocommerce_blocks_payment_method_type_registration', $registry);
-foreach ($registry->registered as $method) {
-    $method->initialize();
-    $out[$owner($method)]['block payment methods'][] = $method->get_name();
-    $out[$owner($method)]['script handles'] = $method->get_payment_method_script_handles();
-}
-foreach ($GLOBALS['scripts'] as $handle => $src) { $out[$byFolder($src)]['scripts'][] = $handle; }
-$out['errors'] = $GLOBALS['errors'];
-echo json_encode($out);
-"""
-
-WP_STANDIN_API = WP_STANDIN[: WP_STANDIN.index("// --- the scenario")]
-
-
 def woocommerce_names(plugins: tuple[Plugin, Plugin], php: NativePhp, work: Path) -> list[dict[str, set[str]]]:
     spec = [
         {
@@ -328,7 +189,7 @@ def woocommerce_names(plugins: tuple[Plugin, Plugin], php: NativePhp, work: Path
         for p in plugins
     ]
     (work / "plugins.json").write_text(json.dumps(spec))
-    seen = run_php(php, work, WP_STANDIN_API + WOO_PROBE, "woo", str(work / "plugins.json"))
+    seen = run_php(php, work, standin("woocommerce", "wordpress.php", "side_by_side_probe.php"), "woo", str(work / "plugins.json"))
     assert seen.pop("errors") == []
     out = []
     for p in spec:
@@ -359,7 +220,7 @@ def magento2_names(plugins: tuple[Plugin, Plugin], php: NativePhp, work: Path) -
     out = []
     for p in plugins:
         script = work / "registrar.php"
-        script.write_text(REGISTRAR_STUB)
+        script.write_text(standin("magento2", "registrar.php"))
         run = php.run(script, [str(p.root / "registration.php")], cwd=work)
         assert run.returncode == 0 and not run.stderr, run.stderr
         [(kind, module, path)] = json.loads(run.stdout)
@@ -421,7 +282,7 @@ def _leaf_paths(element: ET.Element, prefix: str = "") -> list[str]:
 def prestashop_names(plugins: tuple[Plugin, Plugin], php: NativePhp, work: Path) -> list[dict[str, set[str]]]:
     """Both modules installed into one stand-in shop (one state), one after the other."""
     runner, state = work / "ps-runner.php", work / "ps-state.json"
-    runner.write_text(PS_STANDIN)
+    runner.write_text(standin("prestashop", "prestashop.php"))
     out = []
 
     def run(module: Path, scenario: str, **argument: Any) -> dict[str, Any]:
@@ -466,7 +327,7 @@ def prestashop_names(plugins: tuple[Plugin, Plugin], php: NativePhp, work: Path)
 def opencart_names(plugins: tuple[Plugin, Plugin], php: NativePhp, work: Path) -> list[dict[str, set[str]]]:
     """Both extensions installed and configured in one stand-in OpenCart (one state)."""
     runner, state = work / "oc-runner.php", work / "oc-state.json"
-    runner.write_text(OC_STANDIN)
+    runner.write_text(standin("opencart", "opencart.php"))
     out = []
     for p in plugins:
         code = p.folder
