@@ -339,5 +339,5 @@ def test_a_judge_the_suite_cannot_express_is_refused_rather_than_skipped():
     from psp_assets.core.verify.contract import standalone as contract_suite
 
     vectors = json.loads(make_plan().files[f"{suite_dir('woocommerce')}/vectors.json"])
-    with pytest.raises(contract_suite.SuiteError, match=r"'newkind:x' .* no standalone form.*contract_suite\.py"):
+    with pytest.raises(contract_suite.SuiteError, match=r"'newkind:x' .* no standalone form.*standalone\.py"):
         contract_suite._translate("newkind:x", lambda value: "", vectors, {}, "php", None)

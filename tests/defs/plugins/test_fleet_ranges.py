@@ -12,7 +12,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from psp_assets.core.runtimes import php
+from psp_assets.core.runtimes import php, php_service
 from psp_assets.core.workspace import Paths
 from psp_assets.definitions import defs
 from psp_assets.defs.plugins.assets import client_config, plugin_template, rendered_source
@@ -74,7 +74,7 @@ def value(m: dg.AssetMaterialization, key: str):
 
 def test_one_range_run_records_every_partition_on_its_own_and_boots_php_once(env: Paths, instance):
     record_inputs(instance, ["woocommerce"])
-    php.shared_runtimes().close()  # a cold pool: this run's boots are the ones counted
+    php_service.shared_runtimes().close()  # a cold pool: this run's boots are the ones counted
     boots_before = php.BOOTS.copy()
     result = run(instance, "plugin_build_job", range_tags(WOO[0], WOO[-1]))
     assert result.success
