@@ -305,7 +305,7 @@ def _test(
     except PspError as exc:
         return ranges.Failed(str(exc))
     config = _config(rendered_source)
-    runtimes = php.runtimes if php.matrix else None  # one boot per PHP version, shared by every partition
+    runtimes = php.runtimes if php.on_every_php else None  # one boot per PHP version, shared by every partition
     root = Path(rendered_source["path"])
     report = test_plugin(paths, config, tree, root, php.runtime, runtimes, cache=cache)
     failures = report.failures()

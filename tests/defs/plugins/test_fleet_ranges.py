@@ -72,6 +72,7 @@ def value(m: dg.AssetMaterialization, key: str):
     return m.metadata[key].value
 
 
+@pytest.mark.php_matrix  # counts the boots of every PHP version's runtime
 def test_one_range_run_records_every_partition_on_its_own_and_boots_php_once(env: Paths, instance):
     record_inputs(instance, ["woocommerce"])
     php_service.shared_runtimes().close()  # a cold pool: this run's boots are the ones counted
