@@ -1,6 +1,7 @@
 # The two commands a person needs (see README):
 #   make demo   install everything, run the whole demo fleet through Dagster, serve the UI
 #   make test   run the whole test suite (what CI runs)
+#   make test-fast   the edit-test loop: the fast tests only (see below)
 SHELL := /bin/bash
 # the repository root unless the environment names another instance (the shutdown test does)
 DAGSTER_HOME ?= $(CURDIR)
@@ -8,7 +9,7 @@ export DAGSTER_HOME
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: setup demo fleet ui prod-ui test lint layout bench clean
+.PHONY: setup demo fleet ui prod-ui test test-fast lint layout bench clean
 
 setup:
 	@scripts/setup.sh
@@ -45,6 +46,14 @@ prod-ui: setup
 
 test:
 	@scripts/test.sh
+
+# The edit-test loop: the tests of the core, the Dagster layer, the templates, the CLI and the stand-ins,
+# without sshd, WordPress, PostgreSQL or a browser (tests/integration, tests/production, tests/e2e) and
+# without the PHP matrix: the Dagster tests check on the machine's PHP only (PSP_PHP_MATRIX=0) and the
+# tests marked php_matrix are left out; tests/compat and `make test` cover every PHP version.
+FAST_TESTS := tests/core tests/defs tests/templates tests/cli tests/standins
+test-fast:
+	@PSP_PHP_MATRIX=0 scripts/test.sh $(FAST_TESTS) -m "not php_matrix" $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check psp_assets tests

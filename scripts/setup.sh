@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(php-cli php-mysql openssh-server wordpress wordpress-theme-twentytwentythree openssl)
 # PostgreSQL for the production-instance tests (Dagster storage); Chromium for the UI's end-to-end test
 APT_PACKAGES+=(postgresql chromium chromium-driver)
-# PHP_CodeSniffer: the PSR-12 check on the rendered PHP plugins (tests/unit/test_phpcs.py)
+# PHP_CodeSniffer: the PSR-12 check on the rendered PHP plugins (tests/templates/test_phpcs.py)
 APT_PACKAGES+=(php-codesniffer)
 PYTHON=${PYTHON:-python3}
 # Node.js runs PHP 7.4-8.5 as WebAssembly (the compatibility matrix); Debian's when none is on PATH

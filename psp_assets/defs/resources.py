@@ -1,4 +1,5 @@
 import json
+import os
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -41,6 +42,9 @@ class PspWorkspace(dg.ConfigurableResource):
         return replace(self.paths, templates_dir=Path(recorded)) if recorded else self.paths
 
 
+MATRIX_ENV = "PSP_PHP_MATRIX"
+
+
 class PhpResource(dg.ConfigurableResource):
     """The PHP runtimes the checks run on: the machine's PHP (`runtime`, for deploy health checks) and one
     PHP-as-WebAssembly runtime per version 7.4 ... 8.5 (`runtimes`), each booted on first use and shared
@@ -51,9 +55,21 @@ class PhpResource(dg.ConfigurableResource):
     `connect`); without an answering service the runtimes boot in the run's process as before."""
 
     binary: str = ""
-    matrix: bool = True  # lint and contract tests on every PHP version a template declares (else machine PHP only)
+    # lint and contract tests on every PHP version a template declares (else machine PHP only);
+    # PSP_PHP_MATRIX=0 turns it off for the whole process (`on_every_php`)
+    matrix: bool = True
     shared: bool = True
     service: str = ""
+
+    @property
+    def on_every_php(self) -> bool:
+        """Whether test_report runs on every PHP version a template declares: `matrix`, unless
+        $PSP_PHP_MATRIX is `0` (machine PHP only, as `make test-fast` runs the Dagster tests; the nightly
+        compatibility matrix and tests/compat/ still cover every version). `1` or unset: `matrix`."""
+        value = os.environ.get(MATRIX_ENV, "").strip()
+        if value not in ("", "0", "1"):
+            raise dg.Failure(f"{MATRIX_ENV}={value!r}: expected 0 (machine PHP only) or 1 (every declared version)")
+        return self.matrix and value != "0"
 
     @cached_property
     def runtime(self) -> PhpRuntime:

@@ -1,0 +1,1 @@
+"""The UI in headless Chromium and `make ui` shutting down."""

@@ -1,0 +1,1 @@
+"""Real services (sshd and SFTP deploys with their fault campaigns, WordPress, PostgreSQL)."""

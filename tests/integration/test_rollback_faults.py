@@ -15,9 +15,9 @@ import pytest
 from psp_assets.core.deploy import release as deploy_module
 from psp_assets.core.deploy.release import bad_mark, current_release, read_history
 from psp_assets.core.rollout.gate import restore_previous_release
+from tests.core.deploy.test_package_deploy import LIVE, healthy
+from tests.core.rollout.test_rollout_gate_rollback import two_releases
 from tests.integration.faults import EVIDENCE, ROLLBACK_CLASSES, fault_user, run_campaign, schedule
-from tests.unit.test_package_deploy import LIVE, healthy
-from tests.unit.test_rollout_gate_rollback import two_releases
 
 
 def test_a_retry_finishes_a_rollback_that_switched_and_died_before_recording_it(tmp_path, monkeypatch):

@@ -1,0 +1,1 @@
+"""The PostgreSQL instance with its daemon, queue and restarts."""

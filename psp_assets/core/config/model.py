@@ -693,7 +693,7 @@ def shipped_locales(i18n_dir: Path = REPO_I18N_DIR) -> list[str]:
         raise ConfigError([str(exc)]) from None
 
 
-# What only code can check; the schema-parity test (tests/unit/test_schema_parity.py) allows exactly these.
+# What only code can check; the schema-parity test (tests/core/config/test_schema_parity.py) allows exactly these.
 CODE_ONLY_RULES: dict[str, str] = {
     "IBAN check digits (ISO 7064 mod 97-10)": "the IBAN check digits do not match",
     "unique target names per platform (JSON Schema has no uniqueness by key)": "target names must be unique",

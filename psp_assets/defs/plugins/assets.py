@@ -304,7 +304,7 @@ def _test(
         plan = plan_plugin(paths, rendered_source.config, tree.platform, cache)
     except PspError as exc:
         return ranges.Failed(str(exc))
-    runtimes = php.runtimes if php.matrix else None  # one boot per PHP version, shared by every partition
+    runtimes = php.runtimes if php.on_every_php else None  # one boot per PHP version, shared by every partition
     root = Path(rendered_source.tree.path)
     report = test_plugin(plan, tree, root, php.runtime, runtimes)
     failures = report.failures()

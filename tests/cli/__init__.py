@@ -1,0 +1,1 @@
+"""The `psp` command, hostile input included."""

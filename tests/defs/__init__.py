@@ -1,0 +1,1 @@
+"""Fast tests of the Dagster layer, one folder per area, on real temporary instances."""

@@ -1,0 +1,1 @@
+"""The platforms' PHP stand-ins as files, each linted."""

@@ -1,0 +1,1 @@
+"""Shared test helpers (local GitHub, PSP, store and Slack servers that speak the documented APIs)."""

@@ -1,0 +1,1 @@
+"""The platform templates rendered for clients and executed in the platforms' stand-ins."""
