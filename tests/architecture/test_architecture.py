@@ -169,3 +169,19 @@ def test_the_layer_table_of_docs_architecture_is_the_one_the_imports_make():
             for name in cells[1].split(","):
                 documented[name.strip().strip("`").removesuffix(".py").removesuffix("/")] = int(cells[0])
     assert documented == _core_layers(), "update the layer table in docs/architecture.md to what the imports say"
+
+
+def test_the_core_imports_its_own_modules_at_the_top_never_inside_a_function():
+    """A lazy import hides a layer; only the entry points (cli.py, fleet.py) import inside a command, so
+    that `psp validate` starts without loading Dagster."""
+    lazy = []
+    for name, path in modules(ROOT).items():
+        if not name.startswith(CORE):
+            continue
+        tree = ast.parse(path.read_text())
+        top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            own = isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == PACKAGE)
+            if own and id(node) not in top:
+                lazy.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert not lazy, lazy

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from psp_assets.core.config.model import ClientConfig
+from psp_assets.core.config.model import ClientConfig
 
 # Keys of PluginIdentity.as_context() that come from the slug (the others come from the client id).
 SLUG_KEYS = frozenset({"slug", "module", "text_domain", "rest_namespace", "js_handle"})

@@ -27,7 +27,14 @@ from pydantic import (
 
 from psp_assets.core import i18n
 from psp_assets.core.errors import ConfigError, pydantic_problems, shown
-from psp_assets.core.payments.iban import bic_problem, iban_problem, normalize_bic, normalize_iban
+from psp_assets.core.payments.iban import (
+    BIC_OTHER_COUNTRIES,
+    IBAN_LENGTHS,
+    bic_problem,
+    iban_problem,
+    normalize_bic,
+    normalize_iban,
+)
 from psp_assets.core.payments.iso4217 import ISO_4217
 from psp_assets.core.templates.spec import PLATFORMS
 from psp_assets.core.yamlio import YamlError, read_yaml_mapping
@@ -726,8 +733,6 @@ def _caseless(text: str) -> str:
 
 
 def _iban_pattern() -> str:
-    from psp_assets.core.payments.iban import IBAN_LENGTHS
-
     s = _SPACE_CLASS + "*"
     alnum = "[A-Za-z0-9]"
     per_country = [
@@ -738,8 +743,6 @@ def _iban_pattern() -> str:
 
 
 def _bic_pattern() -> str:
-    from psp_assets.core.payments.iban import BIC_OTHER_COUNTRIES, IBAN_LENGTHS
-
     countries = "|".join(_caseless(c) for c in sorted({*IBAN_LENGTHS, *BIC_OTHER_COUNTRIES}))
     s = _SPACE_CLASS + "*"
     return f"^{s}[A-Za-z]{{4}}(?:{countries})[A-Za-z0-9]{{2}}(?:[A-Za-z0-9]{{3}})?{s}$"

@@ -32,6 +32,7 @@ from psp_assets.core.deploy.release import (
 from psp_assets.core.deploy.sftp import SftpFS, SftpPool, SshEndpoint
 from psp_assets.core.errors import DeployError, PspError
 from psp_assets.core.package import Artifact, DeployFacts
+from psp_assets.core.runtimes.node import NodeUnavailable, default_node
 from psp_assets.core.runtimes.php import PhpRuntime
 from psp_assets.core.verify import checks
 from psp_assets.core.workspace import Paths
@@ -60,7 +61,6 @@ def js_health(fs: LocalFS, js_globs: list[str]) -> HealthCheck:
     def check(live: str, release: str, manifest: dict[str, str] | None) -> HealthResult:
         if manifest is None:
             return HealthResult(True, f"{release}: no manifest (hand-installed); syntax check skipped")
-        from psp_assets.core.runtimes.node import NodeUnavailable, default_node
 
         js_files = [p for p in manifest if any(checks.match_glob(p, g) for g in js_globs)]
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from psp_assets.core.i18n import Catalog, parse_po, placeholders, placeholders_match
+from psp_assets.core.runtimes.node import NodeUnavailable, default_node
 from psp_assets.core.runtimes.php import PhpRuntime
 from psp_assets.core.templates.spec import Rule, Template, Translations
 
@@ -144,7 +145,6 @@ def check_js_syntax(root: Path, files: Iterable[str], template: Template, node: 
     targets = [f for f in files if any(match_glob(f, g) for g in globs)]
     if not targets:
         return [CheckResult("js", "(js files)", False, "no JavaScript file matched js_check_globs")]
-    from psp_assets.core.runtimes.node import NodeUnavailable, default_node
 
     try:
         runtime = node or default_node()

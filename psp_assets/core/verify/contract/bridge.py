@@ -10,6 +10,8 @@ from psp_assets.core.render.engine import render_string
 from psp_assets.core.runtimes.php import PhpRuntime
 from psp_assets.core.templates.spec import Template
 from psp_assets.core.verify.checks import CheckResult
+from psp_assets.core.verify.contract.cases import run_contract_tests
+from psp_assets.core.verify.contract.node import run_node_contract_tests
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,8 @@ def contract_target(template: Template, context: dict[str, Any]) -> ContractTarg
 
 def contract_results(root: Path, template: Template, context: dict[str, Any], php: PhpRuntime) -> list[CheckResult]:
     """The contract tests on the runtime template.yaml names (`contract.runtime`: php, or node for JS cores)."""
-    from psp_assets.core.verify.contract.cases import run_contract_tests
-
     t = contract_target(template, context)
     if template.spec.contract.runtime == "node":
-        from psp_assets.core.verify.contract.node import run_node_contract_tests
-
         module = render_string(template.spec.contract.module or "", context)
         return run_node_contract_tests(
             root, module, t.status_map, version=t.version, build=t.build, contract=template.api_contract
