@@ -66,7 +66,9 @@ def render_layout(root: Path = ROOT) -> str:
     core = root / "psp_assets" / "core"
     lines = [_line(left, right) for left, right in HEAD]
     lines.append(_line("psp_assets/core/", _title(core / "__init__.py")))
-    lines.append(_line("psp_assets/core/*.py", ", ".join(_modules(core)[: len(list(core.glob("*.py"))) - 1])))
+    lines.append(
+        _line("psp_assets/core/*.py", ", ".join(p.stem for p in sorted(core.glob("*.py")) if p.stem != "__init__"))
+    )
     lines += _packages(core, "psp_assets/core/")
     defs = root / "psp_assets" / "defs"
     lines.append(_line("psp_assets/defs/", _title(defs / "__init__.py")))

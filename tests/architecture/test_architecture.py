@@ -16,8 +16,16 @@ ROOT = Path(__file__).resolve().parents[2]
 CORE = f"{PACKAGE}.core"
 
 
-def _package_of(module: str, depth: int) -> str:
-    return ".".join(module.split(".")[:depth])
+def _core_package_edges() -> dict[str, set[str]]:
+    """Core package (or top-level module) -> the other ones it imports, by their name under core/."""
+    edges: dict[str, set[str]] = {}
+    for source, targets in graph(ROOT).items():
+        if source.startswith(CORE + "."):
+            own = source.split(".")[2]
+            edges.setdefault(own, set()).update(
+                t.split(".")[2] for t in targets if t.startswith(CORE + ".") and t.split(".")[2] != own
+            )
+    return edges
 
 
 def test_no_module_of_psp_assets_imports_itself_back_through_others():
@@ -28,15 +36,7 @@ def test_no_module_of_psp_assets_imports_itself_back_through_others():
 
 
 def test_the_core_packages_form_layers_without_a_cycle():
-    edges: dict[str, set[str]] = {}
-    for source, targets in graph(ROOT).items():
-        if source.startswith(CORE + "."):
-            edges.setdefault(_package_of(source, 3), set()).update(
-                _package_of(t, 3)
-                for t in targets
-                if t.startswith(CORE + ".") and _package_of(t, 3) != _package_of(source, 3)
-            )
-    found = cycles(edges)
+    found = cycles(_core_package_edges())
     assert not found, "core packages that depend on each other: " + "; ".join(" <-> ".join(c) for c in found)
 
 
@@ -142,13 +142,7 @@ def test_the_readme_layout_is_the_one_generated_from_the_tree():
 
 
 def _core_layers() -> dict[str, int]:
-    edges: dict[str, set[str]] = {}
-    for source, targets in graph(ROOT).items():
-        if source.startswith(CORE + "."):
-            own = source.split(".")[2]
-            edges.setdefault(own, set()).update(
-                t.split(".")[2] for t in targets if t.startswith(CORE + ".") and t.split(".")[2] != own
-            )
+    edges = _core_package_edges()
     layers: dict[str, int] = {}
 
     def layer(name: str) -> int:

@@ -206,10 +206,7 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
 
     def hosts(key: str) -> frozenset[str]:
         """The store hosts a partition deploys to: two deploys to one host never run at once."""
-        try:
-            return store_hosts(built[key].config, platform)
-        except PspError:
-            return frozenset()  # its deploy fails on the same error, touching no store
+        return store_hosts(built[key].config, platform)
 
     with connections:
         report = None
