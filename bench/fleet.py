@@ -582,7 +582,11 @@ def twin_client(source: Path, out_dir: Path, index: int) -> Path:
     old = source.stem
     new = f"{old.rsplit('-', 1)[0]}-{letters(index)}"
     text = source.read_text()
-    for before, after in ((old, new), (studly(old), studly(new)), (old.replace("-", "_"), new.replace("-", "_"))):
+    # every spelling of the id the synthetic draw uses: kebab, Studly, snake, and run together (PrestaShop's
+    # module folder, which must match the module name the template derives from the new id)
+    spellings = [(old, new), (studly(old), studly(new))]
+    spellings += [(old.replace("-", sep), new.replace("-", sep)) for sep in ("_", "")]
+    for before, after in spellings:
         text = text.replace(before, after)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{new}.yaml"
