@@ -12,7 +12,10 @@ if [ -d /etc/postgresql ] && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
 fi
 set +e
-.venv/bin/python -m pytest "$@"
+# On every core (PSP_TEST_WORKERS=0 runs in this process): most tests wait on PHP, Node, sshd or Postgres
+# subprocesses, and pytest-xdist's worksteal keeps both workers busy to the end despite tests of 0.01 to
+# 100 s. Every test sets up its own instance, ports, databases and directories, so workers share nothing.
+.venv/bin/python -m pytest -n "${PSP_TEST_WORKERS:-auto}" --dist worksteal "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then

@@ -10,6 +10,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 DEPLOY_USER = "pspdeploy"
 SSHD = "/usr/sbin/sshd"
@@ -48,19 +50,43 @@ def keygen(path: Path, kind: str = "ed25519") -> tuple[str, str]:
     return path.read_text(), f"{public[0]} {public[1]}"
 
 
+def machine_account(name: str) -> pwd.struct_passwd:
+    """The system account `name`, created if missing, with password field '*' (no password) rather than
+    '!' (locked): sshd refuses locked accounts. pytest-xdist's workers and the fault campaign set accounts
+    up side by side: one at a time, or two useradd/usermod calls race for the lock on /etc/passwd."""
+    with FileLock(Path(tempfile.gettempdir()) / f"psp-tests-account-{name}.lock"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            if os.geteuid() != 0:
+                raise RuntimeError(f"the tests need a '{name}' account; run them as root once") from None
+            subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh", name], check=True)
+        if os.geteuid() == 0:
+            subprocess.run(["usermod", "-p", "*", name], check=True)
+        return pwd.getpwnam(name)
+
+
 @pytest.fixture(scope="session")
 def deploy_user() -> pwd.struct_passwd:
-    """A non-root account for deploys, so file permissions are real (root would ignore them). Its
-    password field is '*' (no password) rather than '!' (locked): sshd refuses locked accounts."""
-    try:
-        pwd.getpwnam(DEPLOY_USER)
-    except KeyError:
-        if os.geteuid() != 0:
-            raise RuntimeError(f"the tests need a '{DEPLOY_USER}' account; run them as root once") from None
-        subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh", DEPLOY_USER], check=True)
-    if os.geteuid() == 0:
-        subprocess.run(["usermod", "-p", "*", DEPLOY_USER], check=True)
-    return pwd.getpwnam(DEPLOY_USER)
+    """A non-root account for deploys, so file permissions are real (root would ignore them)."""
+    return machine_account(DEPLOY_USER)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, found through /proc (never by name: other sshds of the same account,
+    another pytest-xdist worker's for one, are not ours)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child, []))
+    return found
 
 
 @dataclass
@@ -84,10 +110,13 @@ class Sshd:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            # sessions already accepted live in their own processes below the listener; end them too
+            sessions = descendants(self.process.pid)
             self.process.terminate()
             self.process.wait(timeout=10)
-        # sessions already accepted live in their own processes; end them too
-        subprocess.run(["pkill", "-f", f"sshd: {DEPLOY_USER}"], check=False)
+            for pid in sessions:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def known_host(self) -> str:
         return self.host_public
@@ -274,11 +303,16 @@ require_once ABSPATH . 'wp-settings.php';
             str(docroot),
         ],
         cwd=docroot,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     wait_for_port(store.port)
     yield store
     store.process.terminate()
-    store.process.wait(timeout=10)
+    try:
+        store.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # still inside a request on a crowded machine: the store is done with
+        store.process.kill()
+        store.process.wait(timeout=10)
     _mariadb(f"DROP DATABASE IF EXISTS {database}")

@@ -55,7 +55,7 @@ from psp_assets.core.package import Artifact, package
 from psp_assets.core.render.engine import RenderedTree
 from psp_assets.core.rollout.analysis import StoreVerdict
 from psp_assets.core.rollout.gate import restore_previous_release
-from tests.integration.conftest import Sshd, chown_tree, start_sshd, wait_for_port
+from tests.integration.conftest import Sshd, chown_tree, machine_account, start_sshd, wait_for_port
 
 MAIN = "acme-pay.php"
 KEEP = 3
@@ -116,14 +116,9 @@ FAULT_USER = "pspfaults"
 
 
 def fault_user() -> pwd.struct_passwd:
-    """The campaign's own deploy account: a name no other suite's cleanup (`pkill -f "sshd: pspdeploy"`)
-    matches, so a campaign shares the machine with them without losing its sessions."""
-    try:
-        pwd.getpwnam(FAULT_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh", FAULT_USER], check=True)
-    subprocess.run(["usermod", "-p", "*", FAULT_USER], check=True)
-    return pwd.getpwnam(FAULT_USER)
+    """The campaign's own deploy account: a name no other suite's sshd shares, so a campaign's sessions are
+    its own (an sshd's stop ends the sessions below it only)."""
+    return machine_account(FAULT_USER)
 
 
 def kill_tree(pid: int) -> None:
