@@ -346,33 +346,45 @@ class SftpFS:
             self._sftp.putfo(io.BytesIO(data), posixpath.join(root, rel), file_size=len(data), confirm=False)
 
     def _exec(self, command: str, allow_fail: bool = False) -> str | None:
-        """Run a remote command with a deadline; None when the account cannot run commands."""
+        """Run a remote command with a deadline; None when the account cannot run commands.
+
+        The output is read to its end (EOF), not to the exit status: sshd sends the exit status when the
+        command's process ends, which may be before it has forwarded all of the output still in the pipe
+        (a `sha256sum` answer cut short that way made a healthy release look incomplete)."""
         deadline = time.monotonic() + self.endpoint.command_timeout
         try:
             chan = self._client.get_transport().open_session(timeout=self.endpoint.connect_timeout)
         except paramiko.SSHException:
             return None
-        chan.settimeout(1.0)
-        chan.exec_command(command)
-        out, err = bytearray(), bytearray()
-        while True:
-            if time.monotonic() > deadline:
-                chan.close()
-                raise TimeoutError(f"remote command timed out after {self.endpoint.command_timeout} s")
-            try:
-                if chan.recv_ready():
-                    out += chan.recv(CHUNK)
-                    continue
+        try:
+            chan.exec_command(command)
+            out, err = bytearray(), bytearray()
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"remote command timed out after {self.endpoint.command_timeout} s")
                 if chan.recv_stderr_ready():
                     err += chan.recv_stderr(CHUNK)
                     continue
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                if chan.eof_received and not chan.recv_ready():
                     break
-                time.sleep(0.005)
-            except TimeoutError:
-                continue
-        status = chan.recv_exit_status()
-        chan.close()
+                chan.settimeout(min(left, 0.05))  # wakes at once on output or EOF; stderr looked at between
+                try:
+                    data = chan.recv(CHUNK)
+                except TimeoutError:
+                    continue
+                if not data:  # EOF, or the channel closed
+                    break
+                out += data
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(CHUNK)
+            if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"remote command timed out after {self.endpoint.command_timeout} s")
+            status = chan.recv_exit_status()
+            if status == -1 and not self.alive():
+                raise EOFError("the connection closed before the remote command ended")
+        finally:
+            chan.close()
         if status == 127 or (status != 0 and b"This service allows sftp connections only" in err):
             return None
         if status != 0 and not allow_fail:
