@@ -8,7 +8,8 @@ collection) against a plain loop that only connects and uploads the same files f
 bare `sftp put` would reach), serially with a new connection per deploy; then the same deploys as one
 parallel wave to as many fresh stores, `--workers` at a time, each on a connection of a shared pool
 handed to one thread at a time. CPU time is given next to wall time (other work on the machine moves it
-less). The last line is a JSON object with the figures.
+less): this process's (all its threads) and the sshd's (its sessions, the SFTP server and the remote
+commands), per deploy. The last line is a JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -41,6 +42,29 @@ from tests.integration.conftest import DEPLOY_USER, start_sshd
 from tests.integration.faults import stop_sshd
 
 ROOT = Path(__file__).resolve().parents[1]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def sshd_cpu(pid: int) -> float:
+    """CPU seconds of the sshd and of every session it has reaped (utime, stime, cutime, cstime), once no
+    session of it is left running (sessions end when their connection closes)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _children(pid):
+        time.sleep(0.02)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / TICK
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
 
 
 def main() -> None:
@@ -80,6 +104,7 @@ def main() -> None:
         baseline = time.monotonic() - start
 
         split: dict[str, list[float]] = {k: [] for k in ("connect", "upload", "verify", "switch", "health", "total")}
+        sshd0 = sshd_cpu(sshd.process.pid)
         cpu0 = time.process_time()
         start = time.monotonic()
         for i in range(args.targets):
@@ -95,8 +120,11 @@ def main() -> None:
             split["total"].append(time.monotonic() - t0)
         full = time.monotonic() - start
         full_cpu = time.process_time() - cpu0
+        full_sshd = sshd_cpu(sshd.process.pid) - sshd0
 
         # the parallel wave: fresh stores, deployed side by side, connections from one pool
+        wave_split: dict[str, list[float]] = {k: [] for k in split}
+
         def one(i: int) -> float:
             t0 = time.monotonic()
             with pool.lease(endpoint) as fs:
@@ -104,8 +132,13 @@ def main() -> None:
                     artifact, fs, f"{store}/wave-{i}/wp-content/plugins/nordbank-payments", f"w{i}", manifest_health(fs)
                 )
             assert result.ok, result
+            for step in result.steps:
+                if step.step in wave_split:
+                    wave_split[step.step].append(step.seconds)
+            wave_split["total"].append(time.monotonic() - t0)
             return time.monotonic() - t0
 
+        sshd1 = sshd_cpu(sshd.process.pid)
         cpu1 = time.process_time()
         start = time.monotonic()
         # through the deploy step's own scheduler (core/deploy/parallel.py, one thread per store host): each
@@ -114,8 +147,10 @@ def main() -> None:
         with SftpPool() as pool:
             wave_each = list(side_by_side(jobs, args.workers).values())
             wave_connects = pool.connects
+            wave_connect = [fs.stats["connect"] for fs in pool.open_connections]
         wave = time.monotonic() - start
         wave_cpu = time.process_time() - cpu1
+        wave_sshd = sshd_cpu(sshd.process.pid) - sshd1
     finally:
         stop_sshd(sshd)  # its own processes only (Sshd.stop's pkill would end other suites' sessions)
         shutil.rmtree(work, ignore_errors=True)
@@ -123,6 +158,9 @@ def main() -> None:
         shutil.rmtree(sshd.workdir, ignore_errors=True)
 
     ms = {k: round(statistics.mean(v) * 1000, 1) for k, v in split.items() if v}
+    wave_ms = {k: round(statistics.mean(v) * 1000, 1) for k, v in wave_split.items() if v}
+    wave_ms["connect"] = round(sum(wave_connect) / args.targets * 1000, 1)  # the pool's connects, spread
+    n = args.targets
     figures = {
         "targets": args.targets,
         "files_per_release": len(files),
@@ -133,15 +171,28 @@ def main() -> None:
         "full_deploy_s": round(full, 2),
         "full_vs_upload_only": round(full / baseline, 2),
         "serial_cpu_s": round(full_cpu, 2),
+        "serial_sshd_cpu_s": round(full_sshd, 2),
+        "serial_cpu_ms_per_deploy": {
+            "parent": round(full_cpu / n * 1000, 1),
+            "sshd": round(full_sshd / n * 1000, 1),
+            "total": round((full_cpu + full_sshd) / n * 1000, 1),
+        },
         "wave": {
             "workers": args.workers,
             "deploys_per_second": round(args.targets / wave, 2),
             "seconds": round(wave, 2),
             "cpu_s": round(wave_cpu, 2),
+            "sshd_cpu_s": round(wave_sshd, 2),
+            "cpu_ms_per_deploy": {
+                "parent": round(wave_cpu / n * 1000, 1),
+                "sshd": round(wave_sshd / n * 1000, 1),
+                "total": round((wave_cpu + wave_sshd) / n * 1000, 1),
+            },
+            "mean_ms": wave_ms,
             "mean_deploy_ms": round(statistics.mean(wave_each) * 1000, 1),
             "ssh_connects": wave_connects,
         },
-        "load": os.getloadavg()[:3],
+        "load": [round(x, 2) for x in os.getloadavg()[:3]],
     }
     print(f"{args.targets} SFTP deploys of {len(files)} files: {figures['deploys_per_second']} deploys/s")
     print("mean per deploy (ms): " + ", ".join(f"{k} {v}" for k, v in ms.items()))
@@ -150,6 +201,12 @@ def main() -> None:
     print(
         f"parallel wave ({args.workers} at a time, {w['ssh_connects']} connections): {w['deploys_per_second']} "
         f"deploys/s against {figures['deploys_per_second']} serial; CPU {w['cpu_s']} s against {full_cpu:.2f} s"
+    )
+    print("wave, mean per deploy (ms): " + ", ".join(f"{k} {v}" for k, v in wave_ms.items()))
+    s, c = figures["serial_cpu_ms_per_deploy"], w["cpu_ms_per_deploy"]
+    print(
+        f"CPU per deploy (ms, this process + sshd): serial {s['parent']} + {s['sshd']} = {s['total']}; "
+        f"wave {c['parent']} + {c['sshd']} = {c['total']}; load {' '.join(map(str, figures['load']))}"
     )
     print(json.dumps(figures))
 

@@ -390,17 +390,31 @@ def _install_hooks(plan: Any, record: dict[str, Any]) -> tuple[list[int], list[s
     counting = threading.Lock()  # deploys side by side count on one counter
     original_request = paramiko.SFTPClient._async_request
 
-    def counted(self: paramiko.SFTPClient, *args: Any, **kwargs: Any) -> Any:
+    def tick(streams: bool = False) -> None:
         with counting:
             requests[0] += 1
             now = requests[0]
         if plan.kill_at and now == plan.kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+            if streams:  # a remote command fed a tar stream: the kill lands mid-stream or mid-unpack
+                delay = random.Random(now).uniform(0, 0.03)
+                threading.Timer(delay, os.kill, (os.getpid(), signal.SIGKILL)).start()
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
         if plan.kill_sshd_at and now == plan.kill_sshd_at:
             kill_tree(plan.sshd_pid)
+
+    def counted(self: paramiko.SFTPClient, *args: Any, **kwargs: Any) -> Any:
+        tick()
         return original_request(self, *args, **kwargs)
 
     paramiko.SFTPClient._async_request = counted
+    original_exec = SftpFS._exec
+
+    def counted_exec(self: SftpFS, command: str, allow_fail: bool = False, stdin: bytes | None = None) -> Any:
+        tick(streams=stdin is not None)  # a remote command (the upload, a sha256 check) counts as a request
+        return original_exec(self, command, allow_fail, stdin)
+
+    SftpFS._exec = counted_exec
     tokens: list[str] = []
     original_acquire = deploy_module.acquire_lease
 
@@ -740,12 +754,14 @@ class Campaign:
         rng = self.rng
         records: list[dict] = []
         if cls == "kill_sftp":
-            records = self.run([self.plan(live, art, holder, kill_at=rng.randint(1, 140))])
+            records = self.run(
+                [self.plan(live, art, holder, kill_at=rng.randint(1, 72))]
+            )  # a deploy: about 70 requests
         elif cls == "kill_adoption":
             records = self.run([self.plan(live, art, holder, kill_at=rng.randint(1, 60))])
         elif cls == "sshd_killed":
             pid = self.sshd.process.pid
-            records = self.run([self.plan(live, art, holder, kill_sshd_at=rng.randint(3, 120), sshd_pid=pid)])
+            records = self.run([self.plan(live, art, holder, kill_sshd_at=rng.randint(3, 70), sshd_pid=pid)])
             self.ensure_sshd()
         elif cls in ("conn_cut", "conn_blackhole"):
             mode = "cut" if cls == "conn_cut" else "blackhole"
@@ -1332,11 +1348,11 @@ class FleetCampaign(Campaign):
         held_lock: Path | None = None
         on_a = {p for p, hosts in FLEET.items() if "A" in hosts}
         if cls in ("kill_sftp", "kill_adoption"):
-            records = self.run_fleet([replace(plan, kill_at=rng.randint(1, 700))])
+            records = self.run_fleet([replace(plan, kill_at=rng.randint(1, 420))])  # six deploys: about 420
             required = set()
         elif cls == "sshd_killed":
             pid = self.sshd.process.pid
-            records = self.run_fleet([replace(plan, kill_sshd_at=rng.randint(3, 600), sshd_pid=pid)])
+            records = self.run_fleet([replace(plan, kill_sshd_at=rng.randint(3, 400), sshd_pid=pid)])
             required -= on_a
         elif cls in ("conn_cut", "conn_blackhole"):
             mode = "cut" if cls == "conn_cut" else "blackhole"
