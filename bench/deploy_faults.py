@@ -14,7 +14,9 @@ second marked bad; "interrupted" counts faults that kept the attempt from finish
 With --parallel, each fault lands while a client's three plugins deploy side by side (core/deploy/parallel.py,
 deploy_plugin over one SftpPool) to six stores on two store hosts (two sshd, each behind its own proxy, its
 stores on its own tmpfs): two plugins to one host, one plugin's staging and production on one host, one
-plugin across both. The faults reach one host (sshd killed, connection cut or black-holed, disk full),
+plugin across both. Half the faults (by seed) run the plugins as the scheduler does, one thread per store
+host; the other half name each plugin its own host, so two plugins deploy to one sshd at the same time,
+each on its own pooled connection. The faults reach one host (sshd killed, connection cut or black-holed, disk full),
 one plugin (a release that 500s, a trickled health body), one store (sick, a held or abandoned lock under
 a skewed clock) or the whole process (SIGKILL at a random SFTP request counted over all its threads, a
 hand install adopted, two runs racing to break stale locks); every invariant is then checked on every
@@ -70,6 +72,8 @@ def main() -> None:
         print(f"{'invariant (every store, every fault)':40} {'checked':>8} {'broken':>7}")
         for name, row in figures["invariants"].items():
             print(f"{name:40} {row['checked']:8} {row['broken']:7}")
+    if args.parallel:
+        print(f"faults whose plugins deployed to one host at the same time: {figures['same_host_at_once']}")
     print(f"results not read back (store unreachable): {figures['results_reported_unknown']}")
     print(f"{figures['seconds']} s, load {' '.join(figures['load'])}")
     reader = figures["reader"]

@@ -1096,6 +1096,9 @@ class FleetPlan:
     holder: str
     keys: dict[str, str]  # env var -> private key
     workers: int = 4
+    # the scheduler's host of each plugin is the plugin itself: two plugins deploy to host A (and to B)
+    # at the same time, each on a pooled connection of its own (the pool's side-by-side path)
+    per_plugin: bool = False
     kill_at: int = 0
     kill_sshd_at: int = 0
     sshd_pid: int = 0
@@ -1129,7 +1132,7 @@ def _fleet_deployer(plan: FleetPlan, out: str) -> None:
                         connections=pool,
                         holder=plan.holder,
                     ),
-                    store_hosts(plan.config, platform),
+                    frozenset({platform}) if plan.per_plugin else store_hosts(plan.config, platform),
                 )
                 for platform, path in plan.artifacts.items()
             ]
@@ -1180,6 +1183,7 @@ class FleetCampaign(Campaign):
             with zipfile.ZipFile(art.path) as zf:
                 self.reader.valid.add(zf.read(f"acme-pay/{MAIN}"))
         self.invariants = {name: {"checked": 0, "broken": 0} for name in INVARIANTS}
+        self.same_host_at_once = 0  # faults whose plugins deployed to one host at the same time
 
     # --- plumbing
 
@@ -1341,7 +1345,8 @@ class FleetCampaign(Campaign):
         arts = {p: rng.choice([a for a in self.own[p] if a.release_id != current[p].release_id]) for p in FLEET}
         config = self.fleet_config(stores)
         before = {k: self.touch_print(live) for k, live in stores.items()}
-        plan = self.fleet_plan(config, arts, holder)
+        plan = self.fleet_plan(config, arts, holder, per_plugin=rng.random() < 0.5)
+        self.same_host_at_once += plan.per_plugin
         required = set(FLEET)  # plugins the fault does not reach: they must deploy in full
         gate_failed: set[tuple[str, str]] = set()
         retry_arts = dict(arts)
@@ -1634,6 +1639,7 @@ def run_campaign(
         },
         "results_reported_unknown": campaign.unknown_results,
         "invariants": getattr(campaign, "invariants", {}),
+        "same_host_at_once": getattr(campaign, "same_host_at_once", 0),
         "mode": "parallel" if parallel else "rollback" if rollback else "serial",
         "seconds": round(time.monotonic() - started, 1),
         "load": Path("/proc/loadavg").read_text().split()[:3],

@@ -47,5 +47,6 @@ def test_every_invariant_holds_on_every_store_when_faults_land_in_deploys_side_b
         shutil.rmtree(work, ignore_errors=True)
     assert figures["faults"] == 4 and figures["broken"] == [], figures["broken"]
     assert figures["held"] == 4 and figures["retry_succeeded"] == 4
+    assert 0 < figures["same_host_at_once"] < 4  # both ways of sharing a host are in the slice
     assert all(row["checked"] > 0 and row["broken"] == 0 for row in figures["invariants"].values()), figures
     assert figures["reader"]["missing"] == 0 and figures["reader"]["torn"] == 0
