@@ -2,14 +2,15 @@
 
     .venv/bin/python bench/sftp_deploy.py --targets 20 [--workers 8]
 
-Starts its own sshd (as the tests do; needs root for the deploy account) and compares, in the same run,
-the full deploy (lock, upload, remote sha256 verify, atomic switch, manifest health, history, garbage
-collection) against a plain loop that only connects and uploads the same files file by file (the floor a
-bare `sftp put` would reach), serially with a new connection per deploy; then the same deploys as one
-parallel wave to as many fresh stores, `--workers` at a time, each on a connection of a shared pool
-handed to one thread at a time. CPU time is given next to wall time (other work on the machine moves it
-less): this process's (all its threads) and the sshd's (its sessions, the SFTP server and the remote
-commands), per deploy. The last line is a JSON object with the figures.
+Starts its own sshd (as the tests do; needs root for the deploy account: the fault campaign's own
+`pspfaults`, whose sessions no other suite's cleanup ends) and compares, in the same run, the full deploy
+(lock, upload, remote sha256 verify, atomic switch, manifest health, history, garbage collection) against
+a plain loop that only connects and uploads the same files file by file (the floor a bare `sftp put`
+would reach), serially with a new connection per deploy; then the same deploys as one parallel wave to
+as many fresh stores, `--workers` at a time, each on a connection of a shared pool handed to one thread
+at a time. CPU time is given next to wall time (other work on the machine moves it less): this
+process's (all its threads) and the sshd's (its sessions, the SFTP server and the remote commands), per
+deploy. The last line is a JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from psp_assets.core.package import package
 from psp_assets.core.render.engine import render, render_context, render_string
 from psp_assets.core.templates.spec import load_template
 from psp_assets.core.workspace import catalog_for
-from tests.integration.conftest import DEPLOY_USER, start_sshd
-from tests.integration.faults import stop_sshd
+from tests.integration.conftest import start_sshd
+from tests.integration.faults import fault_user, stop_sshd
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -73,10 +74,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8, help="deploys at once in the parallel wave")
     args = parser.parse_args()
 
-    import pwd
     import subprocess
 
-    user = pwd.getpwnam(DEPLOY_USER) if _has_user() else _make_user()
+    # the campaign's own account: other suites' cleanup (`pkill -f "sshd: pspdeploy"`) ends pspdeploy's
+    # sessions machine-wide, and cut this bench's connections mid-deploy
+    user = fault_user()
     sshd = start_sshd(user)
     work = Path(tempfile.mkdtemp(prefix="psp-bench-"))
     store = Path(tempfile.mkdtemp(prefix="psp-bench-store-"))
@@ -89,7 +91,7 @@ def main() -> None:
         context = render_context(template, config, catalog_for(template, config))
         artifact = package(tree, render_string(template.spec.packaging.root, context), "p.zip", work)
         files = extract_release(artifact)
-        endpoint = SshEndpoint("127.0.0.1", sshd.port, DEPLOY_USER, sshd.known_host(), sshd.client_private, 10, 60)
+        endpoint = SshEndpoint("127.0.0.1", sshd.port, user.pw_name, sshd.known_host(), sshd.client_private, 10, 60)
 
         # baseline: connect and upload the same files, nothing else
         start = time.monotonic()
@@ -209,25 +211,6 @@ def main() -> None:
         f"wave {c['parent']} + {c['sshd']} = {c['total']}; load {' '.join(map(str, figures['load']))}"
     )
     print(json.dumps(figures))
-
-
-def _has_user() -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam(DEPLOY_USER)
-        return True
-    except KeyError:
-        return False
-
-
-def _make_user():
-    import pwd
-    import subprocess
-
-    subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh", DEPLOY_USER], check=True)
-    subprocess.run(["usermod", "-p", "*", DEPLOY_USER], check=True)
-    return pwd.getpwnam(DEPLOY_USER)
 
 
 if __name__ == "__main__":
