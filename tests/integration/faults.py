@@ -12,6 +12,7 @@ faults go into the payment gate's rollback (rollout_gate.restore_previous_releas
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import http.server
 import json
@@ -38,7 +39,9 @@ import paramiko
 
 from psp_assets.core.deploy import release as deploy_module
 from psp_assets.core.deploy.health import GateSettings
+from psp_assets.core.deploy.parallel import Job, side_by_side, store_hosts
 from psp_assets.core.deploy.release import (
+    HISTORY_NAME,
     LEASE_SECONDS,
     HealthResult,
     LocalFS,
@@ -49,12 +52,13 @@ from psp_assets.core.deploy.release import (
     release_of,
     releases_dir_for,
 )
-from psp_assets.core.deploy.sftp import SftpFS, SshEndpoint
-from psp_assets.core.deploy.stores import combine, http_health, manifest_health
-from psp_assets.core.package import Artifact, package
+from psp_assets.core.deploy.sftp import SftpFS, SftpPool, SshEndpoint
+from psp_assets.core.deploy.stores import combine, deploy_plugin, http_health, manifest_health
+from psp_assets.core.package import Artifact, DeployFacts, load_artifact, package
 from psp_assets.core.render.engine import RenderedTree
 from psp_assets.core.rollout.analysis import StoreVerdict
 from psp_assets.core.rollout.gate import restore_previous_release
+from psp_assets.core.workspace import Paths
 from tests.integration.conftest import Sshd, chown_tree, machine_account, start_sshd, wait_for_port
 
 MAIN = "acme-pay.php"
@@ -241,14 +245,20 @@ class HealthStore(http.server.ThreadingHTTPServer):
         self.sick = False
         self.trickle: str | None = None
         self.slow: float = 0.0
+        # side by side, each store answers under /s/<store>/ from its own live path; `sick_stores` are 503
+        self.lives: dict[str, Path] = {}
+        self.sick_stores: set[str] = set()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                live = outer.live
+                live, sick = outer.live, outer.sick
+                if self.path.startswith("/s/"):
+                    store = self.path.split("/")[2]
+                    live, sick = outer.lives.get(store), store in outer.sick_stores
                 status, body, trickled = 200, b"<html>shop</html>", False
                 try:
-                    if outer.sick:
+                    if sick:
                         status, body = 503, b"Service Unavailable"
                     elif live is None or (live / "BROKEN").exists():
                         status, body = 500, b"<b>Fatal error</b>: Uncaught Error: boom"
@@ -322,11 +332,14 @@ class Reader:
 # --- releases ---------------------------------------------------------------------------------------
 
 
-def make_release(out: Path, n: int, broken: bool = False, files: int = 24) -> Artifact:
+def make_release(out: Path, n: int, broken: bool = False, files: int = 24, platform: str = "") -> Artifact:
+    """Release `n` of the plugin; with `platform`, of that platform's plugin (its own release ids and
+    bytes, and the deploy facts deploy_plugin needs)."""
     version = f"1.{n}.0"
-    build = hashlib.sha256(f"release-{n}-{broken}".encode()).hexdigest()[:12]
+    build = hashlib.sha256(f"release-{n}-{broken}{platform and '-' + platform}".encode()).hexdigest()[:12]
     tree: dict[str, bytes] = {
-        MAIN: f"<?php\n/* Plugin Name: Acme Pay {version} */\ndefined('ABSPATH') || exit;\n// {build}\n".encode()
+        MAIN: f"<?php\n/* Plugin Name: Acme Pay {platform} {version} */\n".encode()
+        + f"defined('ABSPATH') || exit;\n// {build}\n".encode()
         + b"// padding\n" * 200,
         "version.json": json.dumps({"version": version, "build": build}).encode(),
     }
@@ -334,8 +347,9 @@ def make_release(out: Path, n: int, broken: bool = False, files: int = 24) -> Ar
         tree[f"includes/part{i % 4}/file{i}.php"] = f"<?php // release {n} file {i}\n".encode() + os.urandom(2000)
     if broken:
         tree["BROKEN"] = b"this release makes the store fatal\n"
-    rendered = RenderedTree("acme", "woocommerce", version, build, tree)
-    return package(rendered, "acme-pay", "acme-pay.zip", out / rendered.release_id)
+    rendered = RenderedTree("acme", platform or "woocommerce", version, build, tree)
+    facts = DeployFacts(health_route="health") if platform else None
+    return package(rendered, "acme-pay", "acme-pay.zip", out / (platform or "") / rendered.release_id, deploy=facts)
 
 
 # --- one deployer, in a process of its own ----------------------------------------------------------
@@ -359,6 +373,93 @@ class Plan:
     bad_release: str = ""  # set: a KPI-triggered rollback of this release instead of a deploy
 
 
+def _install_hooks(plan: Any, record: dict[str, Any]) -> tuple[list[int], list[str]]:
+    """The fault hooks of a deployer process (`plan`: a Plan or a FleetPlan): its clock skew, SIGKILL or an
+    sshd killed at the Nth SFTP request (counted over all its threads), a widened break race; and the
+    watches that record a history entry or a switch made without holding the lock. Returns the request
+    counter and the tokens of the leases taken."""
+    if plan.skew:
+        real = time.time
+        time.time = lambda: real() + plan.skew  # the whole process's wall clock is off
+    requests = [0]
+    counting = threading.Lock()  # deploys side by side count on one counter
+    original_request = paramiko.SFTPClient._async_request
+
+    def tick(streams: bool = False) -> None:
+        with counting:
+            requests[0] += 1
+            now = requests[0]
+        if plan.kill_at and now == plan.kill_at:
+            if streams:  # a remote command fed a tar stream: the kill lands mid-stream or mid-unpack
+                delay = random.Random(now).uniform(0, 0.03)
+                threading.Timer(delay, os.kill, (os.getpid(), signal.SIGKILL)).start()
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        if plan.kill_sshd_at and now == plan.kill_sshd_at:
+            kill_tree(plan.sshd_pid)
+
+    def counted(self: paramiko.SFTPClient, *args: Any, **kwargs: Any) -> Any:
+        tick()
+        return original_request(self, *args, **kwargs)
+
+    paramiko.SFTPClient._async_request = counted
+    original_exec = SftpFS._exec
+
+    def counted_exec(self: SftpFS, command: str, allow_fail: bool = False, stdin: bytes | None = None) -> Any:
+        tick(streams=stdin is not None)  # a remote command (the upload, a sha256 check) counts as a request
+        return original_exec(self, command, allow_fail, stdin)
+
+    SftpFS._exec = counted_exec
+    tokens: list[str] = []
+    original_acquire = deploy_module.acquire_lease
+
+    def acquire(*args: Any, **kwargs: Any) -> deploy_module.Lease:
+        lease = original_acquire(*args, **kwargs)
+        tokens.append(lease.token)
+        record["acquired"] = time.monotonic()
+        return lease
+
+    deploy_module.acquire_lease = acquire
+    original_release = deploy_module.Lease.release
+
+    def release(self: deploy_module.Lease) -> None:
+        record.setdefault("released", time.monotonic())
+        record.setdefault("released_at", {})[self.releases] = time.monotonic()  # per store, for side by side
+        original_release(self)
+
+    deploy_module.Lease.release = release
+    original_append = deploy_module._append_history
+
+    def append(fs: Any, releases: str, token: str, *args: Any, **entry: Any) -> Any:
+        done = original_append(fs, releases, token, *args, **entry)
+        with contextlib.suppress(ConnectionError, EOFError):
+            if not fs.exists(posixpath.join(releases, ".lock", f"owner-{token}.json")):
+                record["violations"].append("wrote the history without holding the lock")
+        return done
+
+    deploy_module._append_history = append
+    original_switch = deploy_module._switch
+
+    def switch(fs: Any, live: str, folder: str, token: str) -> None:
+        original_switch(fs, live, folder, token)
+        lock = posixpath.join(releases_dir_for(live), ".lock", f"owner-{token}.json")
+        with contextlib.suppress(ConnectionError, EOFError):
+            if not fs.exists(lock):
+                record["violations"].append(f"switched {live} to {folder} without holding the lock")
+
+    deploy_module._switch = switch
+    if plan.break_delay:
+        original_why = deploy_module._why_breakable
+
+        def why(*args: Any, **kwargs: Any) -> str:
+            verdict = original_why(*args, **kwargs)
+            time.sleep(plan.break_delay)
+            return verdict
+
+        deploy_module._why_breakable = why
+    return requests, tokens
+
+
 def _deployer(plan: Plan, endpoint: SshEndpoint, out: str) -> None:
     """Runs in a forked process: one deploy as the pipeline makes it, with the plan's fault hooks."""
     record: dict[str, Any] = {"violations": []}
@@ -366,68 +467,7 @@ def _deployer(plan: Plan, endpoint: SshEndpoint, out: str) -> None:
     try:
         if plan.start_delay:
             time.sleep(plan.start_delay)
-        if plan.skew:
-            real = time.time
-            time.time = lambda: real() + plan.skew  # the whole process's wall clock is off
-        requests = [0]
-        original_request = paramiko.SFTPClient._async_request
-
-        def counted(self: paramiko.SFTPClient, *args: Any, **kwargs: Any) -> Any:
-            requests[0] += 1
-            if plan.kill_at and requests[0] == plan.kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-            if plan.kill_sshd_at and requests[0] == plan.kill_sshd_at:
-                kill_tree(plan.sshd_pid)
-            return original_request(self, *args, **kwargs)
-
-        paramiko.SFTPClient._async_request = counted
-        tokens: list[str] = []
-        original_acquire = deploy_module.acquire_lease
-
-        def acquire(*args: Any, **kwargs: Any) -> deploy_module.Lease:
-            lease = original_acquire(*args, **kwargs)
-            tokens.append(lease.token)
-            record["acquired"] = time.monotonic()
-            return lease
-
-        deploy_module.acquire_lease = acquire
-        original_release = deploy_module.Lease.release
-
-        def release(self: deploy_module.Lease) -> None:
-            record.setdefault("released", time.monotonic())
-            original_release(self)
-
-        deploy_module.Lease.release = release
-        original_append = deploy_module._append_history
-
-        def append(fs: Any, releases: str, token: str, *args: Any, **entry: Any) -> Any:
-            done = original_append(fs, releases, token, *args, **entry)
-            with contextlib.suppress(ConnectionError, EOFError):
-                if not fs.exists(posixpath.join(releases, ".lock", f"owner-{token}.json")):
-                    record["violations"].append("wrote the history without holding the lock")
-            return done
-
-        deploy_module._append_history = append
-        original_switch = deploy_module._switch
-
-        def switch(fs: Any, live: str, folder: str, token: str) -> None:
-            original_switch(fs, live, folder, token)
-            lock = posixpath.join(releases_dir_for(live), ".lock", f"owner-{token}.json")
-            with contextlib.suppress(ConnectionError, EOFError):
-                if not fs.exists(lock):
-                    record["violations"].append(f"switched {live} to {folder} without holding the lock")
-
-        deploy_module._switch = switch
-        if plan.break_delay:
-            original_why = deploy_module._why_breakable
-
-            def why(*args: Any, **kwargs: Any) -> str:
-                verdict = original_why(*args, **kwargs)
-                time.sleep(plan.break_delay)
-                return verdict
-
-            deploy_module._why_breakable = why
-
+        requests, tokens = _install_hooks(plan, record)
         http = http_health(GateSettings(**plan.gate))
 
         from psp_assets.core.package import load_artifact
@@ -709,12 +749,14 @@ class Campaign:
         rng = self.rng
         records: list[dict] = []
         if cls == "kill_sftp":
-            records = self.run([self.plan(live, art, holder, kill_at=rng.randint(1, 140))])
+            records = self.run(
+                [self.plan(live, art, holder, kill_at=rng.randint(1, 72))]
+            )  # a deploy: about 70 requests
         elif cls == "kill_adoption":
             records = self.run([self.plan(live, art, holder, kill_at=rng.randint(1, 60))])
         elif cls == "sshd_killed":
             pid = self.sshd.process.pid
-            records = self.run([self.plan(live, art, holder, kill_sshd_at=rng.randint(3, 120), sshd_pid=pid)])
+            records = self.run([self.plan(live, art, holder, kill_sshd_at=rng.randint(3, 70), sshd_pid=pid)])
             self.ensure_sshd()
         elif cls in ("conn_cut", "conn_blackhole"):
             mode = "cut" if cls == "conn_cut" else "blackhole"
@@ -986,6 +1028,530 @@ class Campaign:
         subprocess.run(["umount", "-l", str(self.mount)], check=False)
 
 
+# --- deploys side by side ----------------------------------------------------------------------------
+
+# the parallel campaign's fleet: three plugins of one client, each with a staging and a production store,
+# on two store hosts (each an sshd of its own behind a proxy of its own, its stores on a tmpfs of its own).
+# Host A holds two plugins' stores (two plugins to one host, one plugin's two stores on one host), host B
+# the third plugin's; magento2 crosses from A to B. core/deploy/parallel.py runs woocommerce and
+# prestashop side by side, then magento2 (it needs both hosts): what deployed_store does with such a client.
+FLEET = {"woocommerce": ("A", "A"), "magento2": ("A", "B"), "prestashop": ("B", "B")}
+FLEET_TARGETS = ("staging", "production")
+PARALLEL_CLASSES = (
+    "kill_sftp",
+    "sshd_killed",
+    "conn_cut",
+    "conn_blackhole",
+    "disk_full",
+    "clock_ahead",
+    "clock_behind",
+    "break_race",
+    "kill_adoption",
+    "trickle_health",
+    "release_5xx",
+    "store_sick",
+)
+PARALLEL_WEIGHTS = {
+    "kill_sftp": 12,
+    "sshd_killed": 5,
+    "conn_cut": 6,
+    "conn_blackhole": 3,
+    "disk_full": 5,
+    "clock_ahead": 3,
+    "clock_behind": 3,
+    "break_race": 4,
+    "kill_adoption": 5,
+    "trickle_health": 2,
+    "release_5xx": 4,
+    "store_sick": 4,
+}
+INVARIANTS = (
+    "live path complete",
+    "recorded = served",
+    "failed gate ends on before",
+    "folders untouched",
+    "marked bad only if broken",
+    "lock held by one",
+    "production after healthy staging",
+    "other plugins' stores untouched",
+    "unfaulted plugins deployed",
+    "retry deploys every store",
+    "no leftovers",
+    "history consistent",
+)
+
+
+@dataclass
+class FleetPlan:
+    """One deployer process deploying the fleet's plugins side by side (core/deploy/parallel.py, real
+    deploy_plugin over a real SftpPool), with the process-wide fault it carries."""
+
+    config: Any  # ClientConfig
+    artifacts: dict[str, str]  # platform -> artifact path
+    holder: str
+    keys: dict[str, str]  # env var -> private key
+    workers: int = 4
+    # the scheduler's host of each plugin is the plugin itself: two plugins deploy to host A (and to B)
+    # at the same time, each on a pooled connection of its own (the pool's side-by-side path)
+    per_plugin: bool = False
+    kill_at: int = 0
+    kill_sshd_at: int = 0
+    sshd_pid: int = 0
+    skew: float = 0.0
+    break_delay: float = 0.0
+    start_delay: float = 0.0
+
+
+def _fleet_deployer(plan: FleetPlan, out: str) -> None:
+    """Runs in a forked process: the client's plugins deployed side by side, as deployed_store does."""
+    record: dict[str, Any] = {"violations": []}
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    try:
+        if plan.start_delay:
+            time.sleep(plan.start_delay)
+        requests, _tokens = _install_hooks(plan, record)
+        scratch = Path(out).parent
+        paths = Paths(scratch, scratch, scratch, scratch)
+        with SftpPool() as pool:
+            jobs = [
+                Job(
+                    platform,
+                    functools.partial(
+                        deploy_plugin,
+                        paths,
+                        plan.config,
+                        platform,
+                        load_artifact(Path(path)),
+                        None,  # PHP: the gate lints on local stores only
+                        plan.keys.get,
+                        connections=pool,
+                        holder=plan.holder,
+                    ),
+                    frozenset({platform}) if plan.per_plugin else store_hosts(plan.config, platform),
+                )
+                for platform, path in plan.artifacts.items()
+            ]
+            done = side_by_side(jobs, plan.workers)
+            record["connects"] = pool.connects
+        record["results"] = {p: [d.as_dict() for d in deployments] for p, deployments in done.items()}
+        record["requests"] = requests[0]
+    except Exception as exc:
+        record["raised"] = f"{type(exc).__name__}: {exc}"
+        record["trace"] = traceback.format_exc()[-1500:]
+    Path(out).write_text(json.dumps(record))
+    os._exit(0)
+
+
+def _invariant_of(problem: str) -> str:
+    """Which invariant a problem found by Campaign.check breaks."""
+    for words, name in (
+        (("without holding the lock",), "lock held by one"),
+        (("recorded",), "recorded = served"),
+        (("gate failed", "failed gate"), "failed gate ends on before"),
+        (("was modified", "was deleted"), "folders untouched"),
+        (("marked bad",), "marked bad only if broken"),
+    ):
+        if any(w in problem for w in words):
+            return name
+    return "live path complete"
+
+
+class FleetCampaign(Campaign):
+    """The deploy campaign's faults injected while a client's plugins deploy side by side (FLEET: three
+    plugins, six stores, two store hosts); every invariant checked on every store after every fault and
+    after the run's retry, and two more: one plugin's fault never changes another plugin's store, and a
+    plugin's production store is never touched unless its staging store passed the gate."""
+
+    def __init__(self, seed: int, workdir: Path, user: pwd.struct_passwd, log: Any = None) -> None:
+        super().__init__(seed, workdir, user, log, PARALLEL_CLASSES)
+        self.mount_b = workdir / "stores-b"
+        self.mount_b.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs", str(self.mount_b)], check=True)
+        os.chown(self.mount_b, user.pw_uid, user.pw_gid)
+        self.sshd_b = start_sshd(user)
+        self.proxy_b = Proxy(self.sshd_b.port)
+        out = workdir / "fleet"
+        self.own = {p: [make_release(out, n, platform=p) for n in range(4)] for p in FLEET}
+        self.own_broken = {p: [make_release(out, 100 + n, broken=True, platform=p) for n in range(2)] for p in FLEET}
+        self.broken = self.broken + [a for p in FLEET for a in self.own_broken[p]]  # what may be marked bad
+        for art in [a for p in FLEET for a in self.own[p] + self.own_broken[p]]:
+            with zipfile.ZipFile(art.path) as zf:
+                self.reader.valid.add(zf.read(f"acme-pay/{MAIN}"))
+        self.invariants = {name: {"checked": 0, "broken": 0} for name in INVARIANTS}
+        self.same_host_at_once = 0  # faults whose plugins deployed to one host at the same time
+
+    # --- plumbing
+
+    def host(self, name: str) -> tuple[Sshd, Proxy, Path]:
+        return (self.sshd, self.proxy, self.mount) if name == "A" else (self.sshd_b, self.proxy_b, self.mount_b)
+
+    def ensure_sshd(self) -> None:
+        for sshd, proxy in ((self.sshd, self.proxy), (self.sshd_b, self.proxy_b)):
+            if sshd.process is None or sshd.process.poll() is not None:
+                with contextlib.suppress(Exception):
+                    stop_sshd(sshd)
+                sshd.start()
+                wait_for_port(sshd.port)
+                proxy.upstream = sshd.port
+
+    def new_fleet(self) -> dict[tuple[str, str], Path]:
+        stores = {}
+        for platform, hosts in FLEET.items():
+            for target, host in zip(FLEET_TARGETS, hosts, strict=True):
+                key = f"f{self.fault_no}-{platform}-{target}"
+                live = self.host(host)[2] / key / "plugins" / "acme-pay"
+                live.parent.mkdir(parents=True)
+                stores[(platform, target)] = live
+                self.web.lives[key] = live
+        return stores
+
+    def fleet_config(self, stores: dict[tuple[str, str], Path]) -> Any:
+        from psp_assets.core.config.model import parse_client
+        from tests.conftest import client_dict
+
+        platforms = {}
+        for platform, hosts in FLEET.items():
+            targets = []
+            for target, host in zip(FLEET_TARGETS, hosts, strict=True):
+                sshd, proxy, _ = self.host(host)
+                key = stores[(platform, target)].parent.parent.name
+                targets.append(
+                    {
+                        "name": target,
+                        "transport": "sftp",
+                        "host": "127.0.0.1",
+                        "port": proxy.port,
+                        "user": self.user.pw_name,
+                        "private_key_env": f"PSP_FAULTS_KEY_{host}",
+                        "known_host": sshd.known_host(),
+                        "path": str(stores[(platform, target)]),
+                        "keep_releases": KEEP,
+                        "connect_timeout_seconds": 5,
+                        "command_timeout_seconds": 5,
+                        "health": {
+                            "store_url": f"{self.web.url}s/{key}/",
+                            "health_url": f"{self.web.url}s/{key}/health",
+                            "count": 2,
+                            "interval_seconds": 0.05,
+                            "timeout_seconds": 1.0,
+                            "deadline_seconds": 3.0,
+                        },
+                    }
+                )
+            platforms[platform] = {"slug": "acme-pay", "targets": targets}
+        data = client_dict()
+        data["platforms"] = platforms
+        return parse_client(data, "acme.yaml")
+
+    def fleet_plan(self, config: Any, arts: dict[str, Artifact], holder: str, **kw: Any) -> FleetPlan:
+        keys = {"PSP_FAULTS_KEY_A": self.sshd.client_private, "PSP_FAULTS_KEY_B": self.sshd_b.client_private}
+        return FleetPlan(config, {p: str(a.path) for p, a in arts.items()}, holder, keys, **kw)
+
+    def run_fleet(self, plans: list[FleetPlan], proxy: tuple[str, int] | None = None) -> list[dict]:
+        ctx = multiprocessing.get_context("fork")
+        if proxy:
+            self.proxy.arm(*proxy)  # host A's next connection
+        started = []
+        for plan in plans:
+            self.records += 1
+            out = str(self.work / f"record-{self.records}.json")
+            proc = ctx.Process(target=_fleet_deployer, args=(plan, out))
+            proc.start()
+            started.append((proc, out))
+        records = []
+        for proc, out in started:
+            proc.join(120)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            try:
+                records.append(json.loads(Path(out).read_text()))
+            except (OSError, ValueError):
+                records.append({"killed": True})
+        self.proxy.disarm()
+        return records
+
+    def hold_lock(self, live: Path, holder: str, age: float) -> Path:
+        """A lock on the store held by another run, its lease renewed `age` seconds ago (store clock)."""
+        lock = Path(releases_dir_for(str(live))) / ".lock"
+        lock.mkdir()
+        token = os.urandom(12).hex()
+        owner = {"token": token, "holder": holder, "what": "1.99.0-x", "lease_seconds": LEASE_SECONDS}
+        (lock / f"owner-{token}.json").write_text(json.dumps(owner))
+        (lock / "lease").write_text(token)
+        if age:
+            old = time.time() - age
+            for p in (lock / f"owner-{token}.json", lock / "lease", lock):
+                os.utime(p, (old, old))
+        chown_tree(lock, self.user)
+        return lock
+
+    def touch_print(self, live: Path) -> dict[str, Any]:
+        """Everything of a store a deploy could change: what it serves, its release folders and their files,
+        the names in its releases folder, its history."""
+        releases = Path(releases_dir_for(str(live)))
+        history = releases / HISTORY_NAME
+        return self.snapshot(live) | {
+            "names": sorted(os.listdir(releases)) if releases.is_dir() else [],
+            "history": history.read_bytes() if history.exists() else b"",
+        }
+
+    def tally_invariant(self, name: str, problems: list[str]) -> list[str]:
+        self.invariants[name]["checked"] += 1
+        self.invariants[name]["broken"] += bool(problems)
+        return [f"[{name}] {p}" for p in problems]
+
+    def close(self) -> None:
+        super().close()
+        self.proxy_b.close()
+        stop_sshd(self.sshd_b)
+        shutil.rmtree(self.sshd_b.workdir, ignore_errors=True)
+        subprocess.run(["umount", "-l", str(self.mount_b)], check=False)
+
+    # --- one fault
+
+    def parallel_fault(self, cls: str) -> None:
+        self.fault_no += 1
+        holder = f"fleet-{self.seed}-{self.fault_no}"
+        tally = self.tallies[cls]
+        tally.injected += 1
+        self.reader.label = f"parallel fault {self.fault_no} {cls}"
+        rng = self.rng
+        stores = self.new_fleet()
+        keys = list(stores)
+        hand = rng.choice(keys) if cls == "kill_adoption" else None
+        current: dict[str, Artifact] = {}
+        for platform in FLEET:  # set up in this process: the faults are the side-by-side deploys'
+            current[platform] = rng.choice(self.own[platform])
+            for target in FLEET_TARGETS:
+                live = stores[(platform, target)]
+                if (platform, target) == hand:
+                    live.mkdir()
+                    for rel, data in self.hand.items():
+                        (live / rel).write_bytes(data)
+                else:
+                    earlier = [a for a in self.own[platform] if a is not current[platform]]
+                    for art in [*rng.sample(earlier, rng.randint(0, 1)), current[platform]]:
+                        done = deploy(art, LocalFS(Path("/")), str(live), "setup", lambda *_a: HealthResult(True, "ok"))
+                        if done.deployed_version != art.release_id or done.error:
+                            raise RuntimeError(f"setting up {live} failed: {done}")
+                chown_tree(live.parent.parent, self.user)
+        self.reader.paths.extend(stores.values())
+        arts = {p: rng.choice([a for a in self.own[p] if a.release_id != current[p].release_id]) for p in FLEET}
+        config = self.fleet_config(stores)
+        before = {k: self.touch_print(live) for k, live in stores.items()}
+        plan = self.fleet_plan(config, arts, holder, per_plugin=rng.random() < 0.5)
+        self.same_host_at_once += plan.per_plugin
+        required = set(FLEET)  # plugins the fault does not reach: they must deploy in full
+        gate_failed: set[tuple[str, str]] = set()
+        retry_arts = dict(arts)
+        held_lock: Path | None = None
+        on_a = {p for p, hosts in FLEET.items() if "A" in hosts}
+        if cls in ("kill_sftp", "kill_adoption"):
+            records = self.run_fleet([replace(plan, kill_at=rng.randint(1, 420))])  # six deploys: about 420
+            required = set()
+        elif cls == "sshd_killed":
+            pid = self.sshd.process.pid
+            records = self.run_fleet([replace(plan, kill_sshd_at=rng.randint(3, 400), sshd_pid=pid)])
+            required -= on_a
+        elif cls in ("conn_cut", "conn_blackhole"):
+            mode = "cut" if cls == "conn_cut" else "blackhole"
+            records = self.run_fleet([plan], proxy=(mode, rng.randint(3000, 250_000)))
+            required -= on_a
+        elif cls == "disk_full":
+            stat = os.statvfs(self.mount)
+            filler = self.mount / "filler"
+            with open(filler, "wb") as fh, contextlib.suppress(OSError):
+                fh.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - rng.randint(0, 120_000)))
+            try:
+                records = self.run_fleet([plan])
+            finally:
+                filler.unlink()
+            required -= on_a
+        elif cls in ("clock_ahead", "clock_behind"):
+            platform, target = rng.choice(keys)
+            age = 0.0 if cls == "clock_ahead" else 3600.0  # ahead: a fresh lock; behind: an abandoned one
+            held_lock = self.hold_lock(stores[(platform, target)], "another-run", age)
+            before = {k: self.touch_print(live) for k, live in stores.items()}
+            records = self.run_fleet([replace(plan, skew=1000.0 if cls == "clock_ahead" else -1000.0)])
+            if cls == "clock_ahead":
+                required.discard(platform)
+                result = self.result_of(records[0], platform, target) or {}
+                if "another deploy holds" not in str(result.get("error")) or not held_lock.is_dir():
+                    self.findings.append(
+                        f"parallel fault {self.fault_no}: a deployer 1000 s ahead did not respect the fresh lock "
+                        f"on {platform} {target}: {result or records[0]}"
+                    )
+                shutil.rmtree(held_lock)  # the other run ends
+        elif cls == "break_race":
+            for k in rng.sample(keys, rng.randint(1, 3)):
+                self.hold_lock(stores[k], "run-long-gone", 3600.0)
+            before = {k: self.touch_print(live) for k, live in stores.items()}
+            records = self.run_fleet(
+                [replace(plan, holder=f"{holder}-{i}", break_delay=rng.uniform(0, 0.3)) for i in range(2)]
+            )
+            holder = f"{holder}-0"
+            required = set()  # the racer that lost a store stops that plugin there
+        elif cls == "trickle_health":
+            platform = rng.choice(list(FLEET))
+            self.web.trickle = arts[platform].release_id
+            try:
+                records = self.run_fleet([plan])
+            finally:
+                self.web.trickle = None
+            required.discard(platform)
+            gate_failed.add((platform, "staging"))
+        elif cls == "release_5xx":
+            platform = rng.choice(list(FLEET))
+            bad = rng.choice(self.own_broken[platform])
+            records = self.run_fleet([replace(plan, artifacts=plan.artifacts | {platform: str(bad.path)})])
+            required.discard(platform)
+            gate_failed.add((platform, "staging"))
+            staging = self.result_of(records[0], platform, "staging") or {}
+            steps = [(st["step"], st["ok"]) for st in staging.get("steps", [])]
+            marked = bad_mark(
+                read_history(_Local(stores[(platform, "staging")]), str(stores[(platform, "staging")])), bad.release_id
+            )
+            if ("re-verify", True) in steps and marked is None:
+                self.findings.append(
+                    f"parallel fault {self.fault_no}: {bad.release_id} 500 then healthy, yet not marked"
+                )
+        else:  # store_sick
+            platform, target = rng.choice(keys)
+            self.web.sick_stores.add(stores[(platform, target)].parent.parent.name)
+            try:
+                records = self.run_fleet([plan])
+            finally:
+                self.web.sick_stores.clear()
+            required.discard(platform)
+            gate_failed.add((platform, target))
+        self.ensure_sshd()
+        broken = self.check_fleet(cls, stores, before, records, gate_failed, required, arts)
+        # the run's retry, at once, the fault gone: every store of every plugin gets its release
+        after = {k: self.touch_print(live) for k, live in stores.items()}
+        [retry] = self.run_fleet([replace(self.fleet_plan(config, retry_arts, holder))])
+        retry_ok = True
+        for (platform, target), live in stores.items():
+            result = self.result_of(retry, platform, target) or {}
+            problems = []
+            if result.get("deployed_version") != retry_arts[platform].release_id or result.get("error"):
+                problems.append(
+                    f"{platform} {target}: the retry did not deploy: "
+                    f"{result.get('error') or retry.get('raised') or result or retry}"
+                )
+            retry_ok = retry_ok and not problems
+            broken += self.tally_invariant("retry deploys every store", problems)
+            broken += self.tally_invariant(
+                "no leftovers", [f"{platform} {target}: {j}" for j in self.leftovers(live)[:5]] if not problems else []
+            )
+            broken += self.tally_invariant("history consistent", self.history_problems(live, platform, target))
+        broken += self.check_fleet(cls, stores, after, [retry], set(), set(FLEET) if retry_ok else set(), retry_arts)
+        if retry_ok:
+            tally.retry_ok += 1
+        if broken:
+            tally.broken.append(f"parallel fault {self.fault_no} {cls}: " + "; ".join(broken))
+            self.log(f"parallel fault {self.fault_no} {cls}: BROKEN {broken}")
+        else:
+            tally.held += 1
+        with self.reader.lock:
+            for live in stores.values():
+                self.reader.paths.remove(live)
+        for live in stores.values():
+            self.web.lives.pop(live.parent.parent.name, None)
+            shutil.rmtree(live.parent.parent, ignore_errors=True)
+
+    @staticmethod
+    def result_of(record: dict, platform: str, target: str) -> dict | None:
+        return next((d for d in record.get("results", {}).get(platform, []) if d["target"] == target), None)
+
+    def history_problems(self, live: Path, platform: str, target: str) -> list[str]:
+        """After a successful deploy: the history numbers its entries 1..n, its last live entry names the
+        folder the store serves, and that folder's last verdict is healthy."""
+        history = read_history(_Local(live), str(live))
+        where = f"{platform} {target}"
+        problems = []
+        if [e.seq for e in history] != list(range(1, len(history) + 1)):
+            problems.append(f"{where}: history entries numbered {[e.seq for e in history]}")
+        lives = [e for e in history if e.event in ("switch", "adopt", "rollback", "observed")]
+        folder = os.path.basename(os.readlink(live)) if live.is_symlink() else None
+        if not lives or lives[-1].folder != folder:
+            problems.append(f"{where}: the history's last live entry is not {folder}")
+        verdicts = [e.verdict for e in history if e.folder == folder and e.verdict]
+        if not verdicts or verdicts[-1] != "healthy":
+            problems.append(f"{where}: {folder} has no healthy verdict in the history")
+        return problems
+
+    def check_fleet(
+        self,
+        cls: str,
+        stores: dict[tuple[str, str], Path],
+        before: dict[tuple[str, str], dict[str, Any]],
+        records: list[dict],
+        gate_failed: set[tuple[str, str]],
+        required: set[str],
+        arts: dict[str, Artifact],
+    ) -> list[str]:
+        """Every invariant on every store of the fleet after one side-by-side run (and its fault)."""
+        broken: list[str] = []
+        for rec in records:
+            broken += self.tally_invariant("lock held by one", rec.get("violations", []))
+        for (platform, target), live in stores.items():
+            where = f"{platform} {target}"
+            releases = releases_dir_for(str(live))
+            recs = []
+            for rec in records:
+                result = self.result_of(rec, platform, target)
+                if result is not None:
+                    recs.append({"result": result, "released": rec.get("released_at", {}).get(releases, 0)})
+            found: dict[str, list[str]] = {}
+            for problem in self.check(cls, live, before[(platform, target)], recs, (platform, target) in gate_failed):
+                found.setdefault(_invariant_of(problem), []).append(f"{where}: {problem}")
+            for name in ("live path complete", "recorded = served", "failed gate ends on before", "folders untouched"):
+                broken += self.tally_invariant(name, found.pop(name, []))
+            broken += self.tally_invariant("marked bad only if broken", found.pop("marked bad only if broken", []))
+            broken += [p for ps in found.values() for p in ps]
+            # one plugin's deploy (or fault) never reaches another plugin's store
+            own = {a.release_id for a in self.own[platform] + self.own_broken[platform]}
+            strangers = [
+                name for name in self.folders(live) if release_of(name) not in own and not name.startswith("legacy-")
+            ]
+            served = self.served(live)
+            if served not in own and served not in ("hand-installed", None) and not str(served).startswith("legacy-"):
+                strangers.append(f"serves {served}")
+            broken += self.tally_invariant(
+                "other plugins' stores untouched",
+                [f"{where}: holds another plugin's release: {strangers}"] if strangers else [],
+            )
+        for platform in FLEET:
+            staging, production = stores[(platform, "staging")], stores[(platform, "production")]
+            problems = []
+            for rec in records:
+                results = rec.get("results", {}).get(platform, [])
+                if results and not (results[0]["error"] == "" and not results[0]["rolled_back"]) and len(results) > 1:
+                    problems.append(f"{platform}: production was tried after staging failed: {results}")
+            if self.touch_print(production) != before[(platform, "production")]:
+                history = read_history(_Local(staging), str(staging))
+                if arts[platform].release_id not in {e.release for e in history if e.verdict == "healthy"}:
+                    problems.append(
+                        f"{platform}: its production store changed, but its staging store never passed the gate "
+                        f"with {arts[platform].release_id}"
+                    )
+            broken += self.tally_invariant("production after healthy staging", problems)
+        for platform in FLEET:
+            problems = []
+            if platform in required:
+                for rec in records:
+                    for target in FLEET_TARGETS:
+                        result = self.result_of(rec, platform, target) or {}
+                        if result.get("deployed_version") != arts[platform].release_id or result.get("error"):
+                            problems.append(
+                                f"{platform} {target}, which the fault did not reach, was not deployed: "
+                                f"{result.get('error') or rec.get('raised') or result or rec}"
+                            )
+            broken += self.tally_invariant("unfaulted plugins deployed", problems)
+        return broken
+
+
 def same(served: str | None, before: str | None) -> bool:
     """The store serves what it served before (an adopted hand install counts as the hand install)."""
     if before == "hand-installed" and served is not None and served.startswith("legacy-"):
@@ -1006,9 +1572,14 @@ class _Local:
         return os.path.lexists(path)
 
 
-def schedule(seed: int, total: int, rollback: bool = False) -> list[str]:
-    """The faults to inject: the full mix scaled to `total`, every class at least once, shuffled by seed."""
+def schedule(seed: int, total: int, rollback: bool = False, parallel: bool = False) -> list[str]:
+    """The faults to inject: the full mix scaled to `total`, every class at least once, shuffled by seed.
+    Side by side (`parallel`), a `total` below the number of classes takes that many classes, by seed."""
     classes, weights = (ROLLBACK_CLASSES, ROLLBACK_WEIGHTS) if rollback else (CLASSES, WEIGHTS)
+    if parallel:
+        classes, weights = PARALLEL_CLASSES, PARALLEL_WEIGHTS
+        if total < len(classes):
+            return random.Random(seed).sample(classes, total)
     weight = sum(weights.values())
     counts = {c: max(1, round(weights[c] * total / weight)) for c in classes}
     faults = [c for c in classes for _ in range(counts[c])]
@@ -1017,15 +1588,27 @@ def schedule(seed: int, total: int, rollback: bool = False) -> list[str]:
 
 
 def run_campaign(
-    seed: int, total: int, workdir: Path, user: pwd.struct_passwd, log: Any = None, rollback: bool = False
+    seed: int,
+    total: int,
+    workdir: Path,
+    user: pwd.struct_passwd,
+    log: Any = None,
+    rollback: bool = False,
+    parallel: bool = False,
 ) -> dict[str, Any]:
-    """The deploy campaign, or with `rollback` the KPI-triggered rollback's (ROLLBACK_CLASSES)."""
-    campaign = Campaign(seed, workdir, user, log, ROLLBACK_CLASSES if rollback else CLASSES)
+    """The deploy campaign; with `rollback` the KPI-triggered rollback's (ROLLBACK_CLASSES); with `parallel`
+    the faults land while a client's plugins deploy side by side (FleetCampaign, PARALLEL_CLASSES)."""
+    if parallel:
+        campaign: Campaign = FleetCampaign(seed, workdir, user, log)
+        inject = campaign.parallel_fault
+    else:
+        campaign = Campaign(seed, workdir, user, log, ROLLBACK_CLASSES if rollback else CLASSES)
+        inject = campaign.rollback_fault if rollback else campaign.fault
     started = time.monotonic()
     try:
-        for cls in schedule(seed, total, rollback):
+        for cls in schedule(seed, total, rollback, parallel):
             try:
-                (campaign.rollback_fault if rollback else campaign.fault)(cls)
+                inject(cls)
             except Exception as exc:  # a deploy that failed with no fault injected is a finding too
                 campaign.findings.append(f"fault {campaign.fault_no} {cls}: {type(exc).__name__}: {str(exc)[:300]}")
                 campaign.ensure_sshd()
@@ -1050,6 +1633,9 @@ def run_campaign(
             "examples": (campaign.reader.misses + campaign.reader.torn)[:5],
         },
         "results_reported_unknown": campaign.unknown_results,
+        "invariants": getattr(campaign, "invariants", {}),
+        "same_host_at_once": getattr(campaign, "same_host_at_once", 0),
+        "mode": "parallel" if parallel else "rollback" if rollback else "serial",
         "seconds": round(time.monotonic() - started, 1),
         "load": Path("/proc/loadavg").read_text().split()[:3],
     }

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from psp_assets.core.config.model import ClientConfig, parse_client
-from psp_assets.core.deploy.release import HealthResult, current_release, deploy, releases_dir_for
+from psp_assets.core.deploy.release import HealthResult, acquire_lease, current_release, deploy, releases_dir_for
 from psp_assets.core.deploy.sftp import SftpFS, SshEndpoint
 from psp_assets.core.deploy.stores import deploy_plugin
 from psp_assets.core.errors import DeployError
@@ -423,3 +423,37 @@ def test_a_key_missing_from_the_environment_names_the_variable(sshd, plain_store
     [result] = deploy_plugin(paths, config, "woocommerce", art, php, {}.get)
     assert f"private_key_env {KEY_ENV} is not set" in result.error
     assert not plain_store.parent.exists()
+
+
+def test_remote_output_is_read_to_its_end_not_only_up_to_the_exit_status(sshd):
+    """sshd sends a command's exit status when its process ends, and may forward output still in the pipe
+    after it: here a child the command left behind writes once the command has exited. A reader that
+    stopped at the exit status lost that output (a `sha256sum` answer cut short that way named intact
+    files missing, and a healthy release was rolled back)."""
+    with SftpFS(endpoint(sshd), target="exec") as fs:
+        assert fs._exec("echo early; (sleep 0.5; echo late) &") == "early\nlate\n"
+        assert fs._exec("printf 'x%.0s' $(seq 1 70000)").count("x") == 70000  # more than one read
+        with pytest.raises(DeployError, match=r"remote command failed \(3\)"):
+            fs._exec("echo oops >&2; exit 3")
+
+
+def test_a_deploy_refused_for_a_held_lock_reports_the_release_the_store_still_serves(
+    sshd, plain_store, tmp_path, paths, php, secret
+):
+    """Found by the side-by-side fault campaign: a deploy refused before it touched the store (another
+    run holds the store's lock) reported `deployed_version` None, and deployed_store said the store
+    served 'no managed release' while it served its previous release."""
+    a, b = two_releases(sshd, plain_store, tmp_path)
+    config = sftp_config(sshd, str(plain_store))
+    [first] = deploy_plugin(paths, config, "woocommerce", a, php, secret)
+    assert first.ok and first.deployed_version == a.release_id
+    with SftpFS(endpoint(sshd), target="other run") as fs:
+        lease = acquire_lease(fs, releases_dir_for(str(plain_store)), "another-run", "1.9.9-x")
+        try:
+            [refused] = deploy_plugin(paths, config, "woocommerce", b, php, secret)
+        finally:
+            lease.release()
+    assert "another deploy holds" in refused.error and not refused.ok
+    assert refused.deployed_version == a.release_id and refused.live_folder == a.release_id
+    with SftpFS(endpoint(sshd), target="check") as fs:
+        assert current_release(fs, str(plain_store)) == a.release_id

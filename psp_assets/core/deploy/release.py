@@ -30,6 +30,7 @@ import os
 import posixpath
 import shutil
 import socket
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -68,7 +69,8 @@ class StoreFS(Protocol):
     def list_files(self, root: str) -> list[str]: ...  # regular files under root, relative, sorted
     def mtime(self, path: str) -> float: ...  # on the store's clock
     def write_bytes(self, path: str, data: bytes, confirm: bool = True) -> None: ...  # confirm: size checked
-    def write_tree(self, root: str, files: dict[str, bytes]) -> None: ...  # one transfer; verify after
+    # one transfer; returns each file's sha256 read back on the store when it can in the same round trip
+    def write_tree(self, root: str, files: dict[str, bytes]) -> dict[str, str | None] | None: ...
     def read_bytes(self, path: str) -> bytes: ...
     def sha256(self, path: str) -> str: ...
     def sha256_many(self, paths: list[str]) -> dict[str, str | None]: ...  # None: missing
@@ -157,7 +159,7 @@ class LocalFS:
     def read_bytes(self, path: str) -> bytes:
         return self._p(path).read_bytes()
 
-    def write_tree(self, root: str, files: dict[str, bytes]) -> None:
+    def write_tree(self, root: str, files: dict[str, bytes]) -> dict[str, str | None] | None:
         base = self._p(root)
         for rel, data in sorted(files.items()):
             target = self._p(posixpath.join(root, rel))
@@ -165,6 +167,7 @@ class LocalFS:
                 raise DeployError(f"{rel}: outside {root}")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+        return None
 
     def sha256(self, path: str) -> str:
         return hashlib.sha256(self._p(path).read_bytes()).hexdigest()
@@ -599,9 +602,38 @@ def _timed(deployment: Deployment, name: str, fn: Callable[[], Any]) -> Any:
     return detail
 
 
+_EXTRACTED: dict[tuple[Any, ...], dict[str, bytes]] = {}
+_EXTRACTED_LOCK = threading.Lock()
+
+
 def extract_release(artifact: Artifact) -> dict[str, bytes]:
     """The plugin's files from the archive (without the archive's root folder), checked against the
-    manifest: no entry may escape, none may be missing, extra or altered."""
+    manifest: no entry may escape, none may be missing, extra or altered.
+
+    Kept for the last few archives, by path, size, mtime, inode and manifest: a release deployed to many
+    stores is read and checked once (every uploaded file is still verified against the manifest on each
+    store). The mapping is shared: read it, do not change it."""
+    st = artifact.path.stat()
+    key = (
+        str(artifact.path),
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ino,
+        artifact.root,
+        tuple(sorted(artifact.manifest.items())),
+    )
+    with _EXTRACTED_LOCK:
+        files = _EXTRACTED.get(key)
+    if files is None:
+        files = _extract(artifact)
+        with _EXTRACTED_LOCK:
+            while len(_EXTRACTED) >= 8:
+                del _EXTRACTED[next(iter(_EXTRACTED))]
+            _EXTRACTED[key] = files
+    return files
+
+
+def _extract(artifact: Artifact) -> dict[str, bytes]:
     prefix = f"{artifact.root.strip('/')}/" if artifact.root.strip("/") else ""
     files: dict[str, bytes] = {}
     with zipfile.ZipFile(artifact.path) as zf:
@@ -625,11 +657,15 @@ def extract_release(artifact: Artifact) -> dict[str, bytes]:
     return files
 
 
-def verify_tree(fs: StoreFS, root: str, manifest: dict[str, str]) -> list[str]:
-    """Differences between the files under `root` on the store and the manifest (empty: identical)."""
+def verify_tree(
+    fs: StoreFS, root: str, manifest: dict[str, str], hashes: dict[str, str | None] | None = None
+) -> list[str]:
+    """Differences between the files under `root` on the store and the manifest (empty: identical).
+    `hashes`: the files' sha256 as the store computed them already (path -> digest), else asked now."""
     problems = []
     paths = {rel: posixpath.join(root, rel) for rel in sorted(manifest)}
-    hashes = fs.sha256_many(list(paths.values()))
+    if hashes is None:
+        hashes = fs.sha256_many(list(paths.values()))
     for rel, path in paths.items():
         if hashes.get(path) is None:
             problems.append(f"missing {rel}")
@@ -842,9 +878,10 @@ def _deploy_locked(
     existing = set(fs.listdir(releases))
     new_folder = _reusable_folder(fs, releases, existing, release, artifact.manifest, exclude=folder)
     if new_folder is None:
-        staging = _timed(result, "upload", lambda: _upload(run, files))
-        manifest = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
-        _timed(result, "verify", lambda: _verify_uploaded(fs, staging, manifest))
+        read_back: list[dict[str, str | None] | None] = []
+        staging = _timed(result, "upload", lambda: _upload(run, files, read_back))
+        manifest = dict(artifact.manifest)  # what extract_release found the files to be
+        _timed(result, "verify", lambda: _verify_uploaded(fs, staging, manifest, read_back[0]))
         new_folder = _place(run, staging, manifest, _new_folder_name(existing, release))
     else:
         result.steps.append(Step("upload", True, f"{new_folder} is already on the store, intact"))
@@ -914,17 +951,20 @@ def _new_folder_name(existing: set[str], release: str) -> str:
     return f"{release}{ATTEMPT_SEP}{n}"
 
 
-def _upload(run: _Run, files: dict[str, bytes]) -> str:
-    """Upload into a fresh staging folder (named by this lease's token); returns it."""
+def _upload(run: _Run, files: dict[str, bytes], hashes: list[dict[str, str | None] | None]) -> str:
+    """Upload into a fresh staging folder (named by this lease's token); returns it. The sha256 of the
+    uploaded files, when the store computed them in the same round trip, go into `hashes`."""
     staging = posixpath.join(run.releases, f"{STAGING_PREFIX}{run.lease.token}")
     run.lease.renew()
-    run.fs.write_tree(staging, files)  # one transfer; verified by sha256 next
+    hashes.append(run.fs.write_tree(staging, files))  # one transfer; verified by sha256 next
     run.lease.renew()
     return staging
 
 
-def _verify_uploaded(fs: StoreFS, staging: str, manifest: dict[str, str]) -> str:
-    problems = verify_tree(fs, staging, manifest)
+def _verify_uploaded(
+    fs: StoreFS, staging: str, manifest: dict[str, str], hashes: dict[str, str | None] | None = None
+) -> str:
+    problems = verify_tree(fs, staging, manifest, hashes)
     if problems:
         raise DeployError(f"{staging} differs from the manifest after upload: {'; '.join(problems[:5])}")
     return f"{len(manifest)} files match sha256"

@@ -24,9 +24,12 @@ from psp_assets.core.deploy.release import (
     HealthCheck,
     HealthResult,
     LocalFS,
+    Step,
     StoreFS,
     clear_bad,
     deploy,
+    live_folder,
+    release_of,
     verify_tree,
 )
 from psp_assets.core.deploy.sftp import SftpFS, SftpPool, SshEndpoint
@@ -304,29 +307,55 @@ def _deploy_target(
         with open_store(paths, target, secret, where, connections) as fs:
             live = target.path
             fs.makedirs(posixpath.dirname(live))
-            return deploy(
-                artifact,
-                fs,
-                live,
-                target.name,
-                store_health(fs, lambda: spares[-1] if spares else fs, facts, target, php, where),
-                keep=target.keep_releases,
-                lease_seconds=lease_seconds_for(target),
-                holder=f"{holder}|{target.name}" if holder else None,
-                reconnect=reconnect if isinstance(target, SftpTarget) else None,
-            )
+            try:
+                return deploy(
+                    artifact,
+                    fs,
+                    live,
+                    target.name,
+                    store_health(fs, lambda: spares[-1] if spares else fs, facts, target, php, where),
+                    keep=target.keep_releases,
+                    lease_seconds=lease_seconds_for(target),
+                    holder=f"{holder}|{target.name}" if holder else None,
+                    reconnect=reconnect if isinstance(target, SftpTarget) else None,
+                )
+            except PspError as exc:  # refused before the store changed (its lock is held, the release bad)
+                refused = Deployment(target=target.name, release_id=artifact.release_id, error=str(exc))
+                return read_back(refused, fs, live)
     except PspError as exc:
-        return Deployment(target=target.name, release_id=artifact.release_id, error=str(exc))
+        return unreached(Deployment(target=target.name, release_id=artifact.release_id, error=str(exc)))
     except (OSError, EOFError, paramiko.SSHException) as exc:
-        return Deployment(
-            target=target.name,
-            release_id=artifact.release_id,
-            error=f"{where}: connection lost before the deploy changed the store ({type(exc).__name__}: "
-            f"{exc}); retry when the store is reachable",
+        return unreached(
+            Deployment(
+                target=target.name,
+                release_id=artifact.release_id,
+                error=f"{where}: connection lost before the deploy changed the store ({type(exc).__name__}: "
+                f"{exc}); retry when the store is reachable",
+            )
         )
     finally:
         for spare in spares:
             spare.close()
+
+
+def read_back(result: Deployment, fs: StoreFS, live: str) -> Deployment:
+    """A deploy refused before it changed the store (its lock held, the release marked bad) still reports
+    what the store serves, read back: a refused deploy is not a store serving nothing."""
+    try:
+        folder = live_folder(fs, live)
+    except Exception as exc:
+        return unreached(result, f"cannot read what the store serves: {exc}")
+    result.live_folder = folder
+    result.deployed_version = result.previous_version = release_of(folder) if folder else None
+    result.steps.append(Step("read back", True, f"{live} -> {folder}" if folder else f"{live}: no managed release"))
+    return result
+
+
+def unreached(result: Deployment, why: str = "the store was not reached") -> Deployment:
+    """A deploy that could not read its store: what it serves is unknown (deployed_version empty), and the
+    result says so."""
+    result.steps.append(Step("read back", False, why))
+    return result
 
 
 def clear_bad_mark(
