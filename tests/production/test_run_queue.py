@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from psp_assets.defs.plugins.assets import DEPLOY_POOL, store_pool
 from psp_assets.defs.ranges import range_tags
 from psp_assets.fleet import latest_metadata
 from tests.production.conftest import LINEAGE_RUN_CONFIG, Gate, Workspace, add_client
-from tests.production.services import Dagster, run_timeline, wait_for
+from tests.production.services import REPO, VENV_BIN, Dagster, run_timeline, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -141,6 +142,50 @@ def test_a_ui_run_of_one_partition_and_a_range_run_over_its_client_never_deploy_
     first, second = _deployed_targets(prod_instance, ui), _deployed_targets(prod_instance, ranged)
     assert [t["noop"] for t in first] == [False] and [t["noop"] for t in second] == [True]
     assert _pool(prod_dagster, store_pool(store))["activeRunIds"] == []
+
+
+def test_psp_fleet_in_process_waits_for_a_daemon_launched_deploy_of_the_same_store(
+    prod_dagster: Dagster,
+    prod_instance: dg.DagsterInstance,
+    prod_home: Path,
+    prod_env: dict[str, str],
+    prod_workspace: Workspace,
+    gate: Gate,
+):
+    """`psp fleet` runs its runs in its own process, outside the queue, on the same instance: its deploy of a
+    store that a daemon-launched run is deploying waits in the store's pool, then records a no-op."""
+    store = add_client(prod_instance, prod_workspace, "fleet-bank")
+    gate.hold(prod_workspace.store("fleet-bank"))
+    launched = prod_dagster.launch("plugin_lineage_job", store, LINEAGE_RUN_CONFIG)
+    gate.wait_entered()  # the daemon's run is in its deploy, holding psp_store/fleet-bank|woocommerce
+    fleet = subprocess.Popen(
+        [str(VENV_BIN / "psp"), "fleet", "--client", "fleet-bank"],
+        env={**prod_env, "DAGSTER_HOME": str(prod_home)},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def fleet_waiting() -> str | None:
+            pending = set(_pool(prod_dagster, store_pool(store))["pendingStepRunIds"]) - {launched}
+            return next(iter(pending), None)
+
+        fleet_run = wait_for("psp fleet's deploy to wait for the store's pool", fleet_waiting, RUN_TIMEOUT, interval=1)
+        assert prod_instance.get_run_by_id(fleet_run).tags["psp/trigger"] == "psp fleet"
+        assert fleet.poll() is None  # waiting, not failed on the store's lease lock
+        gate.release()
+        output, _ = fleet.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if fleet.poll() is None:
+            fleet.kill()
+            fleet.wait()
+    assert prod_dagster.wait_run(launched, RUN_TIMEOUT) == "SUCCESS", run_timeline(prod_instance, launched)
+    assert prod_instance.get_run_by_id(fleet_run).status == dg.DagsterRunStatus.SUCCESS, output
+    # one after the other: psp fleet found the daemon's release live
+    assert [t["noop"] for t in _deployed_targets(prod_instance, launched)] == [False]
+    assert [t["noop"] for t in _deployed_targets(prod_instance, fleet_run)] == [True], output
 
 
 def test_a_run_whose_worker_is_killed_is_failed_retried_and_its_store_is_free_again(
