@@ -188,6 +188,17 @@ def test_psp_fleet_in_process_waits_for_a_daemon_launched_deploy_of_the_same_sto
     assert [t["noop"] for t in _deployed_targets(prod_instance, fleet_run)] == [True], output
 
 
+def test_a_run_for_a_partition_whose_client_config_was_never_materialized_is_refused_at_launch(
+    prod_dagster: Dagster, prod_instance: dg.DagsterInstance
+):
+    from tests.e2e.test_refused_launch import assert_refused
+
+    prod_instance.add_dynamic_partitions("client", ["unrecorded-bank"])  # a partition, nothing recorded
+    run_id = prod_dagster.launch("plugin_lineage_job", "unrecorded-bank|woocommerce", LINEAGE_RUN_CONFIG)
+    assert_refused(prod_dagster, run_id, "client_config[unrecorded-bank]")
+    # a recorded client's run is accepted: the other tests here launch exactly that
+
+
 def test_a_run_whose_worker_is_killed_is_failed_retried_and_its_store_is_free_again(
     prod_dagster: Dagster, prod_instance: dg.DagsterInstance, prod_workspace: Workspace, gate: Gate
 ):
