@@ -81,7 +81,6 @@ def test_the_code_location_loads_every_area_with_its_definitions_and_the_shared_
         "github_template_sensor",
         "lineage_on_upstream_change_sensor",
         "rollout_after_build_sensor",
-        "rollout_after_partial_build_sensor",
         "rollout_payment_gate_sensor",
         "run_failure_alerts",
         "template_change_sensor",

@@ -36,7 +36,9 @@ def test_the_shipped_config_initialises_the_whole_dagster_schema_on_an_empty_dat
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
             assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
-            assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+            # Dagster's queue, which also refuses a plugin run whose upstream is missing (defs/run_coordinator.py)
+            assert type(instance.run_coordinator).__name__ == "PspRunCoordinator"
+            assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
         tables = _tables(pg_server, dbname)
     print(f"\nschema init on an empty database: {seconds:.2f} s, {len(tables)} tables")
     # run storage, event log storage (with the concurrency tables), schedule storage, migrations stamp
@@ -66,7 +68,8 @@ def test_the_embedded_default_runs_with_no_postgres_at_all(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)  # the embedded default's paths are relative: var/dagster/...
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert type(instance.run_coordinator).__name__ == "PspRunCoordinator"
+        assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
         result = dg.materialize([_probe], instance=instance)

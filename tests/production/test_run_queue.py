@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from psp_assets.defs.plugins.assets import DEPLOY_POOL
+from psp_assets.defs.plugins.assets import DEPLOY_POOL, store_pool
+from psp_assets.defs.ranges import range_tags
 from psp_assets.fleet import latest_metadata
 from tests.production.conftest import LINEAGE_RUN_CONFIG, Gate, Workspace, add_client
-from tests.production.services import Dagster, run_timeline, wait_for
+from tests.production.services import REPO, VENV_BIN, Dagster, run_timeline, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,8 +39,8 @@ def _record(instance: dg.DagsterInstance, run_id: str) -> dg.RunRecord:
     return instance.get_run_record_by_id(run_id)
 
 
-def _pool(dagster: Dagster) -> dict:
-    return dagster.graphql(POOL, {"key": DEPLOY_POOL})["instance"]["concurrencyLimit"]
+def _pool(dagster: Dagster, key: str = DEPLOY_POOL) -> dict:
+    return dagster.graphql(POOL, {"key": key})["instance"]["concurrencyLimit"]
 
 
 def test_two_deploys_to_one_store_run_one_after_the_other_while_another_store_deploys(
@@ -108,6 +110,93 @@ def test_the_fleet_wide_deploy_cap_holds_back_only_the_deploy_step(
         assert _deployed_targets(prod_instance, queued_behind)[0]["health"] == "healthy"
     finally:
         prod_dagster.graphql(DELETE_LIMIT, {"key": DEPLOY_POOL})  # back to the instance's default_limit
+
+
+def test_a_ui_run_of_one_partition_and_a_range_run_over_its_client_never_deploy_to_its_store_at_once(
+    prod_dagster: Dagster, prod_instance: dg.DagsterInstance, prod_workspace: Workspace, gate: Gate
+):
+    """The two runs share no run tag (the queue starts both), yet their deploys to the one store are
+    serialized by Dagster: the store's own pool, one slot, which the second deploy waits for; it does not
+    fail on the store's lease lock."""
+    store = add_client(prod_instance, prod_workspace, "pool-bank")
+    gate.hold(prod_workspace.store("pool-bank"))
+    # what the UI puts on a run of one partition of the multi-partitioned asset
+    ui_tags = {"dagster/partition/client": "pool-bank", "dagster/partition/platform": "woocommerce"}
+    ui = prod_dagster.launch("plugin_lineage_job", store, LINEAGE_RUN_CONFIG, tags=ui_tags)
+    gate.wait_entered()  # in the health check of its deploy, holding the store's pool
+    # a range run over the client, as a UI backfill chunk carries it: no dagster/partition, no psp/client
+    ranged = prod_dagster.launch("plugin_lineage_job", None, LINEAGE_RUN_CONFIG, tags=range_tags(store, store))
+
+    def waiting_for_the_store() -> bool:
+        return ranged in _pool(prod_dagster, store_pool(store))["pendingStepRunIds"]
+
+    wait_for("the range run's deploy to wait for the store's pool", waiting_for_the_store, RUN_TIMEOUT, interval=1)
+    assert _status(prod_instance, ranged) == dg.DagsterRunStatus.STARTED  # the queue did not hold it back
+    pool = _pool(prod_dagster, store_pool(store))
+    assert pool["activeRunIds"] == [ui] and pool["slotCount"] == 1
+
+    gate.release()
+    for run_id in (ui, ranged):
+        assert prod_dagster.wait_run(run_id, RUN_TIMEOUT) == "SUCCESS", run_timeline(prod_instance, run_id)
+    # one after the other: the range run found the UI run's release live, a recorded no-op
+    first, second = _deployed_targets(prod_instance, ui), _deployed_targets(prod_instance, ranged)
+    assert [t["noop"] for t in first] == [False] and [t["noop"] for t in second] == [True]
+    assert _pool(prod_dagster, store_pool(store))["activeRunIds"] == []
+
+
+def test_psp_fleet_in_process_waits_for_a_daemon_launched_deploy_of_the_same_store(
+    prod_dagster: Dagster,
+    prod_instance: dg.DagsterInstance,
+    prod_home: Path,
+    prod_env: dict[str, str],
+    prod_workspace: Workspace,
+    gate: Gate,
+):
+    """`psp fleet` runs its runs in its own process, outside the queue, on the same instance: its deploy of a
+    store that a daemon-launched run is deploying waits in the store's pool, then records a no-op."""
+    store = add_client(prod_instance, prod_workspace, "fleet-bank")
+    gate.hold(prod_workspace.store("fleet-bank"))
+    launched = prod_dagster.launch("plugin_lineage_job", store, LINEAGE_RUN_CONFIG)
+    gate.wait_entered()  # the daemon's run is in its deploy, holding psp_store/fleet-bank|woocommerce
+    fleet = subprocess.Popen(
+        [str(VENV_BIN / "psp"), "fleet", "--client", "fleet-bank"],
+        env={**prod_env, "DAGSTER_HOME": str(prod_home)},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def fleet_waiting() -> str | None:
+            pending = set(_pool(prod_dagster, store_pool(store))["pendingStepRunIds"]) - {launched}
+            return next(iter(pending), None)
+
+        fleet_run = wait_for("psp fleet's deploy to wait for the store's pool", fleet_waiting, RUN_TIMEOUT, interval=1)
+        assert prod_instance.get_run_by_id(fleet_run).tags["psp/trigger"] == "psp fleet"
+        assert fleet.poll() is None  # waiting, not failed on the store's lease lock
+        gate.release()
+        output, _ = fleet.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if fleet.poll() is None:
+            fleet.kill()
+            fleet.wait()
+    assert prod_dagster.wait_run(launched, RUN_TIMEOUT) == "SUCCESS", run_timeline(prod_instance, launched)
+    assert prod_instance.get_run_by_id(fleet_run).status == dg.DagsterRunStatus.SUCCESS, output
+    # one after the other: psp fleet found the daemon's release live
+    assert [t["noop"] for t in _deployed_targets(prod_instance, launched)] == [False]
+    assert [t["noop"] for t in _deployed_targets(prod_instance, fleet_run)] == [True], output
+
+
+def test_a_run_for_a_partition_whose_client_config_was_never_materialized_is_refused_at_launch(
+    prod_dagster: Dagster, prod_instance: dg.DagsterInstance
+):
+    from tests.e2e.test_refused_launch import assert_refused
+
+    prod_instance.add_dynamic_partitions("client", ["unrecorded-bank"])  # a partition, nothing recorded
+    run_id = prod_dagster.launch("plugin_lineage_job", "unrecorded-bank|woocommerce", LINEAGE_RUN_CONFIG)
+    assert_refused(prod_dagster, run_id, "client_config[unrecorded-bank]")
+    # a recorded client's run is accepted: the other tests here launch exactly that
 
 
 def test_a_run_whose_worker_is_killed_is_failed_retried_and_its_store_is_free_again(

@@ -1,7 +1,10 @@
 """The plugin lineage: template -> config -> rendered source -> test report -> artifact -> store."""
 
 import functools
+import os
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from psp_assets.core.deploy.parallel import Job, deploy_workers, side_by_side, s
 from psp_assets.core.deploy.release import Deployment
 from psp_assets.core.deploy.sftp import SftpPool
 from psp_assets.core.deploy.stores import deploy_plugin
-from psp_assets.core.errors import PspError
+from psp_assets.core.errors import DeployError, PspError
 from psp_assets.core.handles import (
     BuiltHandle,
     ConfigHandle,
@@ -418,6 +421,61 @@ def _build(workspace: PspWorkspace, test_report: TestReportHandle, cache: Templa
     )
 
 
+# Every deploy to a plugin's stores holds the one slot of that plugin's own Dagster pool, however its run
+# was launched (a UI run of one partition, a sensor's or `psp fleet`'s range run, a fleet rollout): a
+# second deploy to the same stores waits for it. The store's lease lock stays the last line of defence.
+STORE_POOL_PREFIX = "psp_store/"
+STORE_POOL_WAIT = float(os.environ.get("PSP_STORE_POOL_WAIT", "") or 1800)  # seconds a deploy waits, at most
+
+
+def store_pool(partition_key: str) -> str:
+    """The pool of the stores of plugin `client|platform` (its deploy targets belong to it alone)."""
+    return f"{STORE_POOL_PREFIX}{partition_key}"
+
+
+@contextmanager
+def holding_store_pool(
+    context: dg.AssetExecutionContext, partition_key: str, log_prefix: str = "", wait: float | None = None
+) -> Iterator[None]:
+    """Hold the one slot of the plugin's store pool while its stores are deployed: claimed in the
+    instance's concurrency table as Dagster's executor claims an asset's `pool`, but per plugin, which a
+    static `pool=` cannot say. A slot left by a run that has ended (a killed worker, a killed `psp fleet`)
+    is freed, as Dagster's run monitoring does; a deploy that waits longer than `wait` fails naming the
+    holder, and the run retry tries again."""
+    storage = context.instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:  # an ephemeral in-memory instance: nobody to wait for
+        yield
+        return
+    pool, run_id = store_pool(partition_key), context.run.run_id
+    step = f"{context.op_execution_context.op_def.name}[{partition_key}]"
+    if storage.get_concurrency_info(pool).slot_count != 1:
+        storage.set_concurrency_slots(pool, 1)  # one deploy per store, whatever pools.default_limit says
+    deadline, said = time.monotonic() + (STORE_POOL_WAIT if wait is None else wait), False
+    while not storage.claim_concurrency_slot(pool, run_id, step).is_claimed:
+        holders = storage.get_concurrency_info(pool).claimed_slots
+        for slot in holders:
+            holder = context.instance.get_run_by_id(slot.run_id)
+            if holder is None or holder.is_finished:
+                storage.free_concurrency_slot_for_step(slot.run_id, slot.step_key)
+        if not said:
+            names = ", ".join(f"run {h.run_id} ({h.step_key})" for h in holders) or "another deploy"
+            context.log.info(f"{log_prefix}waiting for pool {pool}: {names} is deploying to these stores")
+            said = True
+        if time.monotonic() > deadline:
+            storage.free_concurrency_slot_for_step(run_id, step)
+            names = ", ".join(f"run {h.run_id}" for h in holders) or "another deploy"
+            raise DeployError(
+                f"{partition_key}: {names} held pool {pool} for more than {wait or STORE_POOL_WAIT:.0f} s; "
+                "not deployed. If that run is dead, free its slots in the UI (Deployment -> Concurrency -> "
+                f"{pool})"
+            )
+        time.sleep(1.0)
+    try:
+        yield
+    finally:
+        storage.free_concurrency_slot_for_step(run_id, step)
+
+
 def run_deploy(
     context: dg.AssetExecutionContext,
     paths: Paths,
@@ -437,19 +495,20 @@ def run_deploy(
     if note:
         context.log.warning(f"{log_prefix}{note}")
     # SSH keys are read only here, through Dagster's EnvVar, by the names the config gives; never logged
-    deployments = deploy_plugin(
-        paths,
-        config,
-        platform,
-        artifact,
-        php.runtime,
-        secret=lambda name: dg.EnvVar(name).get_value(),
-        connections=connections,
-        config_file=config_file,
-        # the store lock's holder: the run, the same for all its retries (a retry takes over the lock its
-        # killed attempt left, from whatever pod it runs in)
-        holder=f"run {context.run.tags.get('dagster/root_run_id') or context.run.run_id} {config.id}|{platform}",
-    )
+    with holding_store_pool(context, f"{config.id}|{platform}", log_prefix):
+        deployments = deploy_plugin(
+            paths,
+            config,
+            platform,
+            artifact,
+            php.runtime,
+            secret=lambda name: dg.EnvVar(name).get_value(),
+            connections=connections,
+            config_file=config_file,
+            # the store lock's holder: the run, the same for all its retries (a retry takes over the lock its
+            # killed attempt left, from whatever pod it runs in)
+            holder=f"run {context.run.tags.get('dagster/root_run_id') or context.run.run_id} {config.id}|{platform}",
+        )
     for d in deployments:
         for step in d.steps:
             (context.log.info if step.ok else context.log.error)(f"{log_prefix}{d.target}: {step.step}: {step.detail}")

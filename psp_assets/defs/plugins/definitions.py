@@ -26,7 +26,6 @@ from psp_assets.defs.plugins.sensors import (
     github_template_sensor,
     lineage_on_upstream_change_sensor,
     rollout_after_build_sensor,
-    rollout_after_partial_build_sensor,
     template_change_sensor,
 )
 
@@ -50,7 +49,6 @@ def plugins() -> dg.Definitions:
             github_template_sensor,
             lineage_on_upstream_change_sensor,
             rollout_after_build_sensor,
-            rollout_after_partial_build_sensor,
             rollout_payment_gate_sensor,
         ],
         resources={"template_repo": template_repository_from_env()},

@@ -3,6 +3,7 @@ become runs for exactly the partitions they touch."""
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -237,71 +238,96 @@ BATCH_TAG = "psp/build_batch"
 BATCH_SIZE_TAG = "psp/build_batch_runs"
 
 
-def _rollout_request(context: dg.RunStatusSensorContext, built: int | None = None) -> dg.RunRequest | dg.SkipReason:
-    """One rollout per rebuild of a platform: when a rebuild is split into chunks, after the last chunk."""
-    run = context.dagster_run
-    platform = run.tags.get("psp/rollout")
-    if not platform:
-        return dg.SkipReason(f"{run.job_name} run {run.run_id} has no psp/rollout tag; nothing to roll out")
+# How far each tick looks back before its cursor: a build run that finished while the last tick ran, or
+# whose end the database stamped a little late, is seen again; the run key makes that harmless.
+ROLLOUT_LOOKBACK = timedelta(minutes=5)
+FINISHED_BUILDS = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+
+
+def rollout_key(run: dg.DagsterRun) -> str:
+    """The identity of one rebuild, the run key of its one rollout: the batch of its chunks (the same for
+    every chunk of a rebuild), or the build run itself when it was not cut into chunks."""
     batch, runs = run.tags.get(BATCH_TAG), int(run.tags.get(BATCH_SIZE_TAG, "1"))
-    key = run.run_id
+    return f"rollout:{batch}" if batch and runs > 1 else f"rollout:{run.run_id}"
+
+
+def _builds_of(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> int:
+    """How many `built_artifact` partitions these runs recorded."""
+    ids = {r.run_id for r in runs}
+    records = [instance.get_run_record_by_id(r.run_id) for r in runs]
+    since = min((r.create_timestamp.timestamp() for r in records if r), default=None)
+    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey("built_artifact"), after_timestamp=since)
+    built, cursor = 0, None
+    while True:  # the builds recorded since the first run was created, page by page
+        page = instance.fetch_materializations(records_filter, limit=1000, cursor=cursor, ascending=True)
+        built += sum(1 for r in page.records if r.run_id in ids)
+        if not page.has_more:
+            return built
+        cursor = page.cursor
+
+
+def _rollout_request(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dg.RunRequest | str:
+    """The one rollout of the rebuild `run` belongs to, or why there is none (yet)."""
+    platform = run.tags["psp/rollout"]
+    key = rollout_key(run)
+    batch, runs = run.tags.get(BATCH_TAG), int(run.tags.get(BATCH_SIZE_TAG, "1"))
+    chunks = [run]
     if batch and runs > 1:
-        siblings = context.instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: batch}))
-        if len(siblings) < runs or any(not r.is_finished for r in siblings):
-            return dg.SkipReason(f"{platform}: {len(siblings)} of {runs} build chunks started; rollout after the last")
-        started = context.instance.get_runs(dg.RunsFilter(job_name=fleet_rollout_job.name, tags={BATCH_TAG: batch}))
-        if started:
-            return dg.SkipReason(f"{platform}: rollout of {batch} already started (run {started[0].run_id})")
-        key = f"batch:{batch}"  # whichever chunk finishes last starts it, once
+        chunks = list(instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: batch})))
+        if len(chunks) < runs or any(not r.is_finished for r in chunks):
+            return f"{platform}: {len(chunks)} of {runs} build chunks started; rollout after the last"
+    started = instance.get_runs(dg.RunsFilter(job_name=fleet_rollout_job.name, tags={ROLLOUT_KEY_TAG: key}), limit=1)
+    if started:
+        return f"{platform}: rollout {key} already started (run {started[0].run_id})"
     # psp/platform: the queue runs one rollout per platform at a time (dagster.yaml tag limits)
-    tags = {"psp/trigger": f"{run.job_name} run {run.run_id}", "psp/build_run": run.run_id, "psp/platform": platform}
+    tags = {
+        "psp/trigger": f"{run.job_name} run {run.run_id}",
+        "psp/build_run": run.run_id,
+        "psp/platform": platform,
+        ROLLOUT_KEY_TAG: key,
+    }
     if batch:
         tags[BATCH_TAG] = batch
-    if built is not None:
+    if any(r.status == dg.DagsterRunStatus.FAILURE for r in chunks):
+        built = _builds_of(instance, chunks)
+        if not built:
+            return f"{platform}: {key} failed and built nothing; nothing to roll out"
         tags["psp/build_partial"] = f"{built} plugin(s) built; failed ones stay on their last good build"
     return dg.RunRequest(run_key=key, partition_key=platform, tags=tags)
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[plugin_build_job],
-    request_job=fleet_rollout_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def rollout_after_build_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
-    """When a template change has been built for a platform's whole fleet (a successful
-    `plugin_build_job` run tagged `psp/rollout=<platform>`), rolls the new builds out wave by wave
-    (`fleet_rollout_job`). Keyed by the build run: one rollout per build, however often the sensor looks;
-    a rebuild cut into chunks rolls out once, after its last chunk."""
-    return _rollout_request(context)
+ROLLOUT_KEY_TAG = "psp/rollout_key"
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.FAILURE,
-    monitored_jobs=[plugin_build_job],
-    request_job=fleet_rollout_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def rollout_after_partial_build_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
-    """A build run in which some clients failed (red `plugin_checks_pass`, a render error) still built
-    the others: those are rolled out, wave by wave, like after a clean build. The failed clients keep
-    their last good build (their store is left as it is, or gets that build if it never had it), and
-    their failure has already alerted. A run that built nothing (lost worker, every client red) starts
-    no rollout."""
-    run = context.dagster_run
-    record = context.instance.get_run_record_by_id(run.run_id)
-    since = record.create_timestamp.timestamp() if record else None
-    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey("built_artifact"), after_timestamp=since)
-    built, cursor = 0, None
-    while True:  # the builds recorded since the run was created, page by page
-        page = context.instance.fetch_materializations(records_filter, limit=1000, cursor=cursor, ascending=True)
-        built += sum(1 for r in page.records if r.run_id == run.run_id)
-        if not page.has_more:
-            break
-        cursor = page.cursor
-    # a chunk of a rebuild that built nothing does not speak for its siblings: the batch decides
-    if not built and int(run.tags.get(BATCH_SIZE_TAG, "1")) <= 1:
-        return dg.SkipReason(f"{run.job_name} run {run.run_id} failed and built nothing; nothing to roll out")
-    return _rollout_request(context, built)
+@dg.sensor(job=fleet_rollout_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def rollout_after_build_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """When a template change has been built for a platform's fleet (`plugin_build_job` runs tagged
+    `psp/rollout=<platform>`), rolls the new builds out wave by wave (`fleet_rollout_job`), once per
+    rebuild: after its last chunk, whether the chunks succeeded or some clients failed (those keep their
+    last good build; a rebuild that built nothing starts no rollout). One sensor looks at both outcomes,
+    and the run key is the rebuild's identity (`rollout_key`), so Dagster itself skips a second request
+    for the same rebuild, whichever chunk finished last and in whichever tick. Starts from now on its
+    first tick, as a run status sensor does."""
+    now = datetime.now(UTC)
+    if context.cursor is None:
+        cursor = {"floor": now.isoformat(), "tick": now.isoformat()}
+        return dg.SensorResult(skip_reason="first tick: builds ending from now on roll out", cursor=json.dumps(cursor))
+    cursor = json.loads(context.cursor)
+    # never before the first tick; otherwise the last tick's time, less the overlap
+    since = max(datetime.fromisoformat(cursor["floor"]), datetime.fromisoformat(cursor["tick"]) - ROLLOUT_LOOKBACK)
+    cursor["tick"] = now.isoformat()
+    finished = context.instance.get_runs(
+        dg.RunsFilter(job_name=plugin_build_job.name, statuses=FINISHED_BUILDS, updated_after=since)
+    )
+    requests: dict[str, dg.RunRequest] = {}
+    reasons = []
+    for run in finished:
+        if "psp/rollout" not in run.tags or rollout_key(run) in requests:
+            continue
+        answer = _rollout_request(context.instance, run)
+        if isinstance(answer, dg.RunRequest):
+            requests[answer.run_key] = answer
+        elif answer not in reasons:
+            reasons.append(answer)
+    skip = None if requests else ("; ".join(reasons) or "no build run finished")
+    return dg.SensorResult(run_requests=list(requests.values()), skip_reason=skip, cursor=json.dumps(cursor))

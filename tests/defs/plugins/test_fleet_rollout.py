@@ -88,6 +88,18 @@ def roll_out(instance, request: dg.RunRequest | None = None, **policy) -> dg.Exe
     )
 
 
+def break_bank_c(paths: Paths) -> None:
+    """The next template version breaks PHP for bank-c only: its build is red, the others build."""
+    uninstall = paths.templates_dir / "woocommerce" / "uninstall.php.j2"
+    uninstall.write_text(uninstall.read_text() + '{% if client.id == "bank-c" %}\nfunction broken( {\n{% endif %}\n')
+
+
+def launched_by_the_sensor(request: dg.RunRequest) -> dict[str, str]:
+    """The tags the daemon puts on a run it starts for a sensor's request: the request's, its run key and
+    the sensor's name (what Dagster's run-key dedup looks up)."""
+    return {**request.tags, "dagster/run_key": request.run_key, "dagster/sensor_name": rollout_after_build_sensor.name}
+
+
 def live(paths: Paths, cid: str) -> str | None:
     return current_release(LocalFS(paths.stores_dir), f"{cid}/wp-content/plugins/{cid}-payments")
 
@@ -107,10 +119,12 @@ def test_a_healthy_rollout_deploys_every_wave_and_a_failing_canary_stops_the_nex
     first, build = build_all(instance)
     tick = sensor_tick(instance, cursor)
     [request] = tick.run_requests  # the successful build starts exactly one rollout, for its platform
-    assert (request.partition_key, request.run_key) == ("woocommerce", build.run_id)
-    assert not sensor_tick(instance, tick.cursor).run_requests
+    assert (request.partition_key, request.run_key) == ("woocommerce", f"rollout:{build.run_id}")
+    # until the rollout run exists, a tick asks again under the same key, which Dagster skips
+    assert [r.run_key for r in sensor_tick(instance, tick.cursor).run_requests] == [request.run_key]
     healthy = roll_out(instance, request)
     assert healthy.success
+    assert not sensor_tick(instance, tick.cursor).run_requests
     for cid in CLIENTS:
         assert live(fleet, cid) == first[cid]
         recorded = latest_metadata(instance, "deployed_store", f"{cid}|woocommerce")
@@ -188,18 +202,11 @@ def test_a_failure_share_within_the_limit_lets_the_rollout_continue(fleet: Paths
 
 
 def test_a_build_with_one_red_client_still_rolls_out_the_others(fleet: Paths, instance):
-    from psp_assets.defs.plugins.sensors import rollout_after_partial_build_sensor
-
     first, _build = build_all(instance)
     assert roll_out(instance).success
-    # both sensors start from here (a run-status sensor's first tick starts from now)
-    success_start = sensor_tick(instance, None).cursor
-    start = rollout_after_partial_build_sensor.evaluate_tick(
-        dg.build_sensor_context(instance=instance, definitions=defs)
-    ).cursor
+    start = sensor_tick(instance, None).cursor  # the sensor starts from here
     # the next template version breaks PHP for bank-c only: its build is red, the others are built
-    uninstall = fleet.templates_dir / "woocommerce" / "uninstall.php.j2"
-    uninstall.write_text(uninstall.read_text() + '{% if client.id == "bank-c" %}\nfunction broken( {\n{% endif %}\n')
+    break_bank_c(fleet)
     run(instance, "plugin_template_job", "woocommerce")
     tags = {**range_tags(f"{CLIENTS[0]}|woocommerce", f"{CLIENTS[-1]}|woocommerce"), "psp/rollout": "woocommerce"}
     build = defs.resolve_job_def("plugin_build_job").execute_in_process(
@@ -209,17 +216,14 @@ def test_a_build_with_one_red_client_still_rolls_out_the_others(fleet: Paths, in
     second = {c: latest_metadata(instance, "built_artifact", f"{c}|woocommerce")["release_id"] for c in CLIENTS}
     assert second["bank-c"] == first["bank-c"] and all(second[c] != first[c] for c in ("bank-a", "bank-b", "bank-d"))
 
-    # the success sensor stays quiet; the partial-build sensor starts exactly one rollout for the failed run
-    assert not sensor_tick(instance, success_start).run_requests
-    context = dg.build_sensor_context(instance=instance, cursor=start, definitions=defs)
-    tick = rollout_after_partial_build_sensor.evaluate_tick(context)
+    # the failed build starts exactly one rollout, of the three plugins it built
+    tick = sensor_tick(instance, start)
     [request] = tick.run_requests
-    assert (request.partition_key, request.run_key) == ("woocommerce", build.run_id)
+    assert (request.partition_key, request.run_key) == ("woocommerce", f"rollout:{build.run_id}")
     assert "3 plugin(s) built" in request.tags["psp/build_partial"]
-    again = dg.build_sensor_context(instance=instance, cursor=tick.cursor, definitions=defs)
-    assert not rollout_after_partial_build_sensor.evaluate_tick(again).run_requests
 
     assert roll_out(instance, request).success
+    assert not sensor_tick(instance, tick.cursor).run_requests  # started: not again
     for cid in ("bank-a", "bank-b", "bank-d"):
         assert live(fleet, cid) == second[cid]
     assert live(fleet, "bank-c") == first["bank-c"]  # the red client keeps serving its last good build
@@ -249,8 +253,75 @@ def test_a_rebuild_cut_into_chunks_rolls_out_once_after_its_last_chunk(fleet: Pa
         cursor = tick.cursor
     assert ticks[0] == []  # the first chunk alone does not roll out
     [request] = ticks[1]
-    assert request.partition_key == "woocommerce" and request.run_key == "batch:woocommerce:rebuild"
+    assert request.partition_key == "woocommerce" and request.run_key == "rollout:woocommerce:rebuild"
     assert request.tags[BATCH_TAG] == "woocommerce:rebuild" and request.tags["psp/platform"] == "woocommerce"
+
+
+def build_chunk(instance, batch: str, first: str, last: str) -> dg.ExecuteInProcessResult:
+    """One of the two chunk runs of a rebuild, as the lineage sensor cuts it: bank-a, bank-b; bank-c, bank-d."""
+    from psp_assets.defs.plugins.sensors import BATCH_SIZE_TAG, BATCH_TAG
+
+    tags = {"psp/rollout": "woocommerce", BATCH_TAG: batch, BATCH_SIZE_TAG: "2"}
+    return defs.resolve_job_def("plugin_build_job").execute_in_process(
+        instance=instance,
+        tags={**range_tags(f"{first}|woocommerce", f"{last}|woocommerce"), **tags},
+        run_config=BUILD_CONFIG,
+        raise_on_error=False,
+    )
+
+
+def roll_out_as_daemon(instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def("fleet_rollout_job").execute_in_process(
+        partition_key=request.partition_key, tags=launched_by_the_sensor(request), instance=instance
+    )
+
+
+def rollouts(instance) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(job_name="fleet_rollout_job")))
+
+
+def test_two_chunks_ending_in_one_tick_one_green_one_red_start_exactly_one_rollout(fleet: Paths, instance):
+    """The race of two sensors (one for successful builds, one for failed) is gone: one sensor sees both
+    outcomes, and its run key is the rebuild's, so a second request for it is skipped by Dagster."""
+    run(instance, "plugin_template_job", "woocommerce")
+    start = sensor_tick(instance, None).cursor
+    break_bank_c(fleet)
+    run(instance, "plugin_template_job", "woocommerce")
+    # both chunks end before the next tick, the first green, the second red (bank-c)
+    green = build_chunk(instance, "woocommerce:one-tick", CLIENTS[0], CLIENTS[1])
+    red = build_chunk(instance, "woocommerce:one-tick", CLIENTS[2], CLIENTS[-1])
+    assert green.success and not red.success
+    tick = sensor_tick(instance, start)
+    [request] = tick.run_requests
+    assert request.run_key == "rollout:woocommerce:one-tick"
+    assert "3 plugin(s) built" in request.tags["psp/build_partial"]
+    # a replay of the tick before the rollout run exists (a daemon that died before saving the cursor) asks
+    # under the same run key, which Dagster skips for this sensor
+    assert [r.run_key for r in sensor_tick(instance, start).run_requests] == [request.run_key]
+    assert roll_out_as_daemon(instance, request).success
+    # once it exists, neither the next tick (its window overlaps this one) nor a replay asks again
+    assert not sensor_tick(instance, tick.cursor).run_requests
+    assert not sensor_tick(instance, start).run_requests
+    [rollout] = rollouts(instance)
+    assert rollout.tags["dagster/run_key"] == request.run_key
+
+
+def test_two_chunks_ending_in_consecutive_ticks_start_exactly_one_rollout(fleet: Paths, instance):
+    run(instance, "plugin_template_job", "woocommerce")
+    cursor = sensor_tick(instance, None).cursor
+    requests = []
+    for first, last in [(CLIENTS[0], CLIENTS[1]), (CLIENTS[2], CLIENTS[-1])]:
+        assert build_chunk(instance, "woocommerce:two-ticks", first, last).success
+        tick = sensor_tick(instance, cursor)
+        requests.append(tick.run_requests)
+        cursor = tick.cursor
+        for request in tick.run_requests:
+            assert roll_out_as_daemon(instance, request).success
+    assert requests[0] == []  # the first chunk alone rolls nothing out
+    assert [r.run_key for r in requests[1]] == ["rollout:woocommerce:two-ticks"]
+    assert not sensor_tick(instance, cursor).run_requests
+    [rollout] = rollouts(instance)
+    assert rollout.tags["dagster/run_key"] == "rollout:woocommerce:two-ticks"
 
 
 def test_a_wave_deploys_as_many_stores_at_once_as_the_psp_deploy_pool_allows(fleet: Paths, instance, monkeypatch):
