@@ -19,6 +19,10 @@ range, all with the same data version, and offers no way to leave a partition ou
 (dagster-io/dagster#17836, #15666, #34013). The tag (`dagster/defer_asset_events`, added for runs whose
 asset events are reported by someone else, dagster-io/dagster#29810) makes Dagster leave the asset
 events to the asset code; the tests pin that it still does. docs/operations.md, "Fleet-scale runs".
+
+This module is also where every other non-public part of Dagster the layer uses lives: the pools a
+deploy claims by a name made at run time (one per plugin's stores). Each has a canary in
+tests/defs/test_ranges_canaries.py.
 """
 
 from __future__ import annotations
@@ -298,3 +302,47 @@ def _whole_range(
                 # yielded: a failed result fails the step and blocks the range, as Dagster does for a range
                 yield _evaluation(context, key, check, outcome.check)
         yield _check_output(context, check)
+
+
+# --- Pools claimed by name at run time -------------------------------------------------------------------
+# A deploy holds the pool of the stores it deploys to (`psp_store/<client|platform>`), which a static
+# `pool=` on an asset cannot name. Dagster 1.13 claims an op's pool through its event log storage's
+# concurrency table; these are the same calls, used nowhere else in the Dagster layer and pinned by
+# tests/defs/test_ranges_canaries.py. Pool limits are public (`dagster instance concurrency set`, the UI).
+
+
+def pools_supported(instance: dg.DagsterInstance) -> bool:
+    """Whether the instance keeps a concurrency table (an ephemeral in-memory instance does not)."""
+    return bool(instance.event_log_storage.supports_global_concurrency_limits)
+
+
+def pool_limit(instance: dg.DagsterInstance, pool: str) -> int | None:
+    """The slots pool `pool` has (set, or made by its first claim); None when it has none yet."""
+    if not pools_supported(instance):
+        return None
+    info = instance.event_log_storage.get_concurrency_info(pool)
+    return info.limit or info.slot_count or None
+
+
+def default_pool_limit(instance: dg.DagsterInstance) -> int | None:
+    """The instance's `concurrency.pools.default_limit` (dagster.yaml), if it sets one."""
+    return instance.get_concurrency_config().pool_config.default_pool_limit
+
+
+def set_pool_limit(instance: dg.DagsterInstance, pool: str, slots: int) -> None:
+    instance.event_log_storage.set_concurrency_slots(pool, slots)
+
+
+def claim_pool_slot(instance: dg.DagsterInstance, pool: str, run_id: str, step: str) -> bool:
+    """Claim one slot of `pool` for (`run_id`, `step`); False when every slot is held."""
+    return bool(instance.event_log_storage.claim_concurrency_slot(pool, run_id, step).is_claimed)
+
+
+def free_pool_slot(instance: dg.DagsterInstance, run_id: str, step: str) -> None:
+    instance.event_log_storage.free_concurrency_slot_for_step(run_id, step)
+
+
+def pool_holders(instance: dg.DagsterInstance, pool: str) -> list[tuple[str, str]]:
+    """(run id, step) of every claimed slot of `pool`."""
+    info = instance.event_log_storage.get_concurrency_info(pool)
+    return [(slot.run_id, slot.step_key) for slot in info.claimed_slots]

@@ -49,11 +49,34 @@ def test_the_run_event_log_walk_still_filters_by_event_types():
         assert entries and all(e.dagster_event.event_type in kinds for e in entries)
 
 
+def test_a_pool_named_at_run_time_is_claimed_held_and_freed_through_the_concurrency_table(tmp_path):
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        assert ranges.pools_supported(instance)
+        assert ranges.pool_limit(instance, "psp_store/a|woocommerce") is None
+        ranges.set_pool_limit(instance, "psp_store/a|woocommerce", 1)
+        assert ranges.pool_limit(instance, "psp_store/a|woocommerce") == 1
+        assert ranges.claim_pool_slot(instance, "psp_store/a|woocommerce", "run-1", "deployed_store[a|woocommerce]")
+        assert not ranges.claim_pool_slot(instance, "psp_store/a|woocommerce", "run-2", "deployed_store[a|woocommerce]")
+        assert ranges.pool_holders(instance, "psp_store/a|woocommerce") == [("run-1", "deployed_store[a|woocommerce]")]
+        ranges.free_pool_slot(instance, "run-1", "deployed_store[a|woocommerce]")
+        assert ranges.pool_holders(instance, "psp_store/a|woocommerce") == []
+        assert ranges.claim_pool_slot(instance, "psp_store/a|woocommerce", "run-2", "deployed_store[a|woocommerce]")
+        assert ranges.default_pool_limit(instance) is None
+
+
 def test_no_other_module_of_the_dagster_layer_uses_these_internals():
     from pathlib import Path
 
     root = Path(ranges.__file__).parent
-    markers = ("defer_asset_events", "dagster/data_version", "asset_layer", "get_output_name_for_asset_check_key")
+    markers = (
+        "defer_asset_events",
+        "dagster/data_version",
+        "asset_layer",
+        "get_output_name_for_asset_check_key",
+        "event_log_storage",
+        "concurrency_slot",
+        "get_concurrency_config",
+    )
     offenders = [
         f"{path.relative_to(root)}: {marker}"
         for path in root.rglob("*.py")

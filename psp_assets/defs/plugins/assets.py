@@ -442,28 +442,28 @@ def holding_store_pool(
     static `pool=` cannot say. A slot left by a run that has ended (a killed worker, a killed `psp fleet`)
     is freed, as Dagster's run monitoring does; a deploy that waits longer than `wait` fails naming the
     holder, and the run retry tries again."""
-    storage = context.instance.event_log_storage
-    if not storage.supports_global_concurrency_limits:  # an ephemeral in-memory instance: nobody to wait for
+    instance = context.instance
+    if not ranges.pools_supported(instance):  # an ephemeral in-memory instance: nobody to wait for
         yield
         return
     pool, run_id = store_pool(partition_key), context.run.run_id
     step = f"{context.op_execution_context.op_def.name}[{partition_key}]"
-    if storage.get_concurrency_info(pool).slot_count != 1:
-        storage.set_concurrency_slots(pool, 1)  # one deploy per store, whatever pools.default_limit says
+    if ranges.pool_limit(instance, pool) != 1:
+        ranges.set_pool_limit(instance, pool, 1)  # one deploy per store, whatever pools.default_limit says
     deadline, said = time.monotonic() + (STORE_POOL_WAIT if wait is None else wait), False
-    while not storage.claim_concurrency_slot(pool, run_id, step).is_claimed:
-        holders = storage.get_concurrency_info(pool).claimed_slots
-        for slot in holders:
-            holder = context.instance.get_run_by_id(slot.run_id)
+    while not ranges.claim_pool_slot(instance, pool, run_id, step):
+        holders = ranges.pool_holders(instance, pool)
+        for holder_run, holder_step in holders:
+            holder = instance.get_run_by_id(holder_run)
             if holder is None or holder.is_finished:
-                storage.free_concurrency_slot_for_step(slot.run_id, slot.step_key)
+                ranges.free_pool_slot(instance, holder_run, holder_step)
         if not said:
-            names = ", ".join(f"run {h.run_id} ({h.step_key})" for h in holders) or "another deploy"
+            names = ", ".join(f"run {r} ({s})" for r, s in holders) or "another deploy"
             context.log.info(f"{log_prefix}waiting for pool {pool}: {names} is deploying to these stores")
             said = True
         if time.monotonic() > deadline:
-            storage.free_concurrency_slot_for_step(run_id, step)
-            names = ", ".join(f"run {h.run_id}" for h in holders) or "another deploy"
+            ranges.free_pool_slot(instance, run_id, step)
+            names = ", ".join(f"run {r}" for r, _ in holders) or "another deploy"
             raise DeployError(
                 f"{partition_key}: {names} held pool {pool} for more than {wait or STORE_POOL_WAIT:.0f} s; "
                 "not deployed. If that run is dead, free its slots in the UI (Deployment -> Concurrency -> "
@@ -473,7 +473,7 @@ def holding_store_pool(
     try:
         yield
     finally:
-        storage.free_concurrency_slot_for_step(run_id, step)
+        ranges.free_pool_slot(instance, run_id, step)
 
 
 def run_deploy(

@@ -28,6 +28,7 @@ from psp_assets.core.rollout.gate import RolloutState, evaluate, roll_back_targe
 from psp_assets.core.rollout.waves import StoreVersion, WavePolicy, plan_waves, roll_out, versions_markdown
 from psp_assets.core.templates.cache import TemplateCache
 from psp_assets.core.workspace import Paths
+from psp_assets.defs import ranges
 from psp_assets.defs.partitions import platform_partitions
 from psp_assets.defs.plugins.assets import DEPLOY_POOL, GROUP, deploy_record, run_deploy
 from psp_assets.defs.plugins.rollout_gate import PAYMENT_GATE, RESUME_TAG, gate_check, verdict_table
@@ -323,13 +324,9 @@ def fleet_rollout(context: dg.AssetExecutionContext, config: RolloutPolicy) -> I
 def deploy_slots(instance: dg.DagsterInstance) -> int:
     """Deploys a fleet rollout runs at once: the psp_deploy pool's limit (`dagster instance concurrency set
     psp_deploy N`, else the instance's pools.default_limit); without one, $PSP_DEPLOY_WORKERS (4)."""
-    limit = None
-    storage = instance.event_log_storage
-    if storage.supports_global_concurrency_limits:
-        info = storage.get_concurrency_info(DEPLOY_POOL)
-        limit = info.limit or info.slot_count or None
+    limit = ranges.pool_limit(instance, DEPLOY_POOL)
     if limit is None:
-        limit = instance.get_concurrency_config().pool_config.default_pool_limit
+        limit = ranges.default_pool_limit(instance)
     return max(1, min(limit, MAX_WORKERS)) if limit else deploy_workers()
 
 
