@@ -324,6 +324,13 @@ def pool_limit(instance: dg.DagsterInstance, pool: str) -> int | None:
     return info.limit or info.slot_count or None
 
 
+def pool_slot_count(instance: dg.DagsterInstance, pool: str) -> int:
+    """The slots pool `pool` really has in the concurrency table. A pool only under the instance's
+    `pools.default_limit` reports that limit but has no slot until Dagster's executor makes them; a claim
+    made here would wait for ever, so a pool claimed here is given its slots first."""
+    return int(instance.event_log_storage.get_concurrency_info(pool).slot_count)
+
+
 def default_pool_limit(instance: dg.DagsterInstance) -> int | None:
     """The instance's `concurrency.pools.default_limit` (dagster.yaml), if it sets one."""
     return instance.get_concurrency_config().pool_config.default_pool_limit

@@ -64,6 +64,20 @@ def test_a_pool_named_at_run_time_is_claimed_held_and_freed_through_the_concurre
         assert ranges.default_pool_limit(instance) is None
 
 
+def test_a_pool_under_the_default_limit_has_no_slot_until_it_is_given_one(tmp_path):
+    """The embedded instance sets pools.default_limit: a pool claimed by name must be given its slot first,
+    or its claim waits for ever (the UI's lineage run once hung in its deploy on exactly that)."""
+    overrides = {"concurrency": {"pools": {"default_limit": 1}}}
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance:
+        pool = "psp_store/a|woocommerce"
+        assert ranges.pool_limit(instance, pool) == 1 and ranges.pool_slot_count(instance, pool) == 0
+        assert not ranges.claim_pool_slot(instance, pool, "run-1", "deployed_store[a|woocommerce]")
+        ranges.free_pool_slot(instance, "run-1", "deployed_store[a|woocommerce]")
+        ranges.set_pool_limit(instance, pool, 1)
+        assert ranges.pool_slot_count(instance, pool) == 1
+        assert ranges.claim_pool_slot(instance, pool, "run-1", "deployed_store[a|woocommerce]")
+
+
 def test_no_other_module_of_the_dagster_layer_uses_these_internals():
     from pathlib import Path
 

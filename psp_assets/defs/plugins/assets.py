@@ -448,28 +448,31 @@ def holding_store_pool(
         return
     pool, run_id = store_pool(partition_key), context.run.run_id
     step = f"{context.op_execution_context.op_def.name}[{partition_key}]"
-    if ranges.pool_limit(instance, pool) != 1:
+    if ranges.pool_slot_count(instance, pool) != 1:
         ranges.set_pool_limit(instance, pool, 1)  # one deploy per store, whatever pools.default_limit says
     deadline, said = time.monotonic() + (STORE_POOL_WAIT if wait is None else wait), False
-    while not ranges.claim_pool_slot(instance, pool, run_id, step):
-        holders = ranges.pool_holders(instance, pool)
-        for holder_run, holder_step in holders:
-            holder = instance.get_run_by_id(holder_run)
-            if holder is None or holder.is_finished:
-                ranges.free_pool_slot(instance, holder_run, holder_step)
-        if not said:
-            names = ", ".join(f"run {r} ({s})" for r, s in holders) or "another deploy"
-            context.log.info(f"{log_prefix}waiting for pool {pool}: {names} is deploying to these stores")
-            said = True
-        if time.monotonic() > deadline:
-            ranges.free_pool_slot(instance, run_id, step)
-            names = ", ".join(f"run {r}" for r, _ in holders) or "another deploy"
-            raise DeployError(
-                f"{partition_key}: {names} held pool {pool} for more than {wait or STORE_POOL_WAIT:.0f} s; "
-                "not deployed. If that run is dead, free its slots in the UI (Deployment -> Concurrency -> "
-                f"{pool})"
-            )
-        time.sleep(1.0)
+    try:
+        while not ranges.claim_pool_slot(instance, pool, run_id, step):
+            holders = ranges.pool_holders(instance, pool)
+            for holder_run, holder_step in holders:
+                holder = instance.get_run_by_id(holder_run)
+                if holder is None or holder.is_finished:
+                    ranges.free_pool_slot(instance, holder_run, holder_step)
+            if not said:
+                names = ", ".join(f"run {r} ({s})" for r, s in holders) or "another deploy"
+                context.log.info(f"{log_prefix}waiting for pool {pool}: {names} is deploying to these stores")
+                said = True
+            if time.monotonic() > deadline:
+                names = ", ".join(f"run {r}" for r, _ in holders) or "another deploy"
+                raise DeployError(
+                    f"{partition_key}: {names} held pool {pool} for more than {wait or STORE_POOL_WAIT:.0f} s; "
+                    "not deployed. If that run is dead, free its slots in the UI (Deployment -> Concurrency -> "
+                    f"{pool})"
+                )
+            time.sleep(1.0)
+    except BaseException:  # given up, interrupted or terminated while waiting: leave no claim in the queue
+        ranges.free_pool_slot(instance, run_id, step)
+        raise
     try:
         yield
     finally:
