@@ -580,19 +580,24 @@ class Campaign:
         return self.releases[0]
 
     def run(self, plans: list[Plan], proxy: tuple[str, int] | None = None, timeout: float = 60) -> list[dict]:
+        return self.spawn([(_deployer, (plan, self.endpoint(plan.port))) for plan in plans], proxy, timeout)
+
+    def spawn(self, jobs: list[tuple[Any, tuple]], proxy: tuple[str, int] | None, timeout: float) -> list[dict]:
+        """Each job `(target, args)` in a forked deployer process that writes its record to the file named
+        by its last argument; all run at once. A process still alive after `timeout` is killed, and a
+        process that left no record counts as killed. `proxy` arms the proxy for the next connection."""
         ctx = multiprocessing.get_context("fork")
-        outs, procs = [], []
         if proxy:
             self.proxy.arm(*proxy)
-        for plan in plans:
+        started = []
+        for target, args in jobs:
             self.records += 1
             out = str(self.work / f"record-{self.records}.json")
-            proc = ctx.Process(target=_deployer, args=(plan, self.endpoint(plan.port), out))
+            proc = ctx.Process(target=target, args=(*args, out))
             proc.start()
-            outs.append(out)
-            procs.append(proc)
+            started.append((proc, out))
         records = []
-        for proc, out in zip(procs, outs, strict=True):
+        for proc, out in started:
             proc.join(timeout)
             if proc.is_alive():
                 proc.kill()
@@ -999,25 +1004,26 @@ class Campaign:
                 broken.append(f"release folder {name} was modified")
         return broken
 
+    def hold_lock(self, live: Path, holder: str, age: float, **owner: Any) -> Path:
+        """A lock on the store held by another run, its lease renewed `age` seconds ago (store clock);
+        `owner` adds fields to its owner record."""
+        lock = Path(releases_dir_for(str(live))) / ".lock"
+        lock.mkdir()
+        token = os.urandom(12).hex()
+        record = {"token": token, "holder": holder, "what": "1.99.0-x", "lease_seconds": LEASE_SECONDS, **owner}
+        (lock / f"owner-{token}.json").write_text(json.dumps(record))
+        (lock / "lease").write_text(token)
+        if age:
+            old = time.time() - age
+            for p in (lock / f"owner-{token}.json", lock / "lease", lock):
+                os.utime(p, (old, old))
+        chown_tree(lock, self.user)
+        return lock
+
     def abandon_lock(self, live: Path, holder: str) -> None:
         """A lock left by a deployer that died long ago: its lease last renewed an hour ago on the store's
         clock (its own clock claimed the future)."""
-        lock = Path(releases_dir_for(str(live))) / ".lock"
-        lock.mkdir()
-        owner = {
-            "token": os.urandom(12).hex(),
-            "holder": holder,
-            "what": "1.99.0-x",
-            "lease_seconds": LEASE_SECONDS,
-            "deployer_time": time.time() + 5000,
-        }
-        record = lock / f"owner-{owner['token']}.json"
-        record.write_text(json.dumps(owner))
-        (lock / "lease").write_text(owner["token"])
-        old = time.time() - 3600
-        for p in (record, lock / "lease", lock):
-            os.utime(p, (old, old))
-        chown_tree(lock, self.user)
+        self.hold_lock(live, holder, 3600, deployer_time=time.time() + 5000)
 
     def close(self) -> None:
         self.reader.close()
@@ -1248,43 +1254,8 @@ class FleetCampaign(Campaign):
         return FleetPlan(config, {p: str(a.path) for p, a in arts.items()}, holder, keys, **kw)
 
     def run_fleet(self, plans: list[FleetPlan], proxy: tuple[str, int] | None = None) -> list[dict]:
-        ctx = multiprocessing.get_context("fork")
-        if proxy:
-            self.proxy.arm(*proxy)  # host A's next connection
-        started = []
-        for plan in plans:
-            self.records += 1
-            out = str(self.work / f"record-{self.records}.json")
-            proc = ctx.Process(target=_fleet_deployer, args=(plan, out))
-            proc.start()
-            started.append((proc, out))
-        records = []
-        for proc, out in started:
-            proc.join(120)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-            try:
-                records.append(json.loads(Path(out).read_text()))
-            except (OSError, ValueError):
-                records.append({"killed": True})
-        self.proxy.disarm()
-        return records
-
-    def hold_lock(self, live: Path, holder: str, age: float) -> Path:
-        """A lock on the store held by another run, its lease renewed `age` seconds ago (store clock)."""
-        lock = Path(releases_dir_for(str(live))) / ".lock"
-        lock.mkdir()
-        token = os.urandom(12).hex()
-        owner = {"token": token, "holder": holder, "what": "1.99.0-x", "lease_seconds": LEASE_SECONDS}
-        (lock / f"owner-{token}.json").write_text(json.dumps(owner))
-        (lock / "lease").write_text(token)
-        if age:
-            old = time.time() - age
-            for p in (lock / f"owner-{token}.json", lock / "lease", lock):
-                os.utime(p, (old, old))
-        chown_tree(lock, self.user)
-        return lock
+        """Fleet deployers side by side; `proxy` arms host A's next connection."""
+        return self.spawn([(_fleet_deployer, (plan,)) for plan in plans], proxy, 120)
 
     def touch_print(self, live: Path) -> dict[str, Any]:
         """Everything of a store a deploy could change: what it serves, its release folders and their files,
